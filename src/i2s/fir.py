@@ -1,0 +1,52 @@
+"""FIR resampling filter of StyleGAN2 (the [1, 3, 3, 1] binomial filter).
+
+StyleGAN2 replaces nearest/bilinear up-sampling by zero insertion followed by a 4x4 low-pass
+FIR filter (outer product of [1, 3, 3, 1], normalised to sum 1, scaled by the up-sampling
+gain 4). Zero insertion + filtering is exactly a depthwise transposed convolution with stride 2,
+which is how it is computed here.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def make_fir_filter(taps: tuple[float, ...] = (1.0, 3.0, 3.0, 1.0)) -> torch.Tensor:
+    """Separable 2-D FIR kernel: ``outer(taps, taps) / sum``, shape [k, k], float32."""
+    f = torch.as_tensor(taps, dtype=torch.float32)
+    f = torch.outer(f, f)
+    return f / f.sum()
+
+
+def fir_filter2d(x: torch.Tensor, f: torch.Tensor, pad: int, gain: float = 1.0) -> torch.Tensor:
+    """Pad every side by ``pad`` and correlate each channel with ``f * gain``.
+
+    Args:
+        x: [N, C, H, W].
+        f: [k, k] symmetric filter (so correlation and convolution agree).
+        pad: zero padding on each side.
+        gain: overall scale of the filter.
+    Returns:
+        [N, C, H + 2 * pad - k + 1, W + 2 * pad - k + 1].
+    """
+    c = x.shape[1]
+    weight = (f * gain).to(x.dtype)[None, None].expand(c, 1, *f.shape)
+    return F.conv2d(x, weight, padding=pad, groups=c)
+
+
+def upsample2d(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+    """x2 up-sampling: zero insertion then the FIR filter with gain 4 (StyleGAN2 'skip' images).
+
+    Equivalent to padding the zero-inserted signal by (2, 1) and filtering; computed as a
+    depthwise stride-2 transposed convolution with padding 1.
+
+    Args:
+        x: [N, C, H, W].
+        f: [4, 4] filter from :func:`make_fir_filter`.
+    Returns:
+        [N, C, 2H, 2W].
+    """
+    c = x.shape[1]
+    weight = (f * 4.0).to(x.dtype)[None, None].expand(c, 1, *f.shape)
+    return F.conv_transpose2d(x, weight, stride=2, padding=1, groups=c)

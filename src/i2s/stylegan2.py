@@ -1,0 +1,264 @@
+"""StyleGAN2 generator in plain PyTorch (Karras et al. 2020), StyleGAN2-ADA layout.
+
+Module, parameter and buffer names match NVIDIA's ``G_ema`` state dict (``mapping.fc0.weight``,
+``synthesis.b8.conv0.affine.bias``, ``synthesis.b1024.torgb.weight``, ...), so an official
+state dict loads with ``strict=True``. Only the 'skip' architecture without class conditioning
+is implemented (all released StyleGAN2/ADA face, animal and art models).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from i2s.fir import make_fir_filter, upsample2d
+from i2s.layers import FullyConnectedLayer, bias_lrelu
+from i2s.modconv import modulated_conv2d
+
+NOISE_MODES = ("const", "random", "none")
+
+
+@dataclass(frozen=True)
+class StyleGAN2Config:
+    """Architecture of a StyleGAN2 generator; stored as JSON beside the weights."""
+
+    resolution: int = 1024            # Output size, a power of two from 8 to 1024.
+    z_dim: int = 512                  # Input latent width.
+    w_dim: int = 512                  # Intermediate latent width.
+    channel_base: int = 32768         # Channels at r px: min(channel_base // r, channel_max).
+    channel_max: int = 512
+    mapping_layers: int = 8
+    img_channels: int = 3
+    conv_clamp: float | None = None   # Clamp of conv outputs (256 for models trained in fp16).
+    mapping_lr_multiplier: float = 0.01
+
+    def __post_init__(self) -> None:
+        r = self.resolution
+        if r < 8 or r > 1024 or r & (r - 1):
+            raise ValueError(f"resolution must be a power of two in [8, 1024], got {r}")
+        for name in ("z_dim", "w_dim", "channel_base", "channel_max", "mapping_layers",
+                     "img_channels"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be positive")
+        if self.channel_base // r < 1:
+            raise ValueError(f"channel_base {self.channel_base} gives no channels at {r} px")
+
+    def channels(self, res: int) -> int:
+        """Feature maps of the block at resolution ``res``."""
+        return min(self.channel_base // res, self.channel_max)
+
+    @property
+    def block_resolutions(self) -> list[int]:
+        return [2**i for i in range(2, int(math.log2(self.resolution)) + 1)]
+
+    @property
+    def num_ws(self) -> int:
+        """Style inputs: 2 per block (1 for 4x4) plus the last ToRGB = 2*log2(R) - 2."""
+        return 2 * int(math.log2(self.resolution)) - 2
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> StyleGAN2Config:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown StyleGAN2Config fields: {sorted(unknown)}")
+        return cls(**d)
+
+
+class MappingNetwork(nn.Module):
+    """z [N, z_dim] -> ws [N, num_ws, w_dim]: 2nd-moment normalisation, FC + lrelu layers,
+    broadcast to every style input, optional truncation towards ``w_avg`` (sampling only)."""
+
+    def __init__(self, z_dim: int, w_dim: int, num_ws: int, num_layers: int,
+                 lr_multiplier: float) -> None:
+        super().__init__()
+        self.z_dim = z_dim
+        self.num_ws = num_ws
+        self.num_layers = num_layers
+        dims = [z_dim] + [w_dim] * num_layers
+        for idx in range(num_layers):
+            layer = FullyConnectedLayer(dims[idx], dims[idx + 1], lrelu=True,
+                                        lr_multiplier=lr_multiplier)
+            setattr(self, f"fc{idx}", layer)
+        self.register_buffer("w_avg", torch.zeros(w_dim))
+
+    def forward(self, z: torch.Tensor, truncation_psi: float = 1.0,
+                truncation_cutoff: int | None = None) -> torch.Tensor:
+        if z.ndim != 2 or z.shape[1] != self.z_dim:
+            raise ValueError(f"z must be [N, {self.z_dim}], got {tuple(z.shape)}")
+        x = z * (z.square().mean(dim=1, keepdim=True) + 1e-8).rsqrt()
+        for idx in range(self.num_layers):
+            x = getattr(self, f"fc{idx}")(x)
+        ws = x.unsqueeze(1).repeat(1, self.num_ws, 1)
+        if truncation_psi != 1.0:
+            cut = self.num_ws if truncation_cutoff is None else truncation_cutoff
+            ws = torch.cat([self.w_avg.lerp(ws[:, :cut], truncation_psi), ws[:, cut:]], dim=1)
+        return ws
+
+
+class SynthesisLayer(nn.Module):
+    """Modulated 3x3 conv (optionally x2 up-sampling) + constant noise + bias + lrelu."""
+
+    def __init__(self, in_channels: int, out_channels: int, w_dim: int, resolution: int,
+                 up: int = 1, conv_clamp: float | None = None) -> None:
+        super().__init__()
+        self.up = up
+        self.resolution = resolution
+        self.conv_clamp = conv_clamp
+        self.affine = FullyConnectedLayer(w_dim, in_channels, bias_init=1.0)
+        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, 3, 3))
+        self.bias = nn.Parameter(torch.zeros(out_channels))
+        self.register_buffer("resample_filter", make_fir_filter())
+        self.register_buffer("noise_const", torch.randn(resolution, resolution))
+        self.noise_strength = nn.Parameter(torch.zeros([]))
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str = "const",
+                fused: bool = False, generator: torch.Generator | None = None) -> torch.Tensor:
+        """x: [N, I, H, W], w: [N, w_dim] -> [N, O, H*up, W*up]."""
+        styles = self.affine(w)
+        x = modulated_conv2d(x, self.weight, styles, demodulate=True, up=self.up,
+                             fir=self.resample_filter, fused=fused)
+        if noise_mode == "const":
+            x = x + self.noise_const * self.noise_strength
+        elif noise_mode == "random":
+            n, _, h, wd = x.shape
+            noise = torch.randn(n, 1, h, wd, generator=generator, device=x.device, dtype=x.dtype)
+            x = x + noise * self.noise_strength
+        return bias_lrelu(x, self.bias, clamp=self.conv_clamp)
+
+
+class ToRGBLayer(nn.Module):
+    """Modulated 1x1 conv without demodulation, weight gain 1/sqrt(in) folded into the style."""
+
+    def __init__(self, in_channels: int, out_channels: int, w_dim: int,
+                 conv_clamp: float | None = None) -> None:
+        super().__init__()
+        self.conv_clamp = conv_clamp
+        self.affine = FullyConnectedLayer(w_dim, in_channels, bias_init=1.0)
+        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, 1, 1))
+        self.bias = nn.Parameter(torch.zeros(out_channels))
+        self.weight_gain = 1.0 / math.sqrt(in_channels)
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor, fused: bool = False) -> torch.Tensor:
+        """x: [N, I, H, W], w: [N, w_dim] -> [N, img_channels, H, W]."""
+        styles = self.affine(w) * self.weight_gain
+        x = modulated_conv2d(x, self.weight, styles, demodulate=False, fused=fused)
+        x = x + self.bias.reshape(1, -1, 1, 1)
+        return x if self.conv_clamp is None else x.clamp(-self.conv_clamp, self.conv_clamp)
+
+
+class SynthesisBlock(nn.Module):
+    """One resolution: (const | up-conv0) -> conv1 -> ToRGB added to the up-sampled image."""
+
+    def __init__(self, in_channels: int, out_channels: int, w_dim: int, resolution: int,
+                 img_channels: int, conv_clamp: float | None) -> None:
+        super().__init__()
+        self.in_channels = in_channels
+        if in_channels == 0:
+            self.const = nn.Parameter(torch.randn(out_channels, resolution, resolution))
+        else:
+            self.conv0 = SynthesisLayer(in_channels, out_channels, w_dim, resolution, up=2,
+                                        conv_clamp=conv_clamp)
+        self.conv1 = SynthesisLayer(out_channels, out_channels, w_dim, resolution,
+                                    conv_clamp=conv_clamp)
+        self.torgb = ToRGBLayer(out_channels, img_channels, w_dim, conv_clamp=conv_clamp)
+        self.register_buffer("resample_filter", make_fir_filter())
+        self.num_conv = 1 if in_channels == 0 else 2
+
+    def forward(self, x: torch.Tensor | None, img: torch.Tensor | None, ws: torch.Tensor,
+                noise_mode: str = "const", fused: bool = False,
+                generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """ws: [N, num_conv + 1, w_dim] (the last one feeds ToRGB)."""
+        kw = dict(noise_mode=noise_mode, fused=fused, generator=generator)
+        if self.in_channels == 0:
+            x = self.const.unsqueeze(0).expand(ws.shape[0], -1, -1, -1)
+            x = self.conv1(x, ws[:, 0], **kw)
+        else:
+            x = self.conv0(x, ws[:, 0], **kw)
+            x = self.conv1(x, ws[:, 1], **kw)
+        y = self.torgb(x, ws[:, self.num_conv], fused=fused)
+        img = y if img is None else upsample2d(img, self.resample_filter) + y
+        return x, img
+
+
+class SynthesisNetwork(nn.Module):
+    """ws [N, num_ws, w_dim] -> image [N, img_channels, R, R] ('skip' architecture)."""
+
+    def __init__(self, cfg: StyleGAN2Config) -> None:
+        super().__init__()
+        self.block_resolutions = cfg.block_resolutions
+        self.num_ws = cfg.num_ws
+        for res in self.block_resolutions:
+            in_ch = cfg.channels(res // 2) if res > 4 else 0
+            block = SynthesisBlock(in_ch, cfg.channels(res), cfg.w_dim, res, cfg.img_channels,
+                                   cfg.conv_clamp)
+            setattr(self, f"b{res}", block)
+
+    def forward(self, ws: torch.Tensor, noise_mode: str = "const", fused: bool = False,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+        if ws.ndim != 3 or ws.shape[1] != self.num_ws:
+            raise ValueError(f"ws must be [N, {self.num_ws}, w_dim], got {tuple(ws.shape)}")
+        if noise_mode not in NOISE_MODES:
+            raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
+        x = img = None
+        w_idx = 0
+        for res in self.block_resolutions:
+            block = getattr(self, f"b{res}")
+            # Block i's ToRGB shares its w index with block i+1's first conv.
+            x, img = block(x, img, ws[:, w_idx:w_idx + block.num_conv + 1],
+                           noise_mode=noise_mode, fused=fused, generator=generator)
+            w_idx += block.num_conv
+        return img
+
+
+class StyleGAN2Generator(nn.Module):
+    """StyleGAN2 generator: ``mapping`` (z -> ws) and ``synthesis`` (ws -> image).
+
+    Attributes:
+        z_dim, w_dim, num_ws, resolution, img_channels; ``w_avg`` [w_dim] (the mean of the
+        mapping network's outputs, the paper's initialisation, section 1); ``sha256`` of the
+        weights file when loaded with :func:`i2s.load_generator`.
+    """
+
+    architecture = "stylegan2"
+
+    def __init__(self, cfg: StyleGAN2Config | None = None, **kwargs) -> None:
+        super().__init__()
+        if cfg is None:
+            cfg = StyleGAN2Config(**kwargs)
+        elif kwargs:
+            cfg = dataclasses.replace(cfg, **kwargs)
+        self.cfg = cfg
+        self.z_dim = cfg.z_dim
+        self.w_dim = cfg.w_dim
+        self.num_ws = cfg.num_ws
+        self.resolution = cfg.resolution
+        self.img_channels = cfg.img_channels
+        self.mapping = MappingNetwork(cfg.z_dim, cfg.w_dim, cfg.num_ws, cfg.mapping_layers,
+                                      cfg.mapping_lr_multiplier)
+        self.synthesis = SynthesisNetwork(cfg)
+        self.sha256: str | None = None
+
+    @property
+    def w_avg(self) -> torch.Tensor:
+        """Mean of the mapping network's outputs, [w_dim]."""
+        return self.mapping.w_avg
+
+    def forward(self, z: torch.Tensor, truncation_psi: float = 1.0,
+                truncation_cutoff: int | None = None, noise_mode: str = "const") -> torch.Tensor:
+        """z [N, z_dim] -> image [N, img_channels, R, R] in about [-1, 1]."""
+        ws = self.mapping(z, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
+        return self.synthesis(ws, noise_mode=noise_mode)
+
+    def save(self, path) -> None:
+        """Write weights and config to a safetensors file (see :mod:`i2s.generator_io`)."""
+        from i2s.generator_io import save_generator
+
+        save_generator(self, path)
