@@ -1,5 +1,17 @@
-"""i2s: Image2StyleGAN embedding and editing."""
-from i2s.generator_io import load_generator, save_generator
-from i2s.stylegan2 import StyleGAN2Config, StyleGAN2Generator
+"""i2s: embed images into a pretrained StyleGAN's latent space (Image2StyleGAN) and edit them."""
 
-__all__ = ["StyleGAN2Config", "StyleGAN2Generator", "load_generator", "save_generator"]
+from i2s.embed import EmbedResult, StepInfo, embed
+from i2s.errors import I2SError
+from i2s.generator_io import load_generator, save_generator
+from i2s.latents import LatentFile, load_latent, save_latent
+from i2s.losses import EmbedLoss, PerceptualLoss
+from i2s.stylegan2 import StyleGAN2Config, StyleGAN2Generator
+from i2s.vgg16 import VGG16Features, load_vgg16
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "EmbedLoss", "EmbedResult", "I2SError", "LatentFile", "PerceptualLoss", "StepInfo",
+    "StyleGAN2Config", "StyleGAN2Generator", "VGG16Features", "embed", "load_generator",
+    "load_latent", "load_vgg16", "save_generator", "save_latent",
+]

@@ -1,0 +1,49 @@
+"""Entry point: ``i2s <command>``. Every expected failure becomes one line and exit code 1."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from i2s import __version__
+from i2s.cli.embed_cmd import embed_command
+from i2s.cli.generate_cmd import generate_command
+from i2s.errors import I2SError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="i2s")
+def cli() -> None:
+    """Embed images into a StyleGAN's latent space (Image2StyleGAN) and edit them."""
+
+
+cli.add_command(embed_command)
+cli.add_command(generate_command)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; map errors to one-line messages and exit codes (2 = usage, 1 = failure)."""
+    try:
+        rc = cli.main(args=argv, prog_name="i2s", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except I2SError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except OSError as e:
+        where = f" ({e.filename})" if e.filename else ""
+        click.echo(f"error: {e.strerror or e}{where}", err=True)
+        sys.exit(1)
+    sys.exit(rc if isinstance(rc, int) else 0)
+
+
+if __name__ == "__main__":
+    main()
