@@ -38,7 +38,8 @@ def unique_stems(paths: list[Path]) -> list[str]:
 
 
 class _Progress:
-    """tqdm bar over the steps of one batch, plus video frames every few steps."""
+    """tqdm bar over the steps of one batch, plus video frames (step 1, then every
+    ``steps // VIDEO_FRAMES`` steps; the caller adds the final reconstruction)."""
 
     def __init__(self, steps: int, desc: str, quiet: bool, videos: list[VideoWriter] | None,
                  targets: np.ndarray | None) -> None:
@@ -149,9 +150,10 @@ def embed_command(images, model, out, space, steps, lr, init, loss, lambda_mse,
             raise
         finally:
             progress.close()
-        for v in videos or []:
-            v.close()
         recon = to_uint8(result.image)
+        for v, target, frame in zip(videos or [], batch, recon, strict=False):
+            v.add(upscale_nearest(np.concatenate([target, frame], axis=1)))  # final result
+            v.close()
         # Metrics of the saved 8-bit images (what the user sees), plus the float loss terms.
         mse8 = mse_per_sample(to_tensor(recon), to_tensor(batch))
         for j, i in enumerate(idx):
