@@ -231,7 +231,7 @@ def embed(
                 callback(StepInfo(step + 1, steps, terms["loss"].detach(), terms["mse"].detach(),
                                   terms["perceptual"].detach(), psnr, img.detach()))
         with torch.no_grad():
-            ws = latent_to_ws(G, space, var)
+            ws = latent_to_ws(G, space, var.detach())
             img = G.synthesis(ws, noise_mode="const" if noise_mode == "random" else noise_mode)
             terms = criterion(img)
     seconds = time.perf_counter() - t0

@@ -27,8 +27,8 @@ import torch.nn.functional as F
 from i2s.fir import fir_filter2d
 
 
-def _conv(x: torch.Tensor, weight: torch.Tensor, up: int, fir: torch.Tensor | None,
-          groups: int = 1) -> torch.Tensor:
+def resample_conv2d(x: torch.Tensor, weight: torch.Tensor, up: int, fir: torch.Tensor | None,
+                    groups: int = 1) -> torch.Tensor:
     """Plain (up=1, 'same' padding) or up-sampling (up=2) convolution.
 
     Args:
@@ -47,6 +47,15 @@ def _conv(x: torch.Tensor, weight: torch.Tensor, up: int, fir: torch.Tensor | No
     x = F.conv_transpose2d(x, wt, stride=2, groups=groups)  # [N, O, 2H + k - 2, 2W + k - 2]
     # Pad so that the 4-tap FIR brings the size back to exactly 2H (pad 1 for k=3).
     return fir_filter2d(x, fir, pad=k // 2 + 3 - k, gain=4.0)
+
+
+def demodulation_coefficients(weight: torch.Tensor, styles: torch.Tensor) -> torch.Tensor:
+    """``1 / ||W[o] * s||`` per sample and output channel, [N, O].
+
+    Uses sum_{i,kh,kw} (W[o,i] s[i])^2 = sum_i s[i]^2 * sum_{kh,kw} W[o,i]^2, so no
+    per-sample weight tensor is built.
+    """
+    return (styles.square() @ weight.square().sum(dim=(2, 3)).t() + 1e-8).rsqrt()
 
 
 def modulated_conv2d(
@@ -76,17 +85,15 @@ def modulated_conv2d(
     o, _, k, _ = weight.shape
     if x.shape[:2] != (n, i):
         raise ValueError(f"input {tuple(x.shape)} does not match styles {tuple(styles.shape)}")
-    dcoefs = None
-    if demodulate:
-        # sum_{i,kh,kw} (W[o,i] s[i])^2 = sum_i s[i]^2 * sum_{kh,kw} W[o,i]^2   -> [N, O]
-        dcoefs = (styles.square() @ weight.square().sum(dim=(2, 3)).t() + 1e-8).rsqrt()
+    dcoefs = demodulation_coefficients(weight, styles) if demodulate else None
     if fused:
         w = weight.unsqueeze(0) * styles.reshape(n, 1, i, 1, 1)  # [N, O, I, k, k]
         if dcoefs is not None:
             w = w * dcoefs.reshape(n, o, 1, 1, 1)
-        y = _conv(x.reshape(1, n * i, *x.shape[2:]), w.reshape(n * o, i, k, k), up, fir, groups=n)
+        y = resample_conv2d(x.reshape(1, n * i, *x.shape[2:]), w.reshape(n * o, i, k, k), up,
+                            fir, groups=n)
         return y.reshape(n, o, *y.shape[2:])
-    y = _conv(x * styles.reshape(n, i, 1, 1), weight, up, fir)
+    y = resample_conv2d(x * styles.reshape(n, i, 1, 1), weight, up, fir)
     if dcoefs is not None:
         y = y * dcoefs.reshape(n, o, 1, 1)
     return y
