@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from i2s.cpu_allocator import keep_freed_memory
 from i2s.errors import I2SError
 from i2s.latents import SPACES, LatentFile, check_latent_fits
 from i2s.losses import LOSS_KINDS, PAPER_LAYERS, EmbedLoss, PerceptualLoss, psnr_from_mse
@@ -187,6 +188,8 @@ def embed(
     if not lr > 0:
         raise I2SError(f"lr must be positive, got {lr}")
     device = G.w_avg.device
+    if device.type == "cpu":
+        keep_freed_memory()  # ~2x faster steps at 512-1024 px; see i2s.cpu_allocator
     target = images.detach().float().to(device)
     if target.ndim == 3:
         target = target[None]
