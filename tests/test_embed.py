@@ -109,7 +109,8 @@ def test_bad_arguments(tiny_G):
     img = torch.zeros(1, 3, 16, 16)
     for kw, match in [(dict(space="q"), "space"), (dict(loss="l1"), "loss"),
                       (dict(steps=0), "steps"), (dict(lr=0.0), "lr"),
-                      (dict(init="bogus"), "init")]:
+                      (dict(init="bogus"), "init"), (dict(lambda_mse=0.0), "no positive term"),
+                      (dict(loss="vgg", lambda_perceptual=0.0), "no positive term")]:
         with pytest.raises(i2s.I2SError, match=match):
             i2s.embed(tiny_G, img, **{"loss": "mse", "steps": 1, **kw})
     with pytest.raises(i2s.I2SError, match="images must be"):

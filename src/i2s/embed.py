@@ -199,15 +199,17 @@ def embed(
                        f"got {tuple(target.shape)}")
     n = target.shape[0]
 
-    use_mse = loss in ("mse+vgg", "mse")
-    use_vgg = loss in ("mse+vgg", "vgg")
+    w_mse = lambda_mse if loss in ("mse+vgg", "mse") else 0.0
+    w_perc = lambda_perceptual if loss in ("mse+vgg", "vgg") else 0.0
+    if w_mse < 0 or w_perc < 0 or w_mse + w_perc == 0:
+        raise I2SError(f"loss {loss!r} with lambda_mse={lambda_mse}, lambda_perceptual="
+                       f"{lambda_perceptual} has no positive term")
     perceptual = None
-    if use_vgg:
+    if w_perc > 0:
         vgg = vgg if vgg is not None else load_vgg16(vgg_weights, device=device)
         perceptual = PerceptualLoss(vgg, vgg_layers, after_relu=vgg_after_relu,
                                     vgg_resolution=vgg_resolution).to(device)
-    criterion = EmbedLoss(target, perceptual, lambda_mse=lambda_mse if use_mse else 0.0,
-                          lambda_perceptual=lambda_perceptual if use_vgg else 0.0)
+    criterion = EmbedLoss(target, perceptual, lambda_mse=w_mse, lambda_perceptual=w_perc)
 
     noise_gen = None
     if noise_mode == "random":

@@ -114,7 +114,8 @@ def embed_command(images, model, out, space, steps, lr, init, loss, lambda_mse,
     dev = pick_device(device)
     G = load_generator(model, device=dev)
     init_value = _parse_init(init)
-    vgg = load_vgg16(vgg_weights, device=dev) if loss != "mse" else None
+    needs_vgg = loss != "mse" and lambda_perceptual > 0
+    vgg = load_vgg16(vgg_weights, device=dev) if needs_vgg else None
 
     paths, arrays, failed = [], [], 0
     for raw in images:
