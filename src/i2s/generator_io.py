@@ -26,12 +26,14 @@ ARCHITECTURES: dict[str, tuple[type, type]] = {
 
 
 def save_generator(G: torch.nn.Module, path: str | os.PathLike,
-                   dtype: torch.dtype | None = None) -> None:
+                   dtype: torch.dtype | None = None,
+                   extra_metadata: dict[str, str] | None = None) -> None:
     """Write ``G`` to ``path`` (safetensors, atomically).
 
     Args:
         G: a generator with ``architecture`` and ``cfg`` attributes.
         dtype: store floating tensors in this dtype (e.g. ``torch.float16``); default as is.
+        extra_metadata: more string metadata (e.g. the source checkpoint's SHA-256).
     """
     tensors = {}
     for k, v in G.state_dict().items():
@@ -39,8 +41,8 @@ def save_generator(G: torch.nn.Module, path: str | os.PathLike,
         if dtype is not None and v.is_floating_point():
             v = v.to(dtype)
         tensors[k] = v.contiguous()
-    meta = {"format": FORMAT, "version": "1", "architecture": G.architecture,
-            "config": json.dumps(G.cfg.to_dict())}
+    meta = {**(extra_metadata or {}), "format": FORMAT, "version": "1",
+            "architecture": G.architecture, "config": json.dumps(G.cfg.to_dict())}
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=meta)
 

@@ -7,6 +7,7 @@ import sys
 import click
 
 from i2s import __version__
+from i2s.cli.convert_cmd import convert_command
 from i2s.cli.embed_cmd import embed_command
 from i2s.cli.generate_cmd import generate_command
 from i2s.errors import I2SError
@@ -18,6 +19,7 @@ def cli() -> None:
     """Embed images into a StyleGAN's latent space (Image2StyleGAN) and edit them."""
 
 
+cli.add_command(convert_command)
 cli.add_command(embed_command)
 cli.add_command(generate_command)
 

@@ -1,0 +1,208 @@
+"""Write small checkpoints in the official formats, without NVIDIA's or rosinality's code.
+
+Stand-in modules are registered under NVIDIA's module paths only while pickling, so that the
+pickle stream names exactly the globals a real checkpoint names (``torch_utils.persistence.
+_reconstruct_persistent_obj``, ``dnnlib.util.EasyDict``, ``dnnlib.tflib.network.Network``).
+Weights come from an i2s generator through the inverse of each format's name mapping.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import pickle
+import sys
+import types
+from collections import OrderedDict
+
+import numpy as np
+import torch
+
+MALICIOUS_SRC = "open({path!r}, 'w').write('pwned')"
+
+
+def _placeholder(*args, **kwargs):
+    raise RuntimeError("stand-in only: never called while writing")
+
+
+@contextlib.contextmanager
+def nvidia_module_names():
+    """Register stand-ins for NVIDIA's modules (only names; nothing of theirs is used)."""
+    persistence = types.ModuleType("torch_utils.persistence")
+    fn = types.FunctionType(_placeholder.__code__, {}, "_reconstruct_persistent_obj")
+    fn.__module__, fn.__qualname__ = "torch_utils.persistence", "_reconstruct_persistent_obj"
+    persistence._reconstruct_persistent_obj = fn
+    util = types.ModuleType("dnnlib.util")
+    easy = type("EasyDict", (dict,), {"__module__": "dnnlib.util"})
+    util.EasyDict = easy
+    network = types.ModuleType("dnnlib.tflib.network")
+
+    class Network:
+        def __init__(self, state):
+            self._state = state
+
+        def __getstate__(self):
+            return self._state
+
+    Network.__module__, Network.__qualname__ = "dnnlib.tflib.network", "Network"
+    network.Network = Network
+    mods = {"torch_utils": types.ModuleType("torch_utils"), "torch_utils.persistence": persistence,
+            "dnnlib": types.ModuleType("dnnlib"), "dnnlib.util": util,
+            "dnnlib.tflib": types.ModuleType("dnnlib.tflib"), "dnnlib.tflib.network": network}
+    saved = {k: sys.modules.get(k) for k in mods}
+    sys.modules.update(mods)
+    try:
+        yield types.SimpleNamespace(reconstruct=fn, EasyDict=easy, Network=Network)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                sys.modules.pop(k, None)
+            else:
+                sys.modules[k] = v
+
+
+class _Persistent:
+    """Pickles as NVIDIA's persistence objects do: (_reconstruct_persistent_obj, (meta,))."""
+
+    def __init__(self, fn, meta):
+        self._fn, self._meta = fn, meta
+
+    def __reduce__(self):
+        return (self._fn, (self._meta,))
+
+
+def _persistent_tree(module: torch.nn.Module, names, class_name: str, init_kwargs, src: str):
+    children = OrderedDict((n, _persistent_tree(m, names, type(m).__name__, {}, src))
+                           for n, m in module.named_children())
+    state = {
+        "training": False,
+        "_parameters": OrderedDict((n, torch.nn.Parameter(p.detach().clone(),
+                                                          requires_grad=False))
+                                   for n, p in module.named_parameters(recurse=False)),
+        "_buffers": OrderedDict((n, b.detach().clone())
+                                for n, b in module.named_buffers(recurse=False)),
+        "_non_persistent_buffers_set": set(),
+        "_modules": children,
+        "_init_args": (),
+        "_init_kwargs": names.EasyDict(init_kwargs),
+    }
+    meta = {"type": "class", "version": 6, "module_src": src, "class_name": class_name,
+            "state": state}
+    return _Persistent(names.reconstruct, meta)
+
+
+def write_ada_pickle(path, G, module_src: str = "# training/networks.py", extra_keys=None):
+    """StyleGAN2-ADA layout: dict with G, D, G_ema, training_set_kwargs, augment_pipe."""
+    cfg = G.cfg
+    kwargs = {"z_dim": cfg.z_dim, "c_dim": 0, "w_dim": cfg.w_dim,
+              "img_resolution": cfg.resolution, "img_channels": cfg.img_channels,
+              "mapping_kwargs": {"num_layers": cfg.mapping_layers},
+              "synthesis_kwargs": {"channel_base": cfg.channel_base,
+                                   "channel_max": cfg.channel_max, "num_fp16_res": 0,
+                                   "conv_clamp": cfg.conv_clamp}}
+    with nvidia_module_names() as names:
+        g_ema = _persistent_tree(G, names, "Generator", kwargs, module_src)
+        if extra_keys:
+            g_ema._meta["state"]["_parameters"].update(extra_keys)
+        data = {"G": g_ema, "D": None, "G_ema": g_ema,
+                "training_set_kwargs": names.EasyDict(resolution=cfg.resolution),
+                "augment_pipe": None}
+        with open(path, "wb") as f:
+            pickle.dump(data, f, protocol=3)
+
+
+def tf_variables_from_i2s(G) -> tuple[dict, dict, dict]:
+    """Inverse of the TF StyleGAN2 name mapping: (mapping, synthesis, Gs own) variables."""
+    sd = {k: v.detach().numpy().astype(np.float32) for k, v in G.state_dict().items()}
+
+    def conv(w, flip=False):
+        t = w.transpose(2, 3, 1, 0)  # [out, in, k, k] -> [k, k, in, out]
+        return np.ascontiguousarray(t[::-1, ::-1] if flip else t)
+
+    mapping = {}
+    for i in range(G.cfg.mapping_layers):
+        mapping[f"Dense{i}/weight"] = np.ascontiguousarray(sd[f"mapping.fc{i}.weight"].T)
+        mapping[f"Dense{i}/bias"] = sd[f"mapping.fc{i}.bias"]
+    synth = {"4x4/Const/const": sd["synthesis.b4.const"][None]}
+
+    def modconv(scope, prefix, flip=False, noise=None):
+        synth[f"{scope}/weight"] = conv(sd[f"{prefix}.weight"], flip)
+        synth[f"{scope}/mod_weight"] = np.ascontiguousarray(sd[f"{prefix}.affine.weight"].T)
+        synth[f"{scope}/mod_bias"] = sd[f"{prefix}.affine.bias"] - 1.0
+        synth[f"{scope}/bias"] = sd[f"{prefix}.bias"]
+        if noise is not None:
+            synth[f"{scope}/noise_strength"] = sd[f"{prefix}.noise_strength"]
+            synth[noise] = sd[f"{prefix}.noise_const"][None, None]
+
+    for r in G.cfg.block_resolutions:
+        b = f"synthesis.b{r}"
+        if r == 4:
+            modconv("4x4/Conv", f"{b}.conv1", noise="noise0")
+        else:
+            n = 2 * int(math.log2(r))
+            modconv(f"{r}x{r}/Conv0_up", f"{b}.conv0", flip=True, noise=f"noise{n - 5}")
+            modconv(f"{r}x{r}/Conv1", f"{b}.conv1", noise=f"noise{n - 4}")
+        modconv(f"{r}x{r}/ToRGB", f"{b}.torgb")
+    return mapping, synth, {"dlatent_avg": sd["mapping.w_avg"]}
+
+
+def write_tf_pickle(path, mapping, synth, own, version=4, build_module_src="# networks",
+                    fmap_base=None):
+    def net(names, name, variables, func, components=None, kwargs=None):
+        return names.Network({
+            "version": version, "name": name, "static_kwargs": kwargs or {},
+            "components": components or {}, "build_module_src": build_module_src,
+            "build_func_name": func, "variables": list(variables.items())})
+
+    with nvidia_module_names() as names:
+        skw = {} if fmap_base is None else {"fmap_base": fmap_base}
+        m = net(names, "G_mapping", mapping, "G_mapping")
+        s = net(names, "G_synthesis", synth,
+                "G_synthesis_stylegan2" if version == 4 else "G_synthesis", kwargs=skw)
+        gs = net(names, "Gs", own, "G_main" if version == 4 else "G_style",
+                 components={"mapping": m, "synthesis": s})
+        d = net(names, "D", {}, "D_stylegan2")
+        with open(path, "wb") as f:
+            pickle.dump((gs, d, gs), f, protocol=3)
+
+
+def rosinality_state_from_i2s(G) -> dict:
+    """Inverse of the rosinality name mapping (g_ema state dict)."""
+    sd = {k: v.detach().clone() for k, v in G.state_dict().items()}
+    out = {}
+    for i in range(G.cfg.mapping_layers):
+        out[f"style.{i + 1}.weight"] = sd[f"mapping.fc{i}.weight"]
+        out[f"style.{i + 1}.bias"] = sd[f"mapping.fc{i}.bias"]
+    out["input.input"] = sd["synthesis.b4.const"][None]
+    kern = torch.outer(torch.tensor([1., 3, 3, 1]), torch.tensor([1., 3, 3, 1]))
+    kern = kern / kern.sum()
+
+    def modconv(name, prefix, noise=None, rgb=False, up=False):
+        out[f"{name}.conv.weight"] = sd[f"{prefix}.weight"][None]
+        out[f"{name}.conv.modulation.weight"] = sd[f"{prefix}.affine.weight"]
+        out[f"{name}.conv.modulation.bias"] = sd[f"{prefix}.affine.bias"]
+        if rgb:
+            out[f"{name}.bias"] = sd[f"{prefix}.bias"].reshape(1, -1, 1, 1)
+        else:
+            out[f"{name}.activate.bias"] = sd[f"{prefix}.bias"]
+            out[f"{name}.noise.weight"] = sd[f"{prefix}.noise_strength"].reshape(1)
+            out[noise] = sd[f"{prefix}.noise_const"][None, None]
+        if up:
+            out[f"{name}.conv.blur.kernel"] = kern * 4
+
+    modconv("conv1", "synthesis.b4.conv1", "noises.noise_0")
+    modconv("to_rgb1", "synthesis.b4.torgb", rgb=True)
+    for k, r in enumerate(G.cfg.block_resolutions[1:]):
+        b = f"synthesis.b{r}"
+        modconv(f"convs.{2 * k}", f"{b}.conv0", f"noises.noise_{2 * k + 1}", up=True)
+        modconv(f"convs.{2 * k + 1}", f"{b}.conv1", f"noises.noise_{2 * k + 2}")
+        modconv(f"to_rgbs.{k}", f"{b}.torgb", rgb=True)
+        out[f"to_rgbs.{k}.upsample.kernel"] = kern * 4
+    return out
+
+
+def write_rosinality(path, G):
+    torch.save({"g_ema": rosinality_state_from_i2s(G), "latent_avg": G.w_avg.clone(),
+                "args": argparse.Namespace(size=G.resolution, n_mlp=G.cfg.mapping_layers)},
+               path)
