@@ -203,3 +203,34 @@ def test_not_a_checkpoint(tmp_path):
     p.write_bytes(b"\x80\x04garbage")
     with pytest.raises(i2s.I2SError):
         convert_checkpoint(p)
+
+
+def test_load_generator_converts_checkpoints_once_and_caches(tmp_path, monkeypatch):
+    monkeypatch.setenv("I2S_HOME", str(tmp_path / "home"))
+    G = source_generator()
+    src = tmp_path / "ffhq.pkl"
+    write_ada_pickle(src, G)
+    G2 = i2s.load_generator(src)
+    cached = list((tmp_path / "home" / "converted").iterdir())
+    assert len(cached) == 1 and cached[0].name.endswith("-ffhq.safetensors")
+    assert G2.sha256 == sha256_file(cached[0])
+    assert_same_images(G, G2)
+
+    def no_second_conversion(*a, **k):
+        raise AssertionError("converted twice")
+
+    monkeypatch.setattr("i2s.convert.convert_file", no_second_conversion)
+    assert_same_images(G, i2s.load_generator(src))
+
+
+def test_cli_embed_accepts_a_checkpoint(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("I2S_HOME", str(tmp_path / "home"))
+    G = source_generator()
+    src = tmp_path / "550000.pt"
+    write_rosinality(src, G)
+    img = tmp_path / "x.png"
+    code, _, err = run(["generate", "--model", src, "--seed", 2, "--out", img], capsys)
+    assert code == 0, err
+    code, _, err = run(["embed", img, "--model", src, "--out", tmp_path / "o", "--steps", 2,
+                        "--loss", "mse", "-q"], capsys)
+    assert code == 0, err

@@ -2,9 +2,10 @@
 
 from i2s.embed import EmbedResult, StepInfo, embed
 from i2s.errors import I2SError
-from i2s.generator_io import load_generator, save_generator
+from i2s.generator_io import save_generator
 from i2s.latents import LatentFile, load_latent, save_latent
 from i2s.losses import EmbedLoss, PerceptualLoss
+from i2s.models import load_generator
 from i2s.stylegan2 import StyleGAN2Config, StyleGAN2Generator
 from i2s.vgg16 import VGG16Features, load_vgg16
 

@@ -47,6 +47,13 @@ def save_generator(G: torch.nn.Module, path: str | os.PathLike,
         save_file(tensors, str(tmp), metadata=meta)
 
 
+def is_safetensors(path: str | os.PathLike) -> bool:
+    """True if the file starts like a safetensors file (u64 header size, then '{')."""
+    with open(path, "rb") as f:
+        head = f.read(9)
+    return len(head) == 9 and head[8:9] == b"{"
+
+
 def read_generator_metadata(path: str | os.PathLike) -> dict[str, str]:
     """The metadata dict of an i2s generator file; I2SError if it is not one."""
     from safetensors import safe_open
@@ -62,7 +69,8 @@ def read_generator_metadata(path: str | os.PathLike) -> dict[str, str]:
     return meta
 
 
-def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu") -> torch.nn.Module:
+def load_generator_file(path: str | os.PathLike,
+                        device: str | torch.device = "cpu") -> torch.nn.Module:
     """Load a generator written by :func:`save_generator` (or ``G.save``).
 
     The config travels in the file; weights load with ``strict=True`` and are cast to float32.

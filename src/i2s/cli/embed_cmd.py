@@ -16,10 +16,10 @@ from i2s.cli.common import DEVICE_CHOICES, ensure_writable_dir, info, pick_devic
 from i2s.embed import StepInfo, embed
 from i2s.errors import I2SError
 from i2s.fileio import write_text_atomic
-from i2s.generator_io import load_generator
 from i2s.images import load_image, save_image, to_tensor, to_uint8
 from i2s.latents import LatentFile, load_latent, save_latent
 from i2s.losses import LOSS_KINDS, mse_per_sample, psnr_from_mse
+from i2s.models import load_generator
 from i2s.vgg16 import load_vgg16
 from i2s.video import VideoWriter, upscale_nearest
 
@@ -72,7 +72,8 @@ def _parse_init(init: str) -> str | LatentFile:
 @click.command("embed")
 @click.argument("images", nargs=-1, required=True, type=click.Path())
 @click.option("--model", required=True, type=click.Path(dir_okay=False),
-              help="Generator file (.safetensors written by i2s).")
+              help="Generator: i2s .safetensors, or a StyleGAN2-ADA/TF .pkl or rosinality .pt "
+                   "(converted once and cached).")
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="Output folder; each image gets OUT/<image stem>/.")
 @click.option("--space", type=click.Choice(["w+", "w", "z"]), default="w+", show_default=True,

@@ -9,14 +9,15 @@ import torch
 
 from i2s.cli.common import DEVICE_CHOICES, ensure_writable_dir, pick_device
 from i2s.errors import I2SError
-from i2s.generator_io import load_generator
 from i2s.images import save_image, to_uint8
 from i2s.latents import check_latent_fits, load_latent
+from i2s.models import load_generator
 
 
 @click.command("generate")
 @click.option("--model", required=True, type=click.Path(dir_okay=False),
-              help="Generator file (.safetensors written by i2s).")
+              help="Generator: i2s .safetensors, or a StyleGAN2-ADA/TF .pkl or rosinality .pt "
+                   "(converted once and cached).")
 @click.option("--seed", type=int, default=None, help="Sample z ~ N(0, I) from this seed.")
 @click.option("--latent", type=click.Path(dir_okay=False), default=None,
               help="Render this latent.npz (from i2s embed) instead of a seed.")
