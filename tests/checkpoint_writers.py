@@ -148,7 +148,7 @@ def tf_variables_from_i2s(G) -> tuple[dict, dict, dict]:
 
 
 def write_tf_pickle(path, mapping, synth, own, version=4, build_module_src="# networks",
-                    fmap_base=None):
+                    fmap_base=None, synthesis_kwargs=None):
     def net(names, name, variables, func, components=None, kwargs=None):
         return names.Network({
             "version": version, "name": name, "static_kwargs": kwargs or {},
@@ -156,7 +156,9 @@ def write_tf_pickle(path, mapping, synth, own, version=4, build_module_src="# ne
             "build_func_name": func, "variables": list(variables.items())})
 
     with nvidia_module_names() as names:
-        skw = {} if fmap_base is None else {"fmap_base": fmap_base}
+        skw = dict(synthesis_kwargs or {})
+        if fmap_base is not None:
+            skw["fmap_base"] = fmap_base
         m = net(names, "G_mapping", mapping, "G_mapping")
         s = net(names, "G_synthesis", synth,
                 "G_synthesis_stylegan2" if version == 4 else "G_synthesis", kwargs=skw)
@@ -206,3 +208,40 @@ def write_rosinality(path, G):
     torch.save({"g_ema": rosinality_state_from_i2s(G), "latent_avg": G.w_avg.clone(),
                 "args": argparse.Namespace(size=G.resolution, n_mlp=G.cfg.mapping_layers)},
                path)
+
+
+def random_tf_stylegan1(resolution=128, fmap_base=256, fmap_max=8, dim=8, mapping_layers=2,
+                        seed=0) -> tuple[dict, dict, dict, dict]:
+    """Random variables of a StyleGAN (v1) TF network in NVIDIA's names and layouts, plus
+    the synthesis static kwargs. Progressive-growing extras (ToRGB_lod{k>0}, lod) included."""
+    rng = np.random.default_rng(seed)
+
+    def rnd(*shape, scale=1.0):
+        return (rng.standard_normal(shape) * scale).astype(np.float32)
+
+    def nf(r):
+        return min(2 * fmap_base // r, fmap_max)
+
+    mapping = {}
+    for i in range(mapping_layers):
+        mapping[f"Dense{i}/weight"] = rnd(dim, dim, scale=100.0)  # stored at 1 / lrmul scale
+        mapping[f"Dense{i}/bias"] = rnd(dim, scale=10.0)
+    synth = {"lod": np.float32(0.0), "4x4/Const/const": rnd(1, nf(4), 4, 4)}
+    res_list = [2**i for i in range(2, int(math.log2(resolution)) + 1)]
+    for r in res_list:
+        scopes = ["4x4/Const", "4x4/Conv"] if r == 4 else [f"{r}x{r}/Conv0_up", f"{r}x{r}/Conv1"]
+        n = 2 * (int(math.log2(r)) - 2)
+        for j, scope in enumerate(scopes):
+            c_in = nf(r) if (r == 4 or j == 1) else nf(r // 2)
+            if scope != "4x4/Const":
+                synth[f"{scope}/weight"] = rnd(3, 3, c_in, nf(r))
+            synth[f"{scope}/Noise/weight"] = rnd(nf(r), scale=0.3)
+            synth[f"{scope}/bias"] = rnd(nf(r), scale=0.3)
+            synth[f"{scope}/StyleMod/weight"] = rnd(dim, 2 * nf(r))
+            synth[f"{scope}/StyleMod/bias"] = rnd(2 * nf(r), scale=0.3)
+            synth[f"noise{n + j}"] = rnd(1, 1, r, r)
+    for lod, r in enumerate(reversed(res_list)):
+        synth[f"ToRGB_lod{lod}/weight"] = rnd(1, 1, nf(r), 3)
+        synth[f"ToRGB_lod{lod}/bias"] = rnd(3, scale=0.1)
+    own = {"dlatent_avg": rnd(dim, scale=0.5), "lod": np.float32(0.0)}
+    return mapping, synth, own, {"fmap_base": fmap_base, "fmap_max": fmap_max}

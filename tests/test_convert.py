@@ -115,9 +115,6 @@ def test_tf_coverage_and_versions(tmp_path):
     write_tf_pickle(src, mapping, bad, own)
     with pytest.raises(i2s.I2SError, match="missing variable 'noise3'"):
         convert_checkpoint(src)
-    write_tf_pickle(src, mapping, synth, own, version=3)
-    with pytest.raises(i2s.I2SError, match="StyleGAN \\(v1\\)"):
-        convert_checkpoint(src)
 
 
 def test_rosinality_checkpoint_converts_exactly(tmp_path):

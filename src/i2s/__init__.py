@@ -6,6 +6,7 @@ from i2s.generator_io import save_generator
 from i2s.latents import LatentFile, load_latent, save_latent
 from i2s.losses import EmbedLoss, PerceptualLoss
 from i2s.models import load_generator
+from i2s.stylegan1 import StyleGANConfig, StyleGANGenerator
 from i2s.stylegan2 import StyleGAN2Config, StyleGAN2Generator
 from i2s.vgg16 import VGG16Features, load_vgg16
 
@@ -13,6 +14,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "EmbedLoss", "EmbedResult", "I2SError", "LatentFile", "PerceptualLoss", "StepInfo",
-    "StyleGAN2Config", "StyleGAN2Generator", "VGG16Features", "embed", "load_generator",
+    "StyleGAN2Config", "StyleGAN2Generator", "StyleGANConfig", "StyleGANGenerator",
+    "VGG16Features", "embed", "load_generator",
     "load_latent", "load_vgg16", "save_generator", "save_latent",
 ]

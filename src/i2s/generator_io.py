@@ -17,11 +17,13 @@ from safetensors.torch import load_file, save_file
 
 from i2s.errors import I2SError
 from i2s.fileio import atomic_path, sha256_file
+from i2s.stylegan1 import StyleGANConfig, StyleGANGenerator
 from i2s.stylegan2 import StyleGAN2Config, StyleGAN2Generator
 
 FORMAT = "i2s-generator"
 ARCHITECTURES: dict[str, tuple[type, type]] = {
     "stylegan2": (StyleGAN2Generator, StyleGAN2Config),
+    "stylegan1": (StyleGANGenerator, StyleGANConfig),
 }
 
 

@@ -12,6 +12,7 @@ import torch
 
 from i2s.convert.rosinality import convert_rosinality
 from i2s.convert.safe_pickle import TFNetwork, load_pickle
+from i2s.convert.stylegan1_tf import convert_tf_stylegan1
 from i2s.convert.stylegan2_ada import convert_ada, is_ada_pickle
 from i2s.convert.stylegan2_tf import convert_tf_stylegan2
 from i2s.convert.variables import load_strict
@@ -19,6 +20,7 @@ from i2s.errors import I2SError
 from i2s.fileio import sha256_file
 from i2s.fir import make_fir_filter
 from i2s.generator_io import save_generator
+from i2s.stylegan1 import StyleGANConfig, StyleGANGenerator
 from i2s.stylegan2 import StyleGAN2Generator
 
 ZIP_MAGIC = b"PK\x03\x04"
@@ -27,7 +29,7 @@ ZIP_MAGIC = b"PK\x03\x04"
 @dataclass
 class Converted:
     G: torch.nn.Module
-    source_format: str     # "stylegan2-ada-pytorch", "stylegan2-tf", "rosinality", ...
+    source_format: str     # "stylegan2-ada-pytorch", "stylegan2-tf", "stylegan1-tf", "rosinality"
     source_sha256: str
     seconds: float
 
@@ -76,9 +78,8 @@ def read_checkpoint(path: str | os.PathLike):
                    .get("build_func_name", ""))
         if version == 4 or func == "G_synthesis_stylegan2":
             return (*convert_tf_stylegan2(gs, source), "stylegan2-tf")
-        if version == 3:
-            raise I2SError(f"{source}: StyleGAN (v1) TensorFlow pickles are recognised but "
-                           "their conversion is not implemented yet")
+        if version == 3 or func == "G_synthesis":
+            return (*convert_tf_stylegan1(gs, source), "stylegan1-tf")
         raise I2SError(f"{source}: unknown TF network version {version!r}")
     raise I2SError(f"{source}: not a recognised StyleGAN checkpoint (expected a StyleGAN2-ADA "
                    "pickle, a TF (G, D, Gs) pickle or a rosinality checkpoint)")
@@ -88,7 +89,7 @@ def convert_checkpoint(path: str | os.PathLike) -> Converted:
     """Convert any supported checkpoint into an i2s generator (nothing in it is executed)."""
     t0 = time.perf_counter()
     cfg, state, fmt = read_checkpoint(path)
-    G = StyleGAN2Generator(cfg)
+    G = StyleGANGenerator(cfg) if isinstance(cfg, StyleGANConfig) else StyleGAN2Generator(cfg)
     if fmt != "stylegan2-ada-pytorch":
         # TF and rosinality store no FIR buffers: they are the fixed [1, 3, 3, 1] filter.
         for k in G.state_dict():

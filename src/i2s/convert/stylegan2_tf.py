@@ -84,11 +84,9 @@ def convert_tf_stylegan2(gs: TFNetwork, source: str
                      noise=f"noise{n - 5}")
             _modconv(synth, f"{r}x{r}/Conv1", f"{b}.conv1", state, noise=f"noise{n - 4}")
         _modconv(synth, f"{r}x{r}/ToRGB", f"{b}.torgb", state)
-    # Fixed [1, 3, 3, 1] filters are buffers of i2s's own; TF stores none.
-    for name in ("lod",):
-        for vs in (own, synth, mapping):
-            if name in vs:
-                vs.skip(name)  # progressive-growing level of detail: 0 for a finished network
+    for vs in (own, synth, mapping):
+        if "lod" in vs:
+            vs.skip("lod")  # progressive-growing level of detail; unused by StyleGAN2
     for vs in (mapping, synth, own):
         vs.check_all_used()
     return cfg, state
