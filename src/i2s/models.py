@@ -1,10 +1,12 @@
-"""``load_generator``: one entry point for i2s files and official checkpoints.
+"""``load_generator``: one entry point for registry names, i2s files and official checkpoints.
 
+* a registry name (``i2s models list``) is downloaded on first use into ``$I2S_HOME/downloads``
+  (verified), converted once to ``$I2S_HOME/models/<name>.safetensors`` and reused afterwards;
 * an i2s ``.safetensors`` file is loaded directly;
-* any other supported checkpoint (StyleGAN2-ADA ``.pkl``, StyleGAN2 TF ``.pkl``, rosinality
-  ``.pt``) is converted once with the restricted unpickler and cached as
-  ``$I2S_HOME/converted/<sha256 prefix>-<name>.safetensors`` (``I2S_HOME`` defaults to
-  ``~/.cache/i2s``); later calls load the cached file.
+* any other supported checkpoint (StyleGAN v1/StyleGAN2 TF ``.pkl``, StyleGAN2-ADA ``.pkl``,
+  rosinality ``.pt``) is converted once with the restricted unpickler and cached as
+  ``$I2S_HOME/converted/<sha256 prefix>-<name>.safetensors``.
+``I2S_HOME`` defaults to ``~/.cache/i2s``.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ from pathlib import Path
 
 import torch
 
+from i2s.download import cached_ok, download
 from i2s.errors import I2SError
 from i2s.fileio import sha256_file
 from i2s.generator_io import is_safetensors, load_generator_file
+from i2s.registry import REGISTRY, ModelEntry, get_entry
 
 
 def i2s_home() -> Path:
@@ -28,16 +32,61 @@ def converted_path(src: Path, sha256: str) -> Path:
     return i2s_home() / "converted" / f"{sha256[:16]}-{src.stem}.safetensors"
 
 
+def download_path(entry: ModelEntry) -> Path:
+    """Where a registry file lives in the cache (VGG-16 where load_vgg16 looks for it)."""
+    if entry.kind == "vgg16":
+        return i2s_home() / entry.filename
+    return i2s_home() / "downloads" / entry.filename
+
+
+def model_path(entry: ModelEntry) -> Path:
+    return i2s_home() / "models" / f"{entry.name}.safetensors"
+
+
+def fetch(name: str, quiet: bool = False) -> Path:
+    """Download (or reuse) a registry file; for generators also convert it. Returns the file
+    that is used at run time (the safetensors for generators)."""
+    entry = get_entry(name)
+    if entry.kind == "generator" and model_path(entry).is_file() and \
+            cached_ok(model_path(entry)):
+        return model_path(entry)
+    src = download(list(entry.urls), download_path(entry), entry.size, entry.sha256, quiet)
+    if entry.kind != "generator":
+        return src
+    from i2s.convert import convert_file
+
+    dst = model_path(entry)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        convert_file(src, dst)
+    except I2SError as e:
+        # A file that downloads completely but does not convert is not used again.
+        src.unlink(missing_ok=True)
+        src.with_name(src.name + ".sha256").unlink(missing_ok=True)
+        raise I2SError(f"{entry.name}: downloaded file is not a usable checkpoint ({e})") \
+            from None
+    from i2s.fileio import write_text_atomic
+
+    write_text_atomic(dst.with_name(dst.name + ".sha256"), sha256_file(dst) + "\n")
+    return dst
+
+
 def load_generator(model: str | os.PathLike, device: str | torch.device = "cpu"
                    ) -> torch.nn.Module:
-    """Load a generator from an i2s file or a supported checkpoint (converted and cached).
+    """Load a generator by registry name, from an i2s file, or from a supported checkpoint.
 
     Returns the generator in eval mode, frozen, with ``G.sha256`` the SHA-256 of the
     safetensors file it was loaded from.
     """
+    if isinstance(model, str) and model in REGISTRY:
+        entry = REGISTRY[model]
+        if entry.kind != "generator":
+            raise I2SError(f"'{model}' is not a generator")
+        return load_generator_file(fetch(model), device)
     p = Path(model)
     if not p.is_file():
-        raise I2SError(f"model file not found: {p}")
+        raise I2SError(f"model not found: {p} is neither a file nor a registry name "
+                       "(see 'i2s models list')")
     if p.suffix == ".safetensors" or is_safetensors(p):
         return load_generator_file(p, device)
     from i2s.convert import convert_file

@@ -96,9 +96,9 @@ def find_vgg16_weights(path: str | os.PathLike | None = None) -> Path:
     for p in default_vgg16_paths():
         if p.is_file():
             return p
-    raise I2SError(f"VGG-16 weights not found; download {VGG16_URL} (528 MB) to "
-                   f"{default_vgg16_paths()[0]} or pass --vgg-weights PATH, "
-                   "or use --loss mse to embed without the perceptual loss")
+    raise I2SError(f"VGG-16 weights not found; run 'i2s models download vgg16' (or download "
+                   f"{VGG16_URL}, 528 MB, to {default_vgg16_paths()[0]}) or pass "
+                   "--vgg-weights PATH, or use --loss mse to embed without the perceptual loss")
 
 
 def load_vgg16(path: str | os.PathLike | None = None,

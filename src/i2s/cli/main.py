@@ -10,6 +10,7 @@ from i2s import __version__
 from i2s.cli.convert_cmd import convert_command
 from i2s.cli.embed_cmd import embed_command
 from i2s.cli.generate_cmd import generate_command
+from i2s.cli.models_cmd import models_group
 from i2s.errors import I2SError
 
 
@@ -22,6 +23,7 @@ def cli() -> None:
 cli.add_command(convert_command)
 cli.add_command(embed_command)
 cli.add_command(generate_command)
+cli.add_command(models_group)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,63 @@
+"""``i2s models``: list, describe and download the registry's pretrained models."""
+
+from __future__ import annotations
+
+import click
+
+from i2s.download import cached_ok
+from i2s.models import download_path, fetch, model_path
+from i2s.registry import REGISTRY, ModelEntry, get_entry
+
+
+def _size(e: ModelEntry) -> str:
+    if e.size is not None:
+        return f"{e.size / 2**20:.0f} MB"
+    return f"~{e.approx_mb} MB" if e.approx_mb else "?"
+
+
+def _cached(e: ModelEntry) -> bool:
+    if e.kind == "generator" and cached_ok(model_path(e)):
+        return True
+    return cached_ok(download_path(e), e.size, e.sha256)
+
+
+@click.group("models")
+def models_group() -> None:
+    """Pretrained models: list, info, download (cache: $I2S_HOME, default ~/.cache/i2s)."""
+
+
+@models_group.command("list")
+def list_command() -> int:
+    """Name, resolution, architecture, size and whether it is cached."""
+    click.echo(f"{'name':<30} {'res':>5}  {'architecture':<12} {'size':>8}  cached")
+    for e in REGISTRY.values():
+        res = str(e.resolution) if e.resolution else "-"
+        click.echo(f"{e.name:<30} {res:>5}  {e.architecture:<12} {_size(e):>8}  "
+                   f"{'yes' if _cached(e) else 'no'}")
+    return 0
+
+
+@models_group.command("info")
+@click.argument("name")
+def info_command(name: str) -> int:
+    """Everything known about one model."""
+    e = get_entry(name)
+    rows = [("name", e.name), ("description", e.description), ("architecture", e.architecture),
+            ("resolution", e.resolution or "-"), ("file", e.filename), ("size", _size(e)),
+            ("sha256", e.sha256 or "not published; recorded at download"),
+            ("licence", e.licence), ("cached", "yes" if _cached(e) else "no"),
+            ("cache path", model_path(e) if e.kind == "generator" else download_path(e))]
+    rows += [("url", u) for u in e.urls]
+    for k, v in rows:
+        click.echo(f"{k + ':':<13} {v}")
+    return 0
+
+
+@models_group.command("download")
+@click.argument("name")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def download_command(name: str, quiet: bool) -> int:
+    """Download NAME (verified), and convert it if it is a generator."""
+    path = fetch(name, quiet=quiet)
+    click.echo(f"{name}: {path}")
+    return 0
