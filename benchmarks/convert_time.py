@@ -1,8 +1,10 @@
-"""Conversion time and parity error per source format for a 1024 px FFHQ-sized model.
+"""Conversion time and parity error per source format for 1024 px FFHQ-sized models.
 
-Writes a random StyleGAN2 generator (FFHQ 1024 configuration, 30M parameters) in each source
-format with the test suite's format writers, converts it with ``i2s.convert``, and prints the
-time and the largest pixel difference between the source and the converted generator.
+Writes a random StyleGAN2 generator (FFHQ 1024 configuration, 30M parameters) in each
+StyleGAN2 source format with the test suite's format writers, converts it with
+``i2s.convert``, and prints the time and the largest pixel difference between the source and
+the converted generator. Also times the conversion of a random StyleGAN (v1) FFHQ-sized TF
+pickle (its numerical parity is checked against a NumPy reference in the tests).
 
     python benchmarks/convert_time.py      (run from the repository root)
 """
@@ -21,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import i2s  # noqa: E402
 from i2s.convert import convert_file  # noqa: E402
 from tests.checkpoint_writers import (  # noqa: E402
+    random_tf_stylegan1,
     tf_variables_from_i2s,
     write_ada_pickle,
     write_rosinality,
@@ -60,6 +63,16 @@ def main() -> None:
             print(f"{name:>22}: {src.stat().st_size / 2**20:6.1f} MiB source, converted and "
                   f"written in {seconds:5.2f} s, max |image difference| {err:.2e} "
                   f"({conv.source_format})")
+        mapping, synth, own, kw = random_tf_stylegan1(resolution=1024, fmap_base=8192,
+                                                      fmap_max=512, dim=512, mapping_layers=8)
+        src = d / "stylegan1-tf.pkl"
+        write_tf_pickle(src, mapping, synth, own, version=3, synthesis_kwargs=kw)
+        t = time.perf_counter()
+        conv = convert_file(src, d / "stylegan1.safetensors")
+        seconds = time.perf_counter() - t
+        n = sum(p.numel() for p in conv.G.parameters())
+        print(f"{'stylegan1-tf':>22}: {src.stat().st_size / 2**20:6.1f} MiB source, converted and "
+              f"written in {seconds:5.2f} s ({n / 1e6:.1f}M parameters)")
 
 
 if __name__ == "__main__":

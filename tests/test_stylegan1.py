@@ -153,3 +153,12 @@ def test_embedding_works_on_stylegan1():
     assert r.history["psnr"][-1, 0] > r.history["psnr"][0, 0] + 10
     for space in ("w", "z"):
         assert i2s.embed(G, target, steps=2, loss="mse", space=space).latent.shape == (1, 6, 16)
+
+
+def test_ffhq_1024_parameter_count_matches_nvidia():
+    """NVIDIA's StyleGAN FFHQ Gs has 26,219,627 parameters, including the ToRGB_lod1..8 layers
+    of progressive growing, which a finished network does not use (and i2s does not hold)."""
+    G = i2s.StyleGANGenerator(i2s.StyleGANConfig(resolution=1024))
+    assert G.num_ws == 18
+    unused_torgb = sum(G.cfg.channels(r) * 3 + 3 for r in G.cfg.block_resolutions[:-1])
+    assert sum(p.numel() for p in G.parameters()) + unused_torgb == 26_219_627
