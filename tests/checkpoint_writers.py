@@ -204,10 +204,11 @@ def rosinality_state_from_i2s(G) -> dict:
     return out
 
 
-def write_rosinality(path, G):
+def write_rosinality(path, G, legacy: bool = False):
+    """rosinality's train.py layout; ``legacy`` writes torch's pre-1.6 (non-zip) format."""
     torch.save({"g_ema": rosinality_state_from_i2s(G), "latent_avg": G.w_avg.clone(),
                 "args": argparse.Namespace(size=G.resolution, n_mlp=G.cfg.mapping_layers)},
-               path)
+               path, _use_new_zipfile_serialization=not legacy)
 
 
 def random_tf_stylegan1(resolution=128, fmap_base=256, fmap_max=8, dim=8, mapping_layers=2,

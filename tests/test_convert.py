@@ -117,10 +117,11 @@ def test_tf_coverage_and_versions(tmp_path):
         convert_checkpoint(src)
 
 
-def test_rosinality_checkpoint_converts_exactly(tmp_path):
+@pytest.mark.parametrize("legacy", [False, True])
+def test_rosinality_checkpoint_converts_exactly(tmp_path, legacy):
     G = source_generator()
     src = tmp_path / "550000.pt"
-    write_rosinality(src, G)
+    write_rosinality(src, G, legacy=legacy)
     conv = convert_checkpoint(src)
     assert conv.source_format == "rosinality" and conv.G.cfg == G.cfg
     assert_same_images(G, conv.G)
@@ -216,7 +217,7 @@ def test_load_generator_converts_checkpoints_once_and_caches(tmp_path, monkeypat
     def no_second_conversion(*a, **k):
         raise AssertionError("converted twice")
 
-    monkeypatch.setattr("i2s.convert.convert_file", no_second_conversion)
+    monkeypatch.setattr("i2s.models.convert_file", no_second_conversion)
     assert_same_images(G, i2s.load_generator(src))
 
 

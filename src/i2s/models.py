@@ -16,9 +16,10 @@ from pathlib import Path
 
 import torch
 
+from i2s.convert import convert_file
 from i2s.download import cached_ok, download
 from i2s.errors import I2SError
-from i2s.fileio import sha256_file
+from i2s.fileio import sha256_file, write_text_atomic
 from i2s.generator_io import is_safetensors, load_generator_file
 from i2s.registry import REGISTRY, ModelEntry, get_entry
 
@@ -53,8 +54,6 @@ def fetch(name: str, quiet: bool = False) -> Path:
     src = download(list(entry.urls), download_path(entry), entry.size, entry.sha256, quiet)
     if entry.kind != "generator":
         return src
-    from i2s.convert import convert_file
-
     dst = model_path(entry)
     dst.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -65,8 +64,6 @@ def fetch(name: str, quiet: bool = False) -> Path:
         src.with_name(src.name + ".sha256").unlink(missing_ok=True)
         raise I2SError(f"{entry.name}: downloaded file is not a usable checkpoint ({e})") \
             from None
-    from i2s.fileio import write_text_atomic
-
     write_text_atomic(dst.with_name(dst.name + ".sha256"), sha256_file(dst) + "\n")
     return dst
 
@@ -89,8 +86,6 @@ def load_generator(model: str | os.PathLike, device: str | torch.device = "cpu"
                        "(see 'i2s models list')")
     if p.suffix == ".safetensors" or is_safetensors(p):
         return load_generator_file(p, device)
-    from i2s.convert import convert_file
-
     cached = converted_path(p, sha256_file(p))
     if not cached.is_file():
         try:

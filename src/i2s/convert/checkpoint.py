@@ -74,8 +74,8 @@ def read_checkpoint(path: str | os.PathLike):
     if isinstance(obj, tuple) and len(obj) == 3 and all(isinstance(x, TFNetwork) for x in obj):
         gs = obj[2]
         version = gs.state.get("version")
-        func = str(gs.components.get("synthesis", TFNetwork()).__dict__.get("state", {})
-                   .get("build_func_name", ""))
+        synthesis = gs.components.get("synthesis")
+        func = synthesis.state.get("build_func_name", "") if synthesis is not None else ""
         if version == 4 or func == "G_synthesis_stylegan2":
             return (*convert_tf_stylegan2(gs, source), "stylegan2-tf")
         if version == 3 or func == "G_synthesis":
