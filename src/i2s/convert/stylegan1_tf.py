@@ -18,7 +18,7 @@ import re
 import torch
 
 from i2s.convert.safe_pickle import TFNetwork
-from i2s.convert.variables import SourceVariables
+from i2s.convert.variables import SourceVariables, tf_generator_variables
 from i2s.errors import I2SError
 from i2s.stylegan1 import StyleGANConfig
 
@@ -36,13 +36,7 @@ def _layer(src: SourceVariables, scope: str, prefix: str, noise: str, state: dic
 
 def convert_tf_stylegan1(gs: TFNetwork, source: str
                          ) -> tuple[StyleGANConfig, dict[str, torch.Tensor]]:
-    comps = gs.components
-    if "mapping" not in comps or "synthesis" not in comps:
-        raise I2SError(f"{source}: Gs has no mapping/synthesis components")
-    mapping = SourceVariables(comps["mapping"].variables, f"{source} (mapping)")
-    synth = SourceVariables(comps["synthesis"].variables, f"{source} (synthesis)")
-    own = SourceVariables(gs.variables, f"{source} (Gs)")
-    kw = dict(comps["synthesis"].state.get("static_kwargs") or {})
+    mapping, synth, own, kw = tf_generator_variables(gs, source)
     for vs in (own, synth):
         if "lod" in vs and float(vs.take("lod").reshape(-1)[0]) != 0.0:
             raise I2SError(f"{source}: network is mid-way through progressive growing "

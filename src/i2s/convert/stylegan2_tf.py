@@ -15,7 +15,7 @@ import torch
 
 from i2s.convert.config_infer import channel_config
 from i2s.convert.safe_pickle import TFNetwork
-from i2s.convert.variables import SourceVariables
+from i2s.convert.variables import SourceVariables, tf_generator_variables
 from i2s.errors import I2SError
 from i2s.stylegan2 import StyleGAN2Config
 
@@ -41,13 +41,7 @@ def _modconv(src: SourceVariables, scope: str, prefix: str, state: dict, flip: b
 def convert_tf_stylegan2(gs: TFNetwork, source: str
                          ) -> tuple[StyleGAN2Config, dict[str, torch.Tensor]]:
     """``Gs`` of a StyleGAN2 TF pickle -> (config, state dict with i2s names)."""
-    comps = gs.components
-    if "mapping" not in comps or "synthesis" not in comps:
-        raise I2SError(f"{source}: Gs has no mapping/synthesis components")
-    mapping = SourceVariables(comps["mapping"].variables, f"{source} (mapping)")
-    synth = SourceVariables(comps["synthesis"].variables, f"{source} (synthesis)")
-    own = SourceVariables(gs.variables, f"{source} (Gs)")
-    kw = dict(comps["synthesis"].state.get("static_kwargs") or {})
+    mapping, synth, own, kw = tf_generator_variables(gs, source)
     if kw.get("architecture", "skip") != "skip":
         raise I2SError(f"{source}: architecture '{kw['architecture']}' is not supported")
 

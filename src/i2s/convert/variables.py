@@ -53,3 +53,16 @@ def load_strict(G: torch.nn.Module, state: dict[str, torch.Tensor], source: str)
             raise I2SError(f"{source}: '{k}' has shape {tuple(v.shape)}, the model needs "
                            f"{tuple(own[k].shape)}")
     G.load_state_dict(state, strict=True)
+
+
+def tf_generator_variables(gs, source: str
+                           ) -> tuple[SourceVariables, SourceVariables, SourceVariables, dict]:
+    """Split a TF ``Gs`` network into (mapping, synthesis, own) variables and the synthesis
+    network's static kwargs."""
+    comps = gs.components
+    if "mapping" not in comps or "synthesis" not in comps:
+        raise I2SError(f"{source}: Gs has no mapping/synthesis components")
+    return (SourceVariables(comps["mapping"].variables, f"{source} (mapping)"),
+            SourceVariables(comps["synthesis"].variables, f"{source} (synthesis)"),
+            SourceVariables(gs.variables, f"{source} (Gs)"),
+            dict(comps["synthesis"].state.get("static_kwargs") or {}))
