@@ -54,3 +54,8 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def i2s_home() -> Path:
+    """The cache folder: ``$I2S_HOME`` or ``~/.cache/i2s``."""
+    return Path(os.environ.get("I2S_HOME") or Path.home() / ".cache" / "i2s")

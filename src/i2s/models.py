@@ -19,14 +19,9 @@ import torch
 from i2s.convert import convert_file
 from i2s.download import cached_ok, download
 from i2s.errors import I2SError
-from i2s.fileio import sha256_file, write_text_atomic
+from i2s.fileio import i2s_home, sha256_file, write_text_atomic
 from i2s.generator_io import is_safetensors, load_generator_file
 from i2s.registry import REGISTRY, ModelEntry, get_entry
-
-
-def i2s_home() -> Path:
-    """The cache folder: ``$I2S_HOME`` or ``~/.cache/i2s``."""
-    return Path(os.environ.get("I2S_HOME") or Path.home() / ".cache" / "i2s")
 
 
 def converted_path(src: Path, sha256: str) -> Path:

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from i2s.fir import fir_filter2d, make_fir_filter
 from i2s.stylegan2 import NOISE_MODES
 
 SQRT2 = math.sqrt(2.0)
@@ -118,9 +119,7 @@ class MappingNetwork(nn.Module):
 
 def blur121(x: torch.Tensor) -> torch.Tensor:
     """Depthwise [1, 2, 1] x [1, 2, 1] / 16 blur, 'same' padding. [N, C, H, W] -> same."""
-    f = torch.tensor([1.0, 2.0, 1.0], dtype=x.dtype, device=x.device)
-    k = (torch.outer(f, f) / 16.0)[None, None].expand(x.shape[1], 1, 3, 3)
-    return F.conv2d(x, k, padding=1, groups=x.shape[1])
+    return fir_filter2d(x, make_fir_filter((1.0, 2.0, 1.0)).to(x.device), pad=1)
 
 
 def fused_up_kernel(w: torch.Tensor) -> torch.Tensor:

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from i2s.errors import I2SError
+from i2s.fileio import i2s_home
 
 VGG16_URL = "https://download.pytorch.org/models/vgg16-397923af.pth"
 VGG16_FILENAME = "vgg16-397923af.pth"
@@ -78,7 +79,7 @@ class VGG16Features(nn.Module):
 
 def default_vgg16_paths() -> list[Path]:
     """Where the weights are looked for when no path is given, in order."""
-    home = Path(os.environ.get("I2S_HOME", Path.home() / ".cache" / "i2s"))
+    home = i2s_home()
     torch_home = Path(os.environ.get("TORCH_HOME", Path.home() / ".cache" / "torch"))
     return [home / VGG16_FILENAME, torch_home / "hub" / "checkpoints" / VGG16_FILENAME]
 

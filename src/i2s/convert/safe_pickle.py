@@ -67,8 +67,7 @@ class PersistentObject:
         if not isinstance(meta, dict) or meta.get("type") != "class":
             raise pickle.UnpicklingError("unexpected torch_utils.persistence record")
         self.class_name = str(meta.get("class_name"))
-        self.state = meta.get("state") or {}
-        self.module_src_length = len(meta.get("module_src") or "")  # kept, never executed
+        self.state = meta.get("state") or {}  # meta["module_src"] is ignored, never executed
 
     def tensors(self, prefix: str = "") -> dict[str, torch.Tensor]:
         """Parameters and buffers of this module and its submodules, as ``state_dict()``."""

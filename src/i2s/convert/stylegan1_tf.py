@@ -18,7 +18,12 @@ import re
 import torch
 
 from i2s.convert.safe_pickle import TFNetwork
-from i2s.convert.variables import SourceVariables, tf_generator_variables
+from i2s.convert.variables import (
+    SourceVariables,
+    tf_generator_variables,
+    tf_mapping_layers,
+    tf_mapping_state,
+)
 from i2s.errors import I2SError
 from i2s.stylegan1 import StyleGANConfig
 
@@ -45,7 +50,7 @@ def convert_tf_stylegan1(gs: TFNetwork, source: str
                       if (m := re.match(r"(\d+)x\d+/Conv1/weight$", k)))
     res_list = [4] + res_list
     resolution = res_list[-1]
-    n_map = sum(1 for k in mapping.arrays if re.match(r"Dense\d+/weight$", k))
+    n_map = tf_mapping_layers(mapping)
     cfg = StyleGANConfig(
         resolution=resolution, z_dim=int(mapping.arrays["Dense0/weight"].shape[0]),
         w_dim=int(mapping.arrays[f"Dense{n_map - 1}/weight"].shape[1]),
@@ -58,12 +63,7 @@ def convert_tf_stylegan1(gs: TFNetwork, source: str
         if got != cfg.channels(r):
             raise I2SError(f"{source}: {scope} has {got} channels, fmap_base/fmap_max give "
                            f"{cfg.channels(r)}")
-    state: dict[str, torch.Tensor] = {}
-    for i in range(n_map):
-        state[f"mapping.fc{i}.weight"] = mapping.take(f"Dense{i}/weight").t().contiguous()
-        state[f"mapping.fc{i}.bias"] = mapping.take(f"Dense{i}/bias")
-    state["mapping.w_avg"] = own.take("dlatent_avg")
-    state["synthesis.b4.const"] = synth.take("4x4/Const/const")[0]
+    state = tf_mapping_state(mapping, own, synth, n_map)
     for r in res_list:
         n = 2 * (int(math.log2(r)) - 2)
         b = f"synthesis.b{r}"

@@ -15,7 +15,12 @@ import torch
 
 from i2s.convert.config_infer import channel_config
 from i2s.convert.safe_pickle import TFNetwork
-from i2s.convert.variables import SourceVariables, tf_generator_variables
+from i2s.convert.variables import (
+    SourceVariables,
+    tf_generator_variables,
+    tf_mapping_layers,
+    tf_mapping_state,
+)
 from i2s.errors import I2SError
 from i2s.stylegan2 import StyleGAN2Config
 
@@ -54,7 +59,7 @@ def convert_tf_stylegan2(gs: TFNetwork, source: str
     fmap_base = kw.get("fmap_base")
     channel_base, channel_max = channel_config(
         channels, source, None if fmap_base is None else 2 * int(fmap_base))
-    n_map = sum(1 for k in mapping.arrays if k.endswith("/weight") and k.startswith("Dense"))
+    n_map = tf_mapping_layers(mapping)
     w0 = mapping.arrays["Dense0/weight"]
     cfg = StyleGAN2Config(resolution=resolution, z_dim=int(w0.shape[0]),
                           w_dim=int(mapping.arrays[f"Dense{n_map - 1}/weight"].shape[1]),
@@ -62,12 +67,7 @@ def convert_tf_stylegan2(gs: TFNetwork, source: str
                           mapping_layers=n_map,
                           img_channels=int(synth.arrays["4x4/ToRGB/weight"].shape[3]))
 
-    state: dict[str, torch.Tensor] = {}
-    for i in range(n_map):
-        state[f"mapping.fc{i}.weight"] = mapping.take(f"Dense{i}/weight").t().contiguous()
-        state[f"mapping.fc{i}.bias"] = mapping.take(f"Dense{i}/bias")
-    state["mapping.w_avg"] = own.take("dlatent_avg")
-    state["synthesis.b4.const"] = synth.take("4x4/Const/const")[0]
+    state = tf_mapping_state(mapping, own, synth, n_map)
     for r in res_list:
         b = f"synthesis.b{r}"
         if r == 4:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import torch
 
@@ -66,3 +68,22 @@ def tf_generator_variables(gs, source: str
             SourceVariables(comps["synthesis"].variables, f"{source} (synthesis)"),
             SourceVariables(gs.variables, f"{source} (Gs)"),
             dict(comps["synthesis"].state.get("static_kwargs") or {}))
+
+
+def tf_mapping_layers(mapping: SourceVariables) -> int:
+    """Number of ``Dense{i}`` layers of a TF mapping network."""
+    return sum(1 for k in mapping.arrays if re.match(r"Dense\d+/weight$", k))
+
+
+def tf_mapping_state(mapping: SourceVariables, own: SourceVariables, synth: SourceVariables,
+                     n_map: int) -> dict[str, torch.Tensor]:
+    """The parts StyleGAN v1 and v2 TF networks share: ``Dense{i}`` (transposed) ->
+    ``mapping.fc{i}``, ``dlatent_avg`` -> ``mapping.w_avg``, ``4x4/Const/const[0]`` ->
+    ``synthesis.b4.const``."""
+    state: dict[str, torch.Tensor] = {}
+    for i in range(n_map):
+        state[f"mapping.fc{i}.weight"] = mapping.take(f"Dense{i}/weight").t().contiguous()
+        state[f"mapping.fc{i}.bias"] = mapping.take(f"Dense{i}/bias")
+    state["mapping.w_avg"] = own.take("dlatent_avg")
+    state["synthesis.b4.const"] = synth.take("4x4/Const/const")[0]
+    return state
