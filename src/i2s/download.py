@@ -79,6 +79,11 @@ def verify_file(path: Path, size: int | None = None, sha256: str | None = None) 
     return digest
 
 
+def is_cached(dest: Path) -> bool:
+    """Cheap presence check (file and its recorded digest); :func:`cached_ok` verifies."""
+    return dest.is_file() and dest.with_name(dest.name + ".sha256").is_file()
+
+
 def cached_ok(dest: Path, size: int | None = None, sha256: str | None = None) -> bool:
     """True if ``dest`` exists and matches its recorded and expected size and hash."""
     record = dest.with_name(dest.name + ".sha256")

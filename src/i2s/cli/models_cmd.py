@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from i2s.download import cached_ok
+from i2s.download import is_cached
 from i2s.models import download_path, fetch, model_path
 from i2s.registry import REGISTRY, ModelEntry, get_entry
 
@@ -16,9 +16,8 @@ def _size(e: ModelEntry) -> str:
 
 
 def _cached(e: ModelEntry) -> bool:
-    if e.kind == "generator" and cached_ok(model_path(e)):
-        return True
-    return cached_ok(download_path(e), e.size, e.sha256)
+    """Present in the cache (not re-hashed here: files are fully verified when used)."""
+    return (e.kind == "generator" and is_cached(model_path(e))) or is_cached(download_path(e))
 
 
 @click.group("models")
