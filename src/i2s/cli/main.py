@@ -11,6 +11,7 @@ from i2s.cli.convert_cmd import convert_command
 from i2s.cli.embed_cmd import embed_command
 from i2s.cli.generate_cmd import generate_command
 from i2s.cli.models_cmd import models_group
+from i2s.cli.train_demo_cmd import train_demo_command
 from i2s.errors import I2SError
 
 
@@ -24,6 +25,7 @@ cli.add_command(convert_command)
 cli.add_command(embed_command)
 cli.add_command(generate_command)
 cli.add_command(models_group)
+cli.add_command(train_demo_command)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,44 @@
+"""``i2s train-demo``: train the 64 px ``demo`` StyleGAN2 from the DigiFace DCGAN teacher."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import torch
+
+from i2s.cli.common import ensure_writable_dir, info
+from i2s.cpu_allocator import keep_freed_memory
+from i2s.fileio import sha256_file
+
+
+@click.command("train-demo")
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Run folder: checkpoint.pt, log.jsonl, samples/, demo.safetensors. "
+                   "An existing checkpoint there is resumed.")
+@click.option("--teacher", type=click.Path(dir_okay=False), default=None,
+              help="DigiFace DCGAN weights (default: $I2S_DIGIFACE, the installed "
+                   "gan-face-generate package, or a previous --download-teacher).")
+@click.option("--download-teacher", is_flag=True,
+              help="Fetch the weights with pip download --no-deps gan-face-generate==1.1.1.")
+@click.option("--steps", type=click.IntRange(1), default=4000, show_default=True)
+@click.option("--batch", type=click.IntRange(1), default=32, show_default=True)
+@click.option("--threads", type=click.IntRange(1), default=None,
+              help="CPU threads (default: torch's choice).")
+def train_demo_command(out, teacher, download_teacher, steps, batch, threads) -> int:
+    """Distil the DigiFace DCGAN into a StyleGAN2 (about 2 h on 2 CPU cores with defaults)."""
+    from i2s import dcgan
+    from i2s.train_demo import TrainDemoConfig, Trainer
+
+    if threads:
+        torch.set_num_threads(threads)
+    keep_freed_memory()
+    out = ensure_writable_dir(out)
+    path = dcgan.download_teacher() if download_teacher else dcgan.find_teacher_weights(teacher)
+    T = dcgan.load_teacher(path)
+    cfg = TrainDemoConfig(steps=steps, batch=batch)
+    info(f"teacher {path}; {cfg.steps} steps of {cfg.batch} into {out}")
+    trainer = Trainer(cfg, Path(out), T, sha256_file(path), log=info)
+    final = trainer.run()
+    click.echo(f"wrote {final}")
+    return 0

@@ -1,0 +1,248 @@
+"""Train the ``demo`` StyleGAN2 (64 px faces) by distilling the DigiFace DCGAN teacher.
+
+Method: the student is an unmodified :class:`~i2s.stylegan2.StyleGAN2Generator` (mapping
+network, per-layer styles, noise) with ``z_dim = 100``. For every training z the teacher is run
+on ``z * sqrt(100) / |z|`` -- the point of the teacher's typical shell in the direction the
+student's mapping network sees (it normalises z's second moment), so that the map being learnt
+is a function of the student's input -- and the student regresses the teacher's image with a
+pixel L1 + Laplacian-pyramid L1 loss. Adam with StyleGAN2's equalised learning rate, an EMA
+of the weights (the shipped ``G_ema``) and a running ``w_avg`` as in StyleGAN2-ADA.
+
+Reproducible: the z of batch ``k`` comes from seed ``Z_SEED_BASE + k`` and the training noise
+from seed ``NOISE_SEED_BASE + k``, so a resumed run draws exactly what an uninterrupted one
+would. Held-out faces use single-image seeds below ``Z_SEED_BASE``
+(:func:`i2s.dcgan.teacher_z`).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from i2s import dcgan
+from i2s.errors import I2SError
+from i2s.fileio import atomic_path, sha256_file, write_text_atomic
+from i2s.generator_io import save_generator
+from i2s.grid import image_grid
+from i2s.images import save_image, to_uint8
+from i2s.stylegan2 import StyleGAN2Config, StyleGAN2Generator
+
+Z_SEED_BASE = 1_000_000_000
+NOISE_SEED_BASE = 2_000_000_000
+SAMPLE_SEEDS = list(range(900, 916))   # progress grids (never training seeds)
+
+
+@dataclass(frozen=True)
+class TrainDemoConfig:
+    """Everything that determines the trained weights."""
+
+    steps: int = 4000
+    batch: int = 32
+    lr: float = 0.002
+    betas: tuple[float, float] = (0.9, 0.99)
+    lr_final_fraction: float = 0.05    # cosine decay over the last half to this fraction
+    ema_kimg: float = 10.0             # EMA half-life in thousands of images
+    ema_rampup: float = 0.05
+    w_avg_beta: float = 0.995
+    channel_base: int = 4096
+    channel_max: int = 256
+    w_dim: int = 512
+    mapping_layers: int = 8
+    pyramid_levels: int = 4
+
+    def generator_config(self) -> StyleGAN2Config:
+        return StyleGAN2Config(resolution=dcgan.RESOLUTION, z_dim=dcgan.Z_DIM, w_dim=self.w_dim,
+                               channel_base=self.channel_base, channel_max=self.channel_max,
+                               mapping_layers=self.mapping_layers)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def pyramid_l1(x: torch.Tensor, y: torch.Tensor, levels: int) -> torch.Tensor:
+    """Mean L1 of every Laplacian-pyramid band plus the low-pass residual; x, y [N, C, H, W]."""
+    loss = x.new_zeros(())
+    for _ in range(levels):
+        xd, yd = F.avg_pool2d(x, 2), F.avg_pool2d(y, 2)
+        up = dict(scale_factor=2, mode="bilinear", align_corners=False)
+        loss = loss + (x - F.interpolate(xd, **up) - y + F.interpolate(yd, **up)).abs().mean()
+        x, y = xd, yd
+    return loss + (x - y).abs().mean()
+
+
+def distillation_loss(fake: torch.Tensor, real: torch.Tensor, levels: int
+                      ) -> tuple[torch.Tensor, dict[str, float]]:
+    """Pixel L1 + Laplacian-pyramid L1 between student and teacher images [N, 3, 64, 64]."""
+    l1 = (fake - real).abs().mean()
+    lap = pyramid_l1(fake, real, levels)
+    with torch.no_grad():
+        mse01 = ((fake - real) / 2).square().mean().item()
+    return l1 + lap, {"l1": l1.item(), "pyramid": lap.item(),
+                      "psnr": -10 * math.log10(max(mse01, 1e-12))}
+
+
+def teacher_targets(teacher: torch.nn.Module, z: torch.Tensor) -> torch.Tensor:
+    """The teacher's image for the student's normalised z: z rescaled to norm sqrt(z_dim)."""
+    zn = z * (z.shape[1] ** 0.5) / z.norm(dim=1, keepdim=True)
+    with torch.no_grad():
+        return teacher(zn)
+
+
+def batch_z(step: int, batch: int) -> torch.Tensor:
+    return torch.randn(batch, dcgan.Z_DIM, generator=torch.Generator().manual_seed(
+        Z_SEED_BASE + step))
+
+
+def learning_rate(cfg: TrainDemoConfig, step: int) -> float:
+    """Constant for the first half, then cosine decay to ``lr_final_fraction``."""
+    half = cfg.steps // 2
+    if step < half:
+        return cfg.lr
+    t = (step - half) / max(1, cfg.steps - half)
+    f = cfg.lr_final_fraction
+    return cfg.lr * (f + (1 - f) * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+@torch.no_grad()
+def compute_w_avg(G: StyleGAN2Generator, samples: int = 20000, seed: int = 123) -> torch.Tensor:
+    """Mean mapping output over ``samples`` z from a fixed seed, [w_dim]."""
+    z = torch.randn(samples, G.z_dim, generator=torch.Generator().manual_seed(seed))
+    return torch.cat([G.mapping(c)[:, 0] for c in z.split(1000)]).mean(0)
+
+
+def _sample_grid(G_ema, teacher, path: Path) -> None:
+    z = dcgan.teacher_z(SAMPLE_SEEDS)
+    with torch.no_grad():
+        rows = torch.cat([teacher_targets(teacher, z), G_ema(z, noise_mode="const")])
+    save_image(path, image_grid(to_uint8(rows), cols=len(SAMPLE_SEEDS)))
+
+
+class Trainer:
+    """Runs (or resumes) a distillation run in ``out``; see the module docstring."""
+
+    def __init__(self, cfg: TrainDemoConfig, out: Path, teacher: torch.nn.Module,
+                 teacher_sha256: str, log: Callable[[str], None] = print) -> None:
+        self.cfg, self.out, self.teacher, self.log = cfg, Path(out), teacher, log
+        self.teacher_sha256 = teacher_sha256
+        torch.manual_seed(0)  # initial weights
+        self.G = StyleGAN2Generator(cfg.generator_config()).train().requires_grad_(True)
+        # Noise and const buffers are drawn with torch's global generator at construction.
+        self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+        self.opt = torch.optim.Adam(self.G.parameters(), lr=cfg.lr, betas=cfg.betas, eps=1e-8)
+        self.step = 0
+        self.seconds = 0.0
+        self.checkpoint_path = self.out / "checkpoint.pt"
+        if self.checkpoint_path.is_file():
+            self._resume()
+
+    def _resume(self) -> None:
+        ck = torch.load(self.checkpoint_path, map_location="cpu", weights_only=True)
+        if ck["config"] != self.cfg.to_dict() and json.loads(json.dumps(self.cfg.to_dict())) \
+                != ck["config"]:
+            raise I2SError(f"{self.checkpoint_path} was made with other settings; "
+                           "use the same options or another --out")
+        self.G.load_state_dict(ck["G"])
+        self.G_ema.load_state_dict(ck["G_ema"])
+        self.opt.load_state_dict(ck["opt"])
+        self.step, self.seconds = ck["step"], ck["seconds"]
+        self.log(f"resumed at step {self.step} ({self.seconds / 60:.1f} min done)")
+
+    def _save_checkpoint(self) -> None:
+        ck = {"config": json.loads(json.dumps(self.cfg.to_dict())), "G": self.G.state_dict(),
+              "G_ema": self.G_ema.state_dict(), "opt": self.opt.state_dict(),
+              "step": self.step, "seconds": self.seconds}
+        with atomic_path(self.checkpoint_path) as tmp:
+            torch.save(ck, tmp)
+
+    def train_step(self) -> dict[str, float]:
+        cfg, G = self.cfg, self.G
+        z = batch_z(self.step, cfg.batch)
+        real = teacher_targets(self.teacher, z)
+        for group in self.opt.param_groups:
+            group["lr"] = learning_rate(cfg, self.step)
+        ws = G.mapping(z)
+        with torch.no_grad():  # running mean of w (StyleGAN2-ADA's w_avg tracking)
+            G.mapping.w_avg.copy_(ws[:, 0].mean(0).lerp(G.mapping.w_avg, cfg.w_avg_beta))
+        noise_gen = torch.Generator().manual_seed(NOISE_SEED_BASE + self.step)
+        fake = G.synthesis(ws, noise_mode="random", generator=noise_gen)
+        loss, stats = distillation_loss(fake, real, cfg.pyramid_levels)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        self._update_ema()
+        self.step += 1
+        return stats
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        cfg = self.cfg
+        ema_nimg = min(cfg.ema_kimg * 1000, (self.step + 1) * cfg.batch * cfg.ema_rampup)
+        beta = 0.5 ** (cfg.batch / max(ema_nimg, 1e-8))
+        for p_ema, p in zip(self.G_ema.parameters(), self.G.parameters(), strict=True):
+            p_ema.copy_(p.detach().lerp(p_ema, beta))
+        for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers(), strict=True):
+            b_ema.copy_(b)
+
+    def run(self, log_every: int = 50, sample_every: int = 500,
+            checkpoint_every: int = 250) -> Path:
+        """Train to ``cfg.steps``; returns the path of the final float16 generator."""
+        (self.out / "samples").mkdir(parents=True, exist_ok=True)
+        log_path = self.out / "log.jsonl"
+        acc: dict[str, float] = {}
+        count = 0
+        t_last = time.perf_counter()
+        while self.step < self.cfg.steps:
+            stats = self.train_step()
+            for k, v in stats.items():
+                acc[k] = acc.get(k, 0.0) + v
+            count += 1
+            now = time.perf_counter()
+            self.seconds += now - t_last
+            t_last = now
+            if self.step % log_every == 0 or self.step == self.cfg.steps:
+                row = {"step": self.step, "kimg": self.step * self.cfg.batch / 1000,
+                       "lr": learning_rate(self.cfg, self.step - 1),
+                       "minutes": self.seconds / 60,
+                       **{k: v / count for k, v in acc.items()}}
+                with open(log_path, "a") as f:
+                    f.write(json.dumps(row) + "\n")
+                self.log(f"step {self.step}/{self.cfg.steps}  {row['kimg']:.1f} kimg  "
+                         f"l1 {row['l1']:.4f}  pyramid {row['pyramid']:.4f}  "
+                         f"psnr {row['psnr']:.2f} dB  {row['minutes']:.1f} min")
+                acc, count = {}, 0
+            if self.step % sample_every == 0 or self.step == self.cfg.steps:
+                _sample_grid(self.G_ema, self.teacher,
+                             self.out / "samples" / f"step{self.step:06d}.png")
+            if self.step % checkpoint_every == 0 or self.step == self.cfg.steps:
+                self._save_checkpoint()
+                t_last = time.perf_counter()
+        return self.finish()
+
+    def finish(self) -> Path:
+        """Set the EMA generator's ``w_avg`` to an exact mean and write the float16 model."""
+        self.G_ema.mapping.w_avg.copy_(compute_w_avg(self.G_ema))
+        path = self.out / "demo.safetensors"
+        provenance = {
+            "model": "demo", "method": "distillation of the DigiFace DCGAN (i2s.train_demo)",
+            "teacher": dcgan.PACKAGE + " " + dcgan.PACKAGE_FILE,
+            "teacher_sha256": self.teacher_sha256, "teacher_licence": dcgan.LICENCE,
+            "train_config": self.cfg.to_dict(), "steps": self.step,
+            "images_seen": self.step * self.cfg.batch,
+            "training_minutes": round(self.seconds / 60, 1),
+            "torch": torch.__version__, "threads": torch.get_num_threads(),
+        }
+        save_generator(self.G_ema, path, dtype=torch.float16,
+                       extra_metadata={"provenance": json.dumps(provenance)})
+        provenance["sha256"] = sha256_file(path)
+        write_text_atomic(self.out / "provenance.json", json.dumps(provenance, indent=2) + "\n")
+        _sample_grid(self.G_ema, self.teacher, self.out / "samples" / "final.png")
+        return path
