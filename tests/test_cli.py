@@ -9,16 +9,7 @@ import pytest
 from PIL import Image
 
 import i2s
-from i2s.cli.main import main
-
-
-def run(argv, capsys):
-    """Run the CLI in-process; return (exit code, stdout, stderr)."""
-    with pytest.raises(SystemExit) as e:
-        main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err
-    return e.value.code, out, err
+from tests.cli_run import run
 
 
 @pytest.fixture

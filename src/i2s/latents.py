@@ -67,3 +67,12 @@ def check_latent_fits(latent: LatentFile, num_ws: int, w_dim: int, source: str =
     if latent.w.shape != (num_ws, w_dim):
         raise I2SError(f"{source}: shape {tuple(latent.w.shape)} does not fit this model "
                        f"(needs [{num_ws}, {w_dim}]); it was made with a different model")
+
+
+def check_latent_model(latent: LatentFile, model_sha256: str | None, source: str = "latent"
+                       ) -> None:
+    """Refuse a latent recorded as made with another model file (SHA-256 mismatch)."""
+    if latent.model_sha256 and model_sha256 and latent.model_sha256 != model_sha256:
+        raise I2SError(f"{source}: made with another model (sha256 {latent.model_sha256[:12]}"
+                       f"..., this model is {model_sha256[:12]}...); embed the image with "
+                       "this model")

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import os
+from importlib import resources
 from pathlib import Path
 
 import torch
@@ -28,6 +29,11 @@ def converted_path(src: Path, sha256: str) -> Path:
     return i2s_home() / "converted" / f"{sha256[:16]}-{src.stem}.safetensors"
 
 
+def packaged_path(entry: ModelEntry) -> Path:
+    """A model file shipped inside the package (``i2s/data/``)."""
+    return Path(str(resources.files("i2s"))) / "data" / entry.filename
+
+
 def download_path(entry: ModelEntry) -> Path:
     """Where a registry file lives in the cache (VGG-16 where load_vgg16 looks for it)."""
     if entry.kind == "vgg16":
@@ -36,6 +42,8 @@ def download_path(entry: ModelEntry) -> Path:
 
 
 def model_path(entry: ModelEntry) -> Path:
+    if entry.packaged:
+        return packaged_path(entry)
     return i2s_home() / "models" / f"{entry.name}.safetensors"
 
 
@@ -43,6 +51,12 @@ def fetch(name: str, quiet: bool = False) -> Path:
     """Download (or reuse) a registry file; for generators also convert it. Returns the file
     that is used at run time (the safetensors for generators)."""
     entry = get_entry(name)
+    if entry.packaged:
+        p = packaged_path(entry)
+        if not p.is_file():
+            raise I2SError(f"the '{name}' model is missing from this installation ({p}); "
+                           "reinstall i2s, or make it with 'i2s train-demo'")
+        return p
     if entry.kind == "generator" and model_path(entry).is_file() and \
             cached_ok(model_path(entry)):
         return model_path(entry)
@@ -74,7 +88,11 @@ def load_generator(model: str | os.PathLike, device: str | torch.device = "cpu"
         entry = REGISTRY[model]
         if entry.kind != "generator":
             raise I2SError(f"'{model}' is not a generator")
-        return load_generator_file(fetch(model), device)
+        G = load_generator_file(fetch(model), device)
+        if entry.sha256 and not (G.sha256 or "").startswith(entry.sha256):
+            raise I2SError(f"'{model}': file {fetch(model)} does not have the registered "
+                           f"SHA-256 ({entry.sha256[:12]}...); reinstall i2s")
+        return G
     p = Path(model)
     if not p.is_file():
         raise I2SError(f"model not found: {p} is neither a file nor a registry name "

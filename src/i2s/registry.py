@@ -32,6 +32,7 @@ class ModelEntry:
     size: int | None = None       # exact bytes, where known
     approx_mb: int | None = None  # for display when the exact size is unknown
     sha256: str | None = None     # full digest or a prefix, where known
+    packaged: bool = False        # ships inside the i2s package (src/i2s/data/), no download
 
 
 def _v1(name, res, gid, fname, desc, mb=None):
@@ -39,7 +40,13 @@ def _v1(name, res, gid, fname, desc, mb=None):
                       desc, approx_mb=mb)
 
 
+DEMO_LICENCE = ("MIT (i2s); distilled from the DigiFace DCGAN of gan-face-generate 1.1.1, "
+                "MIT (c) 2023 Chien Liu")
+
 REGISTRY: dict[str, ModelEntry] = {e.name: e for e in [
+    ModelEntry("demo", "generator", "stylegan2", 64, "demo.safetensors", (), DEMO_LICENCE,
+               "64 px synthetic faces, a small StyleGAN2 trained by i2s train-demo (ships with "
+               "i2s; the offline default)", sha256=None, packaged=True),
     _v1("stylegan-ffhq-1024", 1024, "1MEGjdvVpUsu1jB4zrXZN7Y4kBBOzizDQ",
         "karras2019stylegan-ffhq-1024x1024.pkl",
         "StyleGAN (v1) FFHQ faces, the Image2StyleGAN paper's model", 310),

@@ -140,6 +140,7 @@ class Trainer:
         self.opt = torch.optim.Adam(self.G.parameters(), lr=cfg.lr, betas=cfg.betas, eps=1e-8)
         self.step = 0
         self.seconds = 0.0
+        (self.out / "samples").mkdir(parents=True, exist_ok=True)
         self.checkpoint_path = self.out / "checkpoint.pt"
         if self.checkpoint_path.is_file():
             self._resume()
@@ -195,7 +196,6 @@ class Trainer:
     def run(self, log_every: int = 50, sample_every: int = 500,
             checkpoint_every: int = 250) -> Path:
         """Train to ``cfg.steps``; returns the path of the final float16 generator."""
-        (self.out / "samples").mkdir(parents=True, exist_ok=True)
         log_path = self.out / "log.jsonl"
         acc: dict[str, float] = {}
         count = 0

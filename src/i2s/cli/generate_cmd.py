@@ -8,16 +8,15 @@ import click
 import torch
 
 from i2s.cli.common import DEVICE_CHOICES, ensure_writable_dir, pick_device
+from i2s.cli.embedding import model_option
 from i2s.errors import I2SError
 from i2s.images import save_image, to_uint8
-from i2s.latents import check_latent_fits, load_latent
+from i2s.latents import check_latent_fits, check_latent_model, load_latent
 from i2s.models import load_generator
 
 
 @click.command("generate")
-@click.option("--model", required=True, type=click.Path(dir_okay=False),
-              help="Generator: i2s .safetensors, or a StyleGAN2-ADA/TF .pkl or rosinality .pt "
-                   "(converted once and cached).")
+@model_option
 @click.option("--seed", type=int, default=None, help="Sample z ~ N(0, I) from this seed.")
 @click.option("--latent", type=click.Path(dir_okay=False), default=None,
               help="Render this latent.npz (from i2s embed) instead of a seed.")
@@ -51,6 +50,7 @@ def generate_command(model, seed, latent, out, truncation, truncation_cutoff, no
         else:
             lat = load_latent(latent)
             check_latent_fits(lat, G.num_ws, G.w_dim, str(latent))
+            check_latent_model(lat, G.sha256, str(latent))
             ws = torch.from_numpy(lat.w)[None].to(dev)
         ngen = torch.Generator(device=dev).manual_seed(seed or 0)
         img = G.synthesis(ws, noise_mode=noise_mode, generator=ngen)

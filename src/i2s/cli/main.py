@@ -9,8 +9,11 @@ import click
 from i2s import __version__
 from i2s.cli.convert_cmd import convert_command
 from i2s.cli.embed_cmd import embed_command
+from i2s.cli.expression_cmd import expression_command
 from i2s.cli.generate_cmd import generate_command
 from i2s.cli.models_cmd import models_group
+from i2s.cli.morph_cmd import morph_command
+from i2s.cli.style_transfer_cmd import style_transfer_command
 from i2s.cli.train_demo_cmd import train_demo_command
 from i2s.errors import I2SError
 
@@ -25,6 +28,9 @@ cli.add_command(convert_command)
 cli.add_command(embed_command)
 cli.add_command(generate_command)
 cli.add_command(models_group)
+cli.add_command(morph_command)
+cli.add_command(style_transfer_command)
+cli.add_command(expression_command)
 cli.add_command(train_demo_command)
 
 

@@ -10,6 +10,8 @@ from i2s.registry import REGISTRY, ModelEntry, get_entry
 
 
 def _size(e: ModelEntry) -> str:
+    if e.packaged and model_path(e).is_file():
+        return f"{model_path(e).stat().st_size / 2**20:.0f} MB"
     if e.size is not None:
         return f"{e.size / 2**20:.0f} MB"
     return f"~{e.approx_mb} MB" if e.approx_mb else "?"
@@ -17,6 +19,8 @@ def _size(e: ModelEntry) -> str:
 
 def _cached(e: ModelEntry) -> bool:
     """Present in the cache (not re-hashed here: files are fully verified when used)."""
+    if e.packaged:
+        return model_path(e).is_file()
     return (e.kind == "generator" and is_cached(model_path(e))) or is_cached(download_path(e))
 
 
@@ -45,7 +49,8 @@ def info_command(name: str) -> int:
             ("resolution", e.resolution or "-"), ("file", e.filename), ("size", _size(e)),
             ("sha256", e.sha256 or "not published; recorded at download"),
             ("licence", e.licence), ("cached", "yes" if _cached(e) else "no"),
-            ("cache path", model_path(e) if e.kind == "generator" else download_path(e))]
+            ("packaged" if e.packaged else "cache path",
+             model_path(e) if e.kind == "generator" else download_path(e))]
     rows += [("url", u) for u in e.urls]
     for k, v in rows:
         click.echo(f"{k + ':':<13} {v}")

@@ -1,0 +1,153 @@
+"""``i2s morph``, ``i2s style-transfer`` and ``i2s expression`` end to end on a tiny model."""
+
+import json
+
+import imageio.v2 as imageio
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import i2s
+from i2s.fileio import sha256_file
+from i2s.latents import LatentFile, load_latent, save_latent
+from tests.cli_run import run
+
+PAD = 2  # image_grid padding
+
+
+@pytest.fixture
+def latents(tmp_path, model_file):
+    """Three latent files of the tiny model (6 style inputs of width 32)."""
+    sha = sha256_file(model_file)
+    paths = []
+    for i in range(3):
+        w = torch.randn(6, 32, generator=torch.Generator().manual_seed(i)).numpy() * 0.5
+        p = tmp_path / f"l{i}.npz"
+        save_latent(p, LatentFile(w=w, space="w+", model_sha256=sha))
+        paths.append(p)
+    return paths
+
+
+def render(model_file, w):
+    G = i2s.load_generator(model_file)
+    with torch.no_grad():
+        img = G.synthesis(torch.from_numpy(w)[None], noise_mode="const")
+    return i2s.images.to_uint8(img)[0]
+
+
+def grid_size(n, cols, tile=16):
+    rows = -(-n // cols)
+    return (rows * (tile + PAD) + PAD, cols * (tile + PAD) + PAD)
+
+
+def test_morph_frames_strip_video_and_endpoints(tmp_path, model_file, latents, capsys):
+    out = tmp_path / "m"
+    code, _, _ = run(["morph", latents[0], latents[1], "--frames", 5, "--model", model_file,
+                      "--out", out], capsys)
+    assert code == 0
+    frames = sorted((out / "frames").glob("*.png"))
+    assert len(frames) == 5 and len(list((out / "frames").glob("*.npz"))) == 5
+    # Endpoints reproduce the inputs bit for bit (latents and images).
+    a, b = load_latent(latents[0]).w, load_latent(latents[1]).w
+    assert np.array_equal(load_latent(out / "frames" / "000.npz").w, a)
+    assert np.array_equal(load_latent(out / "frames" / "004.npz").w, b)
+    assert np.array_equal(np.asarray(Image.open(frames[0])), render(model_file, a))
+    mid = load_latent(out / "frames" / "002.npz").w
+    np.testing.assert_allclose(mid, (a + b) / 2, atol=1e-6)
+    strip = np.asarray(Image.open(out / "strip.png"))
+    assert strip.shape[:2] == grid_size(5, 5)
+    reader = imageio.get_reader(out / "morph.mp4")
+    n = sum(1 for _ in reader)
+    assert n == 5 and reader.get_meta_data()["size"] == (256, 256)
+    rec = json.loads((out / "edit.json").read_text())
+    assert rec["edit"] == "morph" and rec["t"] == [1.0, 0.75, 0.5, 0.25, 0.0]
+    assert rec["model_sha256"] == sha256_file(model_file)
+
+
+def test_morph_gif_and_image_inputs_embedded(tmp_path, model_file, latents, capsys):
+    img = tmp_path / "photo.png"
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (16, 16, 3), np.uint8)).save(img)
+    out = tmp_path / "m"
+    code, _, _ = run(["morph", img, latents[1], "--frames", 3, "--format", "gif", "--model",
+                      model_file, "--out", out, "--steps", 3, "--loss", "mse", "-q"], capsys)
+    assert code == 0
+    lat = load_latent(out / "inputs" / "photo" / "latent.npz")
+    assert (out / "inputs" / "photo" / "reconstruction.png").is_file()
+    assert np.array_equal(load_latent(out / "frames" / "000.npz").w, lat.w)
+    assert len(imageio.mimread(out / "morph.gif")) == 3
+
+
+def test_style_transfer_default_layers_and_sweep(tmp_path, model_file, latents, capsys):
+    out = tmp_path / "s"
+    code, _, _ = run(["style-transfer", latents[0], latents[1], "--sweep", "--model",
+                      model_file, "--out", out], capsys)
+    assert code == 0
+    c, s = load_latent(latents[0]).w, load_latent(latents[1]).w
+    res = load_latent(out / "result.npz").w
+    assert np.array_equal(res[:3], c[:3]) and np.array_equal(res[3:], s[3:])
+    rec = json.loads((out / "edit.json").read_text())
+    assert rec["layers_from_style"] == [3, 4, 5]
+    assert len(rec["sweep"]["tiles"]) == 2 + 5
+    assert np.asarray(Image.open(out / "sweep.png")).shape[:2] == grid_size(7, 7)
+    k2 = load_latent(out / "sweep" / "k02.npz").w
+    assert np.array_equal(k2[:2], c[:2]) and np.array_equal(k2[2:], s[2:])
+
+    code, _, _ = run(["style-transfer", latents[0], latents[1], "--layers", "0,4-5",
+                      "--model", model_file, "--out", tmp_path / "s2"], capsys)
+    res = load_latent(tmp_path / "s2" / "result.npz").w
+    assert code == 0 and np.array_equal(res[[0, 4, 5]], s[[0, 4, 5]])
+    assert np.array_equal(res[1:4], c[1:4])
+
+
+def test_expression_result_and_sweep(tmp_path, model_file, latents, capsys):
+    out = tmp_path / "e"
+    code, _, _ = run(["expression", "--target", latents[0], "--neutral", latents[1],
+                      "--expressive", latents[2], "--strength", 0.5, "--threshold", 0,
+                      "--sweep", "--strengths", "0,1,2", "--model", model_file, "--out", out],
+                     capsys)
+    assert code == 0
+    t, n, e = (load_latent(p).w for p in latents)
+    np.testing.assert_allclose(load_latent(out / "result.npz").w, t + 0.5 * (e - n), atol=1e-5)
+    assert np.array_equal(load_latent(out / "sweep" / "00_strength0.npz").w, t)
+    assert np.asarray(Image.open(out / "sweep.png")).shape[:2] == grid_size(4, 4)
+    rec = json.loads((out / "edit.json").read_text())
+    assert rec["kept_layers"] == list(range(6)) and len(rec["layer_norms"]) == 6
+
+
+def test_expression_same_neutral_and_expressive_is_identity(tmp_path, model_file, latents,
+                                                            capsys):
+    out = tmp_path / "e"
+    code, _, err = run(["expression", "--target", latents[0], "--neutral", latents[1],
+                        "--expressive", latents[1], "--model", model_file, "--out", out], capsys)
+    assert code == 0 and "unchanged" in err
+    assert np.array_equal(load_latent(out / "result.npz").w, load_latent(latents[0]).w)
+
+
+def test_edit_bad_inputs(tmp_path, model_file, latents, capsys):
+    other = tmp_path / "other.npz"
+    save_latent(other, LatentFile(w=np.zeros((8, 32), np.float32), space="w+", model_sha256=""))
+    foreign = tmp_path / "foreign.npz"
+    save_latent(foreign, LatentFile(w=np.zeros((6, 32), np.float32), space="w+",
+                                    model_sha256="ab" * 32))
+    m = ["--model", model_file, "--out", tmp_path / "o"]
+    cases = [
+        (["morph", latents[0], other, *m], 1, "different model"),
+        (["morph", latents[0], foreign, *m], 1, "another model"),
+        (["morph", latents[0], tmp_path / "missing.npz", *m], 1, "not found"),
+        (["morph", latents[0], tmp_path / "missing.png", *m, "--loss", "mse"], 1, "no such file"),
+        (["morph", latents[0], latents[1], "--frames", 1, *m], 2, "--frames"),
+        (["style-transfer", latents[0], latents[1], "--layers", "3-6", *m], 1, "0 <= a <= b < 6"),
+        (["style-transfer", latents[0], latents[1], "--layers", "x", *m], 1, "expected"),
+        (["expression", "--target", latents[0], "--neutral", latents[1], "--expressive",
+          latents[2], "--strength", "strong", *m], 2, "strength"),
+        (["expression", "--target", latents[0], "--neutral", latents[1], "--expressive",
+          latents[2], "--strength", "nan", *m], 1, "finite"),
+        (["expression", "--target", latents[0], "--neutral", latents[1], "--expressive",
+          latents[2], "--sweep", "--strengths", "1,a", *m], 1, "strengths"),
+    ]
+    for argv, want_code, msg in cases:
+        code, _, err = run(argv, capsys)
+        assert code == want_code, (argv, err)
+        assert msg in err, (argv, err)
+        assert len(err.strip().splitlines()) == 1 or want_code == 2, err
