@@ -167,10 +167,11 @@ def test_registry_download_that_is_not_a_checkpoint(net, tmp_path, monkeypatch):
 
 def test_registry_entries_are_complete():
     for e in registry.REGISTRY.values():
-        assert e.urls and all(u.startswith("https://") for u in e.urls)
+        assert e.packaged != bool(e.urls), e.name  # shipped, or downloadable
+        assert all(u.startswith("https://") for u in e.urls)
         assert e.licence and e.description and e.architecture
     names = set(registry.REGISTRY)
-    for needed in ("stylegan-ffhq-1024", "stylegan-celebahq-1024", "stylegan-cats-256",
+    for needed in ("demo", "stylegan-ffhq-1024", "stylegan-celebahq-1024", "stylegan-cats-256",
                    "stylegan-cars-512", "stylegan-bedrooms-256", "stylegan2-ffhq-1024",
                    "stylegan2-ada-ffhq-1024", "stylegan2-ada-metfaces-1024",
                    "stylegan2-ada-afhqcat-512", "stylegan2-ada-afhqdog-512",
