@@ -43,8 +43,8 @@ def center_crop_square(img: Image.Image) -> Image.Image:
     return img.crop((left, top, left + s, top + s))
 
 
-def load_image(path: str | os.PathLike, resolution: int) -> np.ndarray:
-    """Read an image file as uint8 RGB [resolution, resolution, 3] (see module docstring).
+def read_rgb(path: str | os.PathLike) -> np.ndarray:
+    """Read an image file at full size as uint8 RGB [H, W, 3] (EXIF orientation applied).
 
     Raises:
         I2SError: missing, empty, unreadable or non-image file, with a one-line reason.
@@ -69,10 +69,20 @@ def load_image(path: str | os.PathLike, resolution: int) -> np.ndarray:
         raise I2SError(f"{p}: cannot read image ({e})") from None
     if min(rgb.size) < 1:
         raise I2SError(f"{p}: image has no pixels")
-    rgb = center_crop_square(rgb)
+    return np.asarray(rgb, dtype=np.uint8)
+
+
+def square_resized(image: np.ndarray, resolution: int) -> np.ndarray:
+    """Centre-crop uint8 [H, W, 3] to a square and resize it (Lanczos) to ``resolution``."""
+    rgb = center_crop_square(Image.fromarray(image))
     if rgb.size != (resolution, resolution):
         rgb = rgb.resize((resolution, resolution), Image.LANCZOS)
     return np.asarray(rgb, dtype=np.uint8)
+
+
+def load_image(path: str | os.PathLike, resolution: int) -> np.ndarray:
+    """Read an image file as uint8 RGB [resolution, resolution, 3] (see module docstring)."""
+    return square_resized(read_rgb(path), resolution)
 
 
 def to_tensor(images: np.ndarray) -> torch.Tensor:

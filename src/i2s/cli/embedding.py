@@ -16,11 +16,15 @@ import torch
 from tqdm import tqdm
 
 import i2s
+from i2s import faces
+from i2s.align import AlignTransform
+from i2s.align import align as align_face_photo
 from i2s.cli.common import info, warn
 from i2s.embed import StepInfo, embed
 from i2s.errors import I2SError
+from i2s.faces import FaceModelsMissing
 from i2s.fileio import write_text_atomic
-from i2s.images import load_image, save_image, to_tensor, to_uint8
+from i2s.images import load_image, read_rgb, save_image, to_tensor, to_uint8
 from i2s.latents import LatentFile, check_latent_fits, check_latent_model, load_latent, save_latent
 from i2s.losses import LOSS_KINDS, mse_per_sample, psnr_from_mse
 from i2s.vgg16 import load_vgg16
@@ -60,9 +64,12 @@ _EMBED_OPTIONS = [
                  help="Per-layer noise during the optimisation."),
     click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True,
                  help="Images optimised together (each independently)."),
+    click.option("--align", is_flag=True,
+                 help="Detect the largest face (dlib) and FFHQ-align it first; the transform "
+                      "is kept as transform.json for paste-back."),
 ]
 EMBED_OPTION_NAMES = ("space", "steps", "lr", "init", "loss", "lambda_mse", "lambda_perceptual",
-                      "vgg_weights", "vgg_taps", "seed", "noise_mode", "batch_size")
+                      "vgg_weights", "vgg_taps", "seed", "noise_mode", "batch_size", "align")
 
 
 def embedding_options(f: Callable) -> Callable:
@@ -86,6 +93,7 @@ class EmbedOptions:
     seed: int
     noise_mode: str
     batch_size: int
+    align: bool = False
 
     @classmethod
     def pop(cls, kwargs: dict) -> EmbedOptions:
@@ -149,16 +157,21 @@ def embed_files(G, model: str, images: list[str], out_dir: Path, opts: EmbedOpti
     on one line and skipped.
     """
     common = opts.embed_kwargs(device)
-    paths, arrays, failed = [], [], 0
+    paths, arrays, transforms, failed = [], [], [], 0
     for raw in images:
         try:
-            arrays.append(load_image(raw, G.resolution))
-            paths.append(Path(raw))
+            array, transform = input_image(raw, G.resolution, opts.align)
+        except FaceModelsMissing:
+            raise
         except I2SError as e:
             warn(str(e))
             failed += 1
+            continue
+        arrays.append(array)
+        transforms.append(transform)
+        paths.append(Path(raw))
     stems = unique_stems(paths)
-    latents: dict[str, LatentFile] = {}
+    done: dict[str, Path] = {}
     for start in range(0, len(paths), opts.batch_size):
         idx = list(range(start, min(start + opts.batch_size, len(paths))))
         folders = [out_dir / stems[i] for i in idx]
@@ -188,22 +201,46 @@ def embed_files(G, model: str, images: list[str], out_dir: Path, opts: EmbedOpti
         # Metrics of the saved 8-bit images (what the user sees), plus the float loss terms.
         mse8 = mse_per_sample(to_tensor(recon), to_tensor(batch))
         for j, i in enumerate(idx):
-            latents[str(paths[i])] = _write_outputs(folders[j], paths[i], model, G, result, j,
-                                                    batch[j], recon[j], float(mse8[j]), device,
-                                                    len(idx))
+            _write_outputs(folders[j], paths[i], model, G, result, j, batch[j], recon[j],
+                           float(mse8[j]), device, len(idx), transforms[i])
+            done[str(paths[i])] = folders[j]
             if not quiet:
                 info(f"{paths[i]} -> {folders[j]}  psnr {float(psnr_from_mse(mse8[j])):.2f} dB")
-    return latents, failed
+    return done, failed
+
+
+def input_image(path: str, resolution: int, align: bool
+                ) -> tuple[np.ndarray, AlignTransform | None]:
+    """An input file as uint8 [R, R, 3]: FFHQ-aligned (with its transform) or centre-cropped."""
+    if not align:
+        return load_image(path, resolution), None
+    aligned = align_face_photo(read_rgb(path), size=resolution, source=str(path))
+    return aligned.image, aligned.transform
+
+
+def identity_metrics(target: np.ndarray, recon: np.ndarray) -> dict:
+    """dlib identity distance target/reconstruction when the face models are installed."""
+    if not faces.identity_available():
+        return {"identity_distance": None,
+                "identity_note": f"face models not installed ({faces.INSTALL_HINT})"}
+    try:
+        d = faces.identity_distance(target, recon)
+    except faces.NoFaceFound:
+        return {"identity_distance": None, "identity_note": "no face detected in the target"}
+    return {"identity_distance": d, "same_person": d < faces.SAME_PERSON_THRESHOLD}
 
 
 def _write_outputs(folder: Path, src: Path, model: str, G, result, j: int, target: np.ndarray,
-                   recon: np.ndarray, mse8: float, dev: torch.device, batch: int) -> LatentFile:
+                   recon: np.ndarray, mse8: float, dev: torch.device, batch: int,
+                   transform: AlignTransform | None) -> LatentFile:
     z = result.z[j].cpu().numpy() if result.z is not None else None
     latent = LatentFile(w=result.latent[j].cpu().numpy(), space=result.space,
                         model_sha256=G.sha256 or "", z=z)
     save_latent(folder / "latent.npz", latent)
     save_image(folder / "target.png", target)
     save_image(folder / "reconstruction.png", recon)
+    if transform is not None:
+        transform.save(folder / "transform.json")
     psnr8 = float(psnr_from_mse(torch.tensor(mse8)))
     metrics = {
         "image": str(src),
@@ -211,6 +248,8 @@ def _write_outputs(folder: Path, src: Path, model: str, G, result, j: int, targe
         "psnr": psnr8 if np.isfinite(psnr8) else None,
         "loss_terms": {k: float(result.final[k][j]) for k in ("loss", "mse", "perceptual")},
         "psnr_float": float(result.final["psnr"][j]),
+        **identity_metrics(target, recon),
+        "aligned": transform is not None,
         "steps": result.steps,
         "seconds": result.seconds,
         "batch_size": batch,
@@ -233,10 +272,12 @@ def is_latent_path(path: str) -> bool:
 
 
 def latents_for_inputs(G, model: str, inputs: list[str], out_dir: Path, opts: EmbedOptions,
-                       device: torch.device, quiet: bool = False) -> list[torch.Tensor]:
-    """W+ codes [num_ws, w_dim] for each input: latent files are read and checked against
-    ``G``; images are embedded on the fly into ``out_dir/inputs/<stem>/``. Any failure is an
-    :class:`I2SError` (an edit needs all of its inputs)."""
+                       device: torch.device, quiet: bool = False
+                       ) -> tuple[list[torch.Tensor], list[Path]]:
+    """W+ codes [num_ws, w_dim] for each input, and the folder each code's latent.npz is in:
+    latent files are read and checked against ``G``; images are embedded on the fly into
+    ``out_dir/inputs/<stem>/``. Any failure is an :class:`I2SError` (an edit needs all of
+    its inputs)."""
     for raw in inputs:
         if is_latent_path(raw):
             lat = load_latent(raw)
@@ -244,16 +285,17 @@ def latents_for_inputs(G, model: str, inputs: list[str], out_dir: Path, opts: Em
             check_latent_model(lat, G.sha256, raw)
     images = [raw for raw in inputs if not is_latent_path(raw)]
     for raw in images:
-        load_image(raw, G.resolution)  # every input readable before any slow embedding
-    embedded: dict[str, LatentFile] = {}
+        read_rgb(raw)  # every input readable before any slow embedding
+    embedded: dict[str, Path] = {}
     if images:
         embedded, failed = embed_files(G, model, list(dict.fromkeys(images)),
                                        out_dir / "inputs", opts, device, quiet=quiet)
         if failed:
             raise I2SError("an input image could not be used (see above)")
-    out = []
+    out, folders = [], []
     for raw in inputs:
-        lat = load_latent(raw) if is_latent_path(raw) else embedded[str(Path(raw))]
-        out.append(torch.from_numpy(lat.w).to(device))
-    return out
+        path = Path(raw) if is_latent_path(raw) else embedded[str(Path(raw))] / "latent.npz"
+        out.append(torch.from_numpy(load_latent(path).w).to(device))
+        folders.append(path.parent)
+    return out, folders
 

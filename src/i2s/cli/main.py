@@ -7,12 +7,14 @@ import sys
 import click
 
 from i2s import __version__
+from i2s.cli.align_cmd import align_command
 from i2s.cli.convert_cmd import convert_command
 from i2s.cli.embed_cmd import embed_command
 from i2s.cli.expression_cmd import expression_command
 from i2s.cli.generate_cmd import generate_command
 from i2s.cli.models_cmd import models_group
 from i2s.cli.morph_cmd import morph_command
+from i2s.cli.paste_back_cmd import paste_back_command
 from i2s.cli.style_transfer_cmd import style_transfer_command
 from i2s.cli.train_demo_cmd import train_demo_command
 from i2s.errors import I2SError
@@ -24,6 +26,7 @@ def cli() -> None:
     """Embed images into a StyleGAN's latent space (Image2StyleGAN) and edit them."""
 
 
+cli.add_command(align_command)
 cli.add_command(convert_command)
 cli.add_command(embed_command)
 cli.add_command(generate_command)
@@ -31,6 +34,7 @@ cli.add_command(models_group)
 cli.add_command(morph_command)
 cli.add_command(style_transfer_command)
 cli.add_command(expression_command)
+cli.add_command(paste_back_command)
 cli.add_command(train_demo_command)
 
 

@@ -1,0 +1,50 @@
+"""``i2s align``: FFHQ-style alignment of the faces in photos."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from i2s.align import align
+from i2s.cli.common import ensure_writable_dir, warn
+from i2s.cli.embedding import unique_stems
+from i2s.errors import I2SError
+from i2s.faces import FaceModelsMissing
+from i2s.images import read_rgb, save_image
+
+
+@click.command("align")
+@click.argument("photos", nargs=-1, required=True, type=click.Path())
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
+@click.option("--size", type=click.IntRange(min=8, max=4096), default=1024, show_default=True,
+              help="Side of the aligned images (use the model's resolution, or larger).")
+@click.option("--all-faces", is_flag=True,
+              help="Every face, not only the largest: OUT/<stem>_<i>.png, largest first.")
+def align_command(photos, out, size, all_faces) -> int:
+    """Detect faces (dlib), find 68 landmarks and crop each photo the way FFHQ was made.
+
+    Writes OUT/<stem>.png and OUT/<stem>.json (the quad, the original size and the
+    landmarks: what paste-back needs). A photo without a face is reported on one line and
+    skipped; the exit code is then 1.
+    """
+    out_dir = ensure_writable_dir(out)
+    paths = [Path(p) for p in photos]
+    failed = 0
+    for path, stem in zip(paths, unique_stems(paths), strict=True):
+        try:
+            image = read_rgb(path)
+            result = align(image, size=size, all_faces=all_faces, source=str(path))
+        except FaceModelsMissing:
+            raise
+        except I2SError as e:
+            warn(str(e))
+            failed += 1
+            continue
+        faces = result if all_faces else [result]
+        for i, face in enumerate(faces):
+            name = f"{stem}_{i}" if all_faces else stem
+            save_image(out_dir / f"{name}.png", face.image)
+            face.transform.save(out_dir / f"{name}.json")
+            click.echo(f"{path} -> {out_dir / name}.png")
+    return 1 if failed else 0

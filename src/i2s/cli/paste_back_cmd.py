@@ -1,0 +1,34 @@
+"""``i2s paste-back``: put an edited aligned face back into the original photo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from i2s.align import AlignTransform, paste_back
+from i2s.cli.common import ensure_writable_dir
+from i2s.images import read_rgb, save_image
+
+
+@click.command("paste-back")
+@click.argument("edited", type=click.Path())
+@click.option("--into", "original", required=True, type=click.Path(),
+              help="The original photo the face was aligned from.")
+@click.option("--transform", required=True, type=click.Path(),
+              help="The alignment's JSON (from i2s align, or transform.json of i2s embed "
+                   "--align).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False),
+              help="Output image (.png or .jpg).")
+@click.option("--feather", type=click.FloatRange(0, 0.5), default=0.1, show_default=True,
+              help="Soft edge width, as a fraction of the aligned square's side.")
+def paste_back_command(edited, original, transform, out, feather) -> int:
+    """Warp EDITED (an aligned face at any resolution) back into the photo with a feathered
+    mask; pixels outside the face square are left exactly as they were."""
+    out = Path(out)
+    ensure_writable_dir(out.parent if str(out.parent) else ".")
+    t = AlignTransform.load(transform)
+    result, _ = paste_back(read_rgb(edited), read_rgb(original), t, feather)
+    save_image(out, result)
+    click.echo(f"wrote {out}")
+    return 0
