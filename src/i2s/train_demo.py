@@ -8,6 +8,13 @@ is a function of the student's input -- and the student regresses the teacher's 
 pixel L1 + Laplacian-pyramid L1 loss. Adam with StyleGAN2's equalised learning rate, an EMA
 of the weights (the shipped ``G_ema``) and a running ``w_avg`` as in StyleGAN2-ADA.
 
+The mapping network keeps StyleGAN's learning-rate multiplier of 0.01 in its weight scale (it is
+part of the architecture and of the checkpoint format), but its Adam learning rate is raised by
+``mapping_lr_boost`` (100) so that it learns at the same effective rate as the synthesis
+network: unlike a GAN, a regression must carry the identity of every z through the mapping,
+and with the 0.01 rate the run stalls at the mean face (measured: 13.4 dB vs 14.8 dB training
+PSNR after 250 steps at lr 0.002; lr 0.005 is faster still).
+
 Reproducible: the z of batch ``k`` comes from seed ``Z_SEED_BASE + k`` and the training noise
 from seed ``NOISE_SEED_BASE + k``, so a resumed run draws exactly what an uninterrupted one
 would. Held-out faces use single-image seeds below ``Z_SEED_BASE``
@@ -45,9 +52,10 @@ SAMPLE_SEEDS = list(range(900, 916))   # progress grids (never training seeds)
 class TrainDemoConfig:
     """Everything that determines the trained weights."""
 
-    steps: int = 4000
+    steps: int = 8000
     batch: int = 32
-    lr: float = 0.002
+    lr: float = 0.005
+    mapping_lr_boost: float = 100.0    # mapping's Adam lr = lr * this (see module docstring)
     betas: tuple[float, float] = (0.9, 0.99)
     lr_final_fraction: float = 0.05    # cosine decay over the last half to this fraction
     ema_kimg: float = 10.0             # EMA half-life in thousands of images
@@ -137,7 +145,11 @@ class Trainer:
         self.G = StyleGAN2Generator(cfg.generator_config()).train().requires_grad_(True)
         # Noise and const buffers are drawn with torch's global generator at construction.
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
-        self.opt = torch.optim.Adam(self.G.parameters(), lr=cfg.lr, betas=cfg.betas, eps=1e-8)
+        mapping = [p for n, p in self.G.named_parameters() if n.startswith("mapping.")]
+        synthesis = [p for n, p in self.G.named_parameters() if not n.startswith("mapping.")]
+        self.opt = torch.optim.Adam([{"params": synthesis, "boost": 1.0},
+                                     {"params": mapping, "boost": cfg.mapping_lr_boost}],
+                                    lr=cfg.lr, betas=cfg.betas, eps=1e-8)
         self.step = 0
         self.seconds = 0.0
         (self.out / "samples").mkdir(parents=True, exist_ok=True)
@@ -169,7 +181,7 @@ class Trainer:
         z = batch_z(self.step, cfg.batch)
         real = teacher_targets(self.teacher, z)
         for group in self.opt.param_groups:
-            group["lr"] = learning_rate(cfg, self.step)
+            group["lr"] = learning_rate(cfg, self.step) * group["boost"]
         ws = G.mapping(z)
         with torch.no_grad():  # running mean of w (StyleGAN2-ADA's w_avg tracking)
             G.mapping.w_avg.copy_(ws[:, 0].mean(0).lerp(G.mapping.w_avg, cfg.w_avg_beta))

@@ -21,12 +21,12 @@ from i2s.fileio import sha256_file
                    "gan-face-generate package, or a previous --download-teacher).")
 @click.option("--download-teacher", is_flag=True,
               help="Fetch the weights with pip download --no-deps gan-face-generate==1.1.1.")
-@click.option("--steps", type=click.IntRange(1), default=4000, show_default=True)
+@click.option("--steps", type=click.IntRange(1), default=8000, show_default=True)
 @click.option("--batch", type=click.IntRange(1), default=32, show_default=True)
 @click.option("--threads", type=click.IntRange(1), default=None,
               help="CPU threads (default: torch's choice).")
 def train_demo_command(out, teacher, download_teacher, steps, batch, threads) -> int:
-    """Distil the DigiFace DCGAN into a StyleGAN2 (about 2 h on 2 CPU cores with defaults)."""
+    """Distil the DigiFace DCGAN into a StyleGAN2 (about 1.5-2 h on 2 CPU cores with defaults)."""
     from i2s import dcgan
     from i2s.train_demo import TrainDemoConfig, Trainer
 
