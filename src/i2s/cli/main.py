@@ -10,6 +10,7 @@ from i2s import __version__
 from i2s.cli.align_cmd import align_command
 from i2s.cli.convert_cmd import convert_command
 from i2s.cli.embed_cmd import embed_command
+from i2s.cli.experiment_cmd import experiment_command
 from i2s.cli.expression_cmd import expression_command
 from i2s.cli.generate_cmd import generate_command
 from i2s.cli.models_cmd import models_group
@@ -29,6 +30,7 @@ def cli() -> None:
 cli.add_command(align_command)
 cli.add_command(convert_command)
 cli.add_command(embed_command)
+cli.add_command(experiment_command)
 cli.add_command(generate_command)
 cli.add_command(models_group)
 cli.add_command(morph_command)
