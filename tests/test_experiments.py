@@ -66,6 +66,9 @@ def test_image_set_layouts(tmp_path, image_dir):
     flat = tmp_path / "flat"
     _write_images(flat, 2, 5)
     assert list(load_image_set(flat, RES).images) == ["faces"]
+    capped = load_image_set(image_dir, RES, max_images=1)
+    assert {k: len(v) for k, v in capped.images.items()} == {"cats": 1, "faces": 1}
+    assert capped.names["faces"] == ["img0.png"]
     no_faces = tmp_path / "nofaces"
     _write_images(no_faces / "cars", 1, 6)
     with pytest.raises(I2SError, match="no 'faces' folder"):

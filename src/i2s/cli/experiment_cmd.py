@@ -57,6 +57,8 @@ def _vgg_for(loss: str, path: str | None, device):
 @click.option("--quick", is_flag=True,
               help="A reduced run (4 faces, 1 image per other class, fewer transforms, "
                    "200 steps) for a first look.")
+@click.option("--max-images", type=click.IntRange(min=1), default=None,
+              help="Use at most N images of every class (in file-name order)  [default: all]")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.01,
               show_default=True)
 @click.option("--loss", type=click.Choice(LOSS_KINDS), default="mse+vgg", show_default=True)
@@ -73,9 +75,9 @@ def _vgg_for(loss: str, path: str | None, device):
               help="Images optimised together (independently).")
 @click.option("--device", type=click.Choice(DEVICE_CHOICES), default="auto", show_default=True)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
-def experiment_command(name, model, images, out, steps, quick, lr, loss, lambda_mse,
-                       lambda_perceptual, vgg_weights, vgg_taps, seed, batch_size, device,
-                       quiet) -> int:
+def experiment_command(name, model, images, out, steps, quick, max_images, lr, loss,
+                       lambda_mse, lambda_perceptual, vgg_weights, vgg_taps, seed, batch_size,
+                       device, quiet) -> int:
     """Rerun one of the paper's studies, or all of them, into OUT/report.md.
 
     NAME: classes (which images embed), affine (translation, scaling, rotation), defects
@@ -89,7 +91,8 @@ def experiment_command(name, model, images, out, steps, quick, lr, loss, lambda_
     settings = StudySettings(steps=steps or (QUICK_STEPS if quick else 5000), lr=lr, loss=loss,
                              lambda_mse=lambda_mse, lambda_perceptual=lambda_perceptual,
                              vgg_after_relu=vgg_taps == "post-relu", seed=seed,
-                             batch_size=batch_size, quick=quick)
+                             batch_size=batch_size, quick=quick,
+                             max_images=max_images)
     names = list(STUDIES) if name == "all" else [name]
     results = run_studies(names, G, model, out_dir, settings, images=images, vgg=vgg,
                           progress=None if quiet else _Bar, log=None if quiet else info)

@@ -60,12 +60,13 @@ def _image_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
 
 
-def load_image_set(folder: str | Path | None, resolution: int, quick: bool = False
-                   ) -> ImageSet:
+def load_image_set(folder: str | Path | None, resolution: int, quick: bool = False,
+                   max_images: int | None = None) -> ImageSet:
     """Read a class folder (see the module docstring) at the model's resolution.
 
-    ``quick`` keeps the first 4 faces and 1 image of every other class. Any file that is not
-    a readable image is an :class:`I2SError` naming it.
+    ``quick`` keeps the first 4 faces and 1 image of every other class; ``max_images`` keeps
+    at most that many of every class (files in name order). Any file that is not a readable
+    image is an :class:`I2SError` naming it.
     """
     root = packaged_examples() if folder is None else Path(folder)
     if not root.is_dir():
@@ -78,6 +79,8 @@ def load_image_set(folder: str | Path | None, resolution: int, quick: bool = Fal
     for name, files in classes.items():
         if quick:
             files = files[:QUICK_LIMITS.get(name, QUICK_LIMITS["other"])]
+        if max_images is not None:
+            files = files[:max_images]
         if not files:
             continue
         out.images[name] = np.stack([load_image(f, resolution) for f in files])

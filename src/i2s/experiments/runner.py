@@ -56,7 +56,8 @@ def run_studies(names: list[str], G, model: str, out: str | Path, settings: Stud
         raise i2s.I2SError(f"unknown experiment(s) {unknown}; known: {', '.join(STUDIES)}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    image_set = load_image_set(images, G.resolution, quick=settings.quick)
+    image_set = load_image_set(images, G.resolution, quick=settings.quick,
+                               max_images=settings.max_images)
     study = Study(G, out, settings, vgg=vgg, progress=progress)
     sections: list[Section] = []
     t_all = time.perf_counter()

@@ -42,13 +42,14 @@ class StudySettings:
     seed: int = 0
     batch_size: int = 16
     quick: bool = False
+    max_images: int | None = None   # per class (None: all)
 
     def embedding_key_fields(self) -> dict:
         """The settings that change an embedding (not the batch size: batches are
-        independent)."""
+        independent; not the image selection: the targets are hashed)."""
         d = asdict(self)
-        d.pop("batch_size")
-        d.pop("quick")
+        for k in ("batch_size", "quick", "max_images"):
+            d.pop(k)
         return d
 
 
