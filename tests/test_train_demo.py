@@ -9,7 +9,14 @@ import torch
 from i2s import dcgan
 from i2s.errors import I2SError
 from i2s.generator_io import load_generator_file
-from i2s.train_demo import TrainDemoConfig, Trainer, distillation_loss, learning_rate, pyramid_l1
+from i2s.train_demo import (
+    AdversarialConfig,
+    TrainDemoConfig,
+    Trainer,
+    distillation_loss,
+    learning_rate,
+    pyramid_l1,
+)
 from tests.cli_run import run
 
 SHARED_TEACHER = Path(__file__).resolve().parents[2] / "shared" / "data" / "digiface_dcgan64.pt"
@@ -83,13 +90,16 @@ TINY = dict(batch=2, channel_base=256, channel_max=16, w_dim=16, mapping_layers=
             pyramid_levels=2, ema_kimg=0.01)
 
 
-def _train(out, teacher_file, steps, stop_at=None):
+def _train(out, teacher_file, steps, stop_at=None, adv_steps=0, adv_stop_at=None):
     T = dcgan.load_teacher(teacher_file)
     cfg = TrainDemoConfig(steps=steps, **TINY)
-    tr = Trainer(cfg, out, T, "t" * 64, log=lambda s: None)
+    adv = AdversarialConfig(steps=adv_steps, r1_every=2, d_channel_base=256, d_channel_max=16)
+    tr = Trainer(cfg, out, T, "t" * 64, log=lambda s: None, adv=adv)
     if stop_at is not None:  # simulate an interruption after a checkpoint
         while tr.step < stop_at:
             tr.train_step()
+        while adv_stop_at is not None and tr.adv_step < adv_stop_at:
+            tr.adversarial_step()
         tr._save_checkpoint()
         return None
     return tr.run(log_every=1, sample_every=2, checkpoint_every=2)
@@ -108,6 +118,42 @@ def test_training_writes_model_and_resumes_exactly(tmp_path, teacher_file):
     resumed = load_generator_file(_train(tmp_path / "b", teacher_file, 4))
     for (k, a), (_, b) in zip(G.state_dict().items(), resumed.state_dict().items(), strict=True):
         assert torch.equal(a, b), k
+
+
+def test_adversarial_stage_trains_and_resumes_exactly(tmp_path, teacher_file):
+    full = _train(tmp_path / "a", teacher_file, 2, adv_steps=3)
+    G = load_generator_file(full)
+    prov = json.loads((tmp_path / "a" / "provenance.json").read_text())
+    assert prov["adversarial_steps"] == 3 and prov["images_seen"] == 10
+    assert "adversarial" in prov["method"] and prov["adversarial_config"]["steps"] == 3
+    rows = [json.loads(r) for r in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
+    adv_rows = [r for r in rows if r.get("stage") == "adversarial"]
+    assert len(adv_rows) == 3 and {"d_loss", "g_adv", "l1", "r1"} <= set(adv_rows[0])
+    assert (tmp_path / "a" / "samples" / "adv000002.png").is_file()
+    # The stage changed the weights the distillation alone gives.
+    plain = load_generator_file(_train(tmp_path / "p", teacher_file, 2))
+    assert not torch.equal(plain.state_dict()["synthesis.b64.torgb.weight"],
+                           G.state_dict()["synthesis.b64.torgb.weight"])
+    # Interrupted in the adversarial stage and resumed: bit-identical weights.
+    _train(tmp_path / "b", teacher_file, 2, stop_at=2, adv_steps=3, adv_stop_at=1)
+    resumed = load_generator_file(_train(tmp_path / "b", teacher_file, 2, adv_steps=3))
+    for (k, a), (_, b) in zip(G.state_dict().items(), resumed.state_dict().items(), strict=True):
+        assert torch.equal(a, b), k
+    with pytest.raises(I2SError, match="other adversarial settings"):
+        _train(tmp_path / "b", teacher_file, 2, adv_steps=4)
+
+
+def test_discriminator_shapes_and_gradients():
+    from i2s.discriminator import Discriminator
+
+    D = Discriminator(64, channel_base=256, channel_max=16)
+    x = torch.randn(6, 3, 64, 64, requires_grad=True)
+    out = D(x)
+    assert out.shape == (6,)
+    out.sum().backward()
+    assert x.grad.abs().sum() > 0 and all(p.grad is not None for p in D.parameters())
+    with pytest.raises(ValueError):
+        Discriminator(48)
 
 
 def test_resume_with_other_settings_is_refused(tmp_path, teacher_file):

@@ -15,6 +15,13 @@ network: unlike a GAN, a regression must carry the identity of every z through t
 and with the 0.01 rate the run stalls at the mean face (measured: 13.4 dB vs 14.8 dB training
 PSNR after 250 steps at lr 0.002; lr 0.005 is faster still).
 
+Stage 2 (optional, :class:`AdversarialConfig`; ``i2s train-demo`` runs it): pixel regression
+alone converges to blurred faces (the conditional mean of what the student cannot yet tell
+apart), so after the distillation steps the generator is fine-tuned with the same loss plus a
+non-saturating GAN loss against a small discriminator (:mod:`i2s.discriminator`) that sees the
+teacher's images as real, with lazy R1 regularisation, as in StyleGAN2. Its batches continue
+the distillation's z seeds.
+
 Reproducible: the z of batch ``k`` comes from seed ``Z_SEED_BASE + k`` and the training noise
 from seed ``NOISE_SEED_BASE + k``, so a resumed run draws exactly what an uninterrupted one
 would. Held-out faces use single-image seeds below ``Z_SEED_BASE``
@@ -36,6 +43,7 @@ import torch
 import torch.nn.functional as F
 
 from i2s import dcgan
+from i2s.discriminator import Discriminator
 from i2s.errors import I2SError
 from i2s.fileio import atomic_path, sha256_file, write_text_atomic
 from i2s.generator_io import save_generator
@@ -52,7 +60,7 @@ SAMPLE_SEEDS = list(range(900, 916))   # progress grids (never training seeds)
 class TrainDemoConfig:
     """Everything that determines the trained weights."""
 
-    steps: int = 8000
+    steps: int = 5000
     batch: int = 32
     lr: float = 0.005
     mapping_lr_boost: float = 100.0    # mapping's Adam lr = lr * this (see module docstring)
@@ -71,6 +79,24 @@ class TrainDemoConfig:
         return StyleGAN2Config(resolution=dcgan.RESOLUTION, z_dim=dcgan.Z_DIM, w_dim=self.w_dim,
                                channel_base=self.channel_base, channel_max=self.channel_max,
                                mapping_layers=self.mapping_layers)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class AdversarialConfig:
+    """Stage 2: distillation loss + ``adv_weight`` x non-saturating GAN loss."""
+
+    steps: int = 1500
+    adv_weight: float = 0.1
+    lr: float = 0.002                  # generator (equalised learning rate)
+    d_lr: float = 0.0002               # discriminator (plain parametrisation)
+    betas: tuple[float, float] = (0.5, 0.99)
+    r1_gamma: float = 1.0
+    r1_every: int = 16                 # lazy R1 (the penalty is scaled by this)
+    d_channel_base: int = 2048
+    d_channel_max: int = 256
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -138,8 +164,10 @@ class Trainer:
     """Runs (or resumes) a distillation run in ``out``; see the module docstring."""
 
     def __init__(self, cfg: TrainDemoConfig, out: Path, teacher: torch.nn.Module,
-                 teacher_sha256: str, log: Callable[[str], None] = print) -> None:
+                 teacher_sha256: str, log: Callable[[str], None] = print,
+                 adv: AdversarialConfig | None = None) -> None:
         self.cfg, self.out, self.teacher, self.log = cfg, Path(out), teacher, log
+        self.adv = adv if adv is not None and adv.steps > 0 else None
         self.teacher_sha256 = teacher_sha256
         torch.manual_seed(0)  # initial weights
         self.G = StyleGAN2Generator(cfg.generator_config()).train().requires_grad_(True)
@@ -151,7 +179,19 @@ class Trainer:
                                      {"params": mapping, "boost": cfg.mapping_lr_boost}],
                                     lr=cfg.lr, betas=cfg.betas, eps=1e-8)
         self.step = 0
+        self.adv_step = 0
         self.seconds = 0.0
+        if self.adv is not None:
+            torch.manual_seed(1)
+            self.D = Discriminator(dcgan.RESOLUTION, self.adv.d_channel_base,
+                                   self.adv.d_channel_max).train()
+            self.opt_d = torch.optim.Adam(self.D.parameters(), lr=self.adv.d_lr,
+                                          betas=self.adv.betas, eps=1e-8)
+            self.opt_g = torch.optim.Adam([{"params": synthesis, "boost": 1.0},
+                                           {"params": mapping, "boost": cfg.mapping_lr_boost}],
+                                          lr=self.adv.lr, betas=self.adv.betas, eps=1e-8)
+            for group in self.opt_g.param_groups:
+                group["lr"] = self.adv.lr * group["boost"]
         (self.out / "samples").mkdir(parents=True, exist_ok=True)
         self.checkpoint_path = self.out / "checkpoint.pt"
         if self.checkpoint_path.is_file():
@@ -167,12 +207,26 @@ class Trainer:
         self.G_ema.load_state_dict(ck["G_ema"])
         self.opt.load_state_dict(ck["opt"])
         self.step, self.seconds = ck["step"], ck["seconds"]
-        self.log(f"resumed at step {self.step} ({self.seconds / 60:.1f} min done)")
+        if "adv_config" in ck:
+            if self.adv is None or ck["adv_config"] != json.loads(json.dumps(
+                    self.adv.to_dict())):
+                raise I2SError(f"{self.checkpoint_path} was made with other adversarial "
+                               "settings; use the same options or another --out")
+            self.D.load_state_dict(ck["D"])
+            self.opt_d.load_state_dict(ck["opt_d"])
+            self.opt_g.load_state_dict(ck["opt_g"])
+            self.adv_step = ck["adv_step"]
+        self.log(f"resumed at step {self.step} + {self.adv_step} adversarial "
+                 f"({self.seconds / 60:.1f} min done)")
 
     def _save_checkpoint(self) -> None:
         ck = {"config": json.loads(json.dumps(self.cfg.to_dict())), "G": self.G.state_dict(),
               "G_ema": self.G_ema.state_dict(), "opt": self.opt.state_dict(),
               "step": self.step, "seconds": self.seconds}
+        if self.adv is not None and self.adv_step > 0:
+            ck.update(adv_config=json.loads(json.dumps(self.adv.to_dict())),
+                      D=self.D.state_dict(), opt_d=self.opt_d.state_dict(),
+                      opt_g=self.opt_g.state_dict(), adv_step=self.adv_step)
         with atomic_path(self.checkpoint_path) as tmp:
             torch.save(ck, tmp)
 
@@ -198,16 +252,89 @@ class Trainer:
     @torch.no_grad()
     def _update_ema(self) -> None:
         cfg = self.cfg
-        ema_nimg = min(cfg.ema_kimg * 1000, (self.step + 1) * cfg.batch * cfg.ema_rampup)
+        done = self.step + self.adv_step + 1
+        ema_nimg = min(cfg.ema_kimg * 1000, done * cfg.batch * cfg.ema_rampup)
         beta = 0.5 ** (cfg.batch / max(ema_nimg, 1e-8))
         for p_ema, p in zip(self.G_ema.parameters(), self.G.parameters(), strict=True):
             p_ema.copy_(p.detach().lerp(p_ema, beta))
         for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers(), strict=True):
             b_ema.copy_(b)
 
+    def adversarial_step(self) -> dict[str, float]:
+        """One stage-2 step: a discriminator update (with lazy R1), then a generator update
+        with the distillation loss plus ``adv_weight`` x the non-saturating GAN loss."""
+        cfg, adv, G, D = self.cfg, self.adv, self.G, self.D
+        k = cfg.steps + self.adv_step
+        z = batch_z(k, cfg.batch)
+        real = teacher_targets(self.teacher, z)
+        ws = G.mapping(z)
+        with torch.no_grad():
+            G.mapping.w_avg.copy_(ws[:, 0].mean(0).lerp(G.mapping.w_avg, cfg.w_avg_beta))
+        noise_gen = torch.Generator().manual_seed(NOISE_SEED_BASE + k)
+        fake = G.synthesis(ws, noise_mode="random", generator=noise_gen)
+        # Discriminator.
+        D.requires_grad_(True)
+        r1_step = self.adv_step % adv.r1_every == 0
+        real_in = real.detach().requires_grad_(r1_step)
+        d_real = D(real_in)
+        d_loss = F.softplus(D(fake.detach())).mean() + F.softplus(-d_real).mean()
+        stats = {"d_loss": d_loss.item()}
+        if r1_step:
+            (grad,) = torch.autograd.grad(d_real.sum(), real_in, create_graph=True)
+            r1 = grad.square().sum(dim=(1, 2, 3)).mean()
+            d_loss = d_loss + r1 * (adv.r1_gamma / 2 * adv.r1_every)
+            stats["r1"] = r1.item()
+        self.opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        self.opt_d.step()
+        # Generator.
+        D.requires_grad_(False)
+        rec, rec_stats = distillation_loss(fake, real, cfg.pyramid_levels)
+        g_adv = F.softplus(-D(fake)).mean()
+        self.opt_g.zero_grad(set_to_none=True)
+        (rec + adv.adv_weight * g_adv).backward()
+        self.opt_g.step()
+        self.adv_step += 1
+        self._update_ema()
+        return {**stats, "g_adv": g_adv.item(), **rec_stats}
+
+    def _adversarial_stage(self, log_every: int, sample_every: int,
+                           checkpoint_every: int) -> None:
+        adv = self.adv
+        log_path = self.out / "log.jsonl"
+        acc: dict[str, float] = {}
+        counts: dict[str, int] = {}
+        t_last = time.perf_counter()
+        while self.adv_step < adv.steps:
+            for key, v in self.adversarial_step().items():
+                acc[key] = acc.get(key, 0.0) + v
+                counts[key] = counts.get(key, 0) + 1
+            now = time.perf_counter()
+            self.seconds += now - t_last
+            t_last = now
+            n = self.adv_step
+            if n % log_every == 0 or n == adv.steps:
+                row = {"stage": "adversarial", "adv_step": n,
+                       "kimg": (self.step + n) * self.cfg.batch / 1000,
+                       "minutes": self.seconds / 60,
+                       **{key: v / counts[key] for key, v in acc.items()}}
+                with open(log_path, "a") as f:
+                    f.write(json.dumps(row) + "\n")
+                self.log(f"adversarial {n}/{adv.steps}  d {row['d_loss']:.3f}  "
+                         f"g_adv {row['g_adv']:.3f}  l1 {row['l1']:.4f}  "
+                         f"psnr {row['psnr']:.2f} dB  {row['minutes']:.1f} min")
+                acc, counts = {}, {}
+            if n % sample_every == 0 or n == adv.steps:
+                _sample_grid(self.G_ema, self.teacher,
+                             self.out / "samples" / f"adv{n:06d}.png")
+            if n % checkpoint_every == 0 or n == adv.steps:
+                self._save_checkpoint()
+                t_last = time.perf_counter()
+
     def run(self, log_every: int = 50, sample_every: int = 500,
             checkpoint_every: int = 250) -> Path:
-        """Train to ``cfg.steps``; returns the path of the final float16 generator."""
+        """Train to ``cfg.steps`` (then the adversarial stage, if any); returns the path of
+        the final float16 generator."""
         log_path = self.out / "log.jsonl"
         acc: dict[str, float] = {}
         count = 0
@@ -237,6 +364,8 @@ class Trainer:
             if self.step % checkpoint_every == 0 or self.step == self.cfg.steps:
                 self._save_checkpoint()
                 t_last = time.perf_counter()
+        if self.adv is not None:
+            self._adversarial_stage(log_every, sample_every, checkpoint_every)
         return self.finish()
 
     def finish(self) -> Path:
@@ -244,11 +373,15 @@ class Trainer:
         self.G_ema.mapping.w_avg.copy_(compute_w_avg(self.G_ema))
         path = self.out / "demo.safetensors"
         provenance = {
-            "model": "demo", "method": "distillation of the DigiFace DCGAN (i2s.train_demo)",
+            "model": "demo",
+            "method": "distillation of the DigiFace DCGAN" + (
+                ", then adversarial fine-tuning" if self.adv else "") + " (i2s.train_demo)",
             "teacher": dcgan.PACKAGE + " " + dcgan.PACKAGE_FILE,
             "teacher_sha256": self.teacher_sha256, "teacher_licence": dcgan.LICENCE,
             "train_config": self.cfg.to_dict(), "steps": self.step,
-            "images_seen": self.step * self.cfg.batch,
+            "adversarial_config": self.adv.to_dict() if self.adv else None,
+            "adversarial_steps": self.adv_step,
+            "images_seen": (self.step + self.adv_step) * self.cfg.batch,
             "training_minutes": round(self.seconds / 60, 1),
             "torch": torch.__version__, "threads": torch.get_num_threads(),
         }
