@@ -298,36 +298,47 @@ class Trainer:
         self._update_ema()
         return {**stats, "g_adv": g_adv.item(), **rec_stats}
 
-    def _adversarial_stage(self, log_every: int, sample_every: int,
-                           checkpoint_every: int) -> None:
-        adv = self.adv
+    def _loop(self, stage: str, log_every: int, sample_every: int,
+              checkpoint_every: int) -> None:
+        """Run ``stage`` ('distillation' or 'adversarial') to its end: steps, log rows
+        (means since the last row), sample grids and checkpoints."""
+        distill = stage == "distillation"
+        total = self.cfg.steps if distill else self.adv.steps
+        step_fn = self.train_step if distill else self.adversarial_step
         log_path = self.out / "log.jsonl"
         acc: dict[str, float] = {}
         counts: dict[str, int] = {}
         t_last = time.perf_counter()
-        while self.adv_step < adv.steps:
-            for key, v in self.adversarial_step().items():
+        while (n := self.step if distill else self.adv_step) < total:
+            for key, v in step_fn().items():
                 acc[key] = acc.get(key, 0.0) + v
                 counts[key] = counts.get(key, 0) + 1
             now = time.perf_counter()
             self.seconds += now - t_last
             t_last = now
-            n = self.adv_step
-            if n % log_every == 0 or n == adv.steps:
-                row = {"stage": "adversarial", "adv_step": n,
-                       "kimg": (self.step + n) * self.cfg.batch / 1000,
-                       "minutes": self.seconds / 60,
-                       **{key: v / counts[key] for key, v in acc.items()}}
+            n += 1
+            if n % log_every == 0 or n == total:
+                means = {key: v / counts[key] for key, v in acc.items()}
+                if distill:
+                    row = {"step": n, "kimg": n * self.cfg.batch / 1000,
+                           "lr": learning_rate(self.cfg, n - 1), "minutes": self.seconds / 60,
+                           **means}
+                    line = (f"step {n}/{total}  {row['kimg']:.1f} kimg  l1 {row['l1']:.4f}  "
+                            f"pyramid {row['pyramid']:.4f}")
+                else:
+                    row = {"stage": "adversarial", "adv_step": n,
+                           "kimg": (self.step + n) * self.cfg.batch / 1000,
+                           "minutes": self.seconds / 60, **means}
+                    line = (f"adversarial {n}/{total}  d {row['d_loss']:.3f}  "
+                            f"g_adv {row['g_adv']:.3f}  l1 {row['l1']:.4f}")
                 with open(log_path, "a") as f:
                     f.write(json.dumps(row) + "\n")
-                self.log(f"adversarial {n}/{adv.steps}  d {row['d_loss']:.3f}  "
-                         f"g_adv {row['g_adv']:.3f}  l1 {row['l1']:.4f}  "
-                         f"psnr {row['psnr']:.2f} dB  {row['minutes']:.1f} min")
+                self.log(f"{line}  psnr {row['psnr']:.2f} dB  {row['minutes']:.1f} min")
                 acc, counts = {}, {}
-            if n % sample_every == 0 or n == adv.steps:
-                _sample_grid(self.G_ema, self.teacher,
-                             self.out / "samples" / f"adv{n:06d}.png")
-            if n % checkpoint_every == 0 or n == adv.steps:
+            if n % sample_every == 0 or n == total:
+                name = f"step{n:06d}.png" if distill else f"adv{n:06d}.png"
+                _sample_grid(self.G_ema, self.teacher, self.out / "samples" / name)
+            if n % checkpoint_every == 0 or n == total:
                 self._save_checkpoint()
                 t_last = time.perf_counter()
 
@@ -335,37 +346,9 @@ class Trainer:
             checkpoint_every: int = 250) -> Path:
         """Train to ``cfg.steps`` (then the adversarial stage, if any); returns the path of
         the final float16 generator."""
-        log_path = self.out / "log.jsonl"
-        acc: dict[str, float] = {}
-        count = 0
-        t_last = time.perf_counter()
-        while self.step < self.cfg.steps:
-            stats = self.train_step()
-            for k, v in stats.items():
-                acc[k] = acc.get(k, 0.0) + v
-            count += 1
-            now = time.perf_counter()
-            self.seconds += now - t_last
-            t_last = now
-            if self.step % log_every == 0 or self.step == self.cfg.steps:
-                row = {"step": self.step, "kimg": self.step * self.cfg.batch / 1000,
-                       "lr": learning_rate(self.cfg, self.step - 1),
-                       "minutes": self.seconds / 60,
-                       **{k: v / count for k, v in acc.items()}}
-                with open(log_path, "a") as f:
-                    f.write(json.dumps(row) + "\n")
-                self.log(f"step {self.step}/{self.cfg.steps}  {row['kimg']:.1f} kimg  "
-                         f"l1 {row['l1']:.4f}  pyramid {row['pyramid']:.4f}  "
-                         f"psnr {row['psnr']:.2f} dB  {row['minutes']:.1f} min")
-                acc, count = {}, 0
-            if self.step % sample_every == 0 or self.step == self.cfg.steps:
-                _sample_grid(self.G_ema, self.teacher,
-                             self.out / "samples" / f"step{self.step:06d}.png")
-            if self.step % checkpoint_every == 0 or self.step == self.cfg.steps:
-                self._save_checkpoint()
-                t_last = time.perf_counter()
+        self._loop("distillation", log_every, sample_every, checkpoint_every)
         if self.adv is not None:
-            self._adversarial_stage(log_every, sample_every, checkpoint_every)
+            self._loop("adversarial", log_every, sample_every, checkpoint_every)
         return self.finish()
 
     def finish(self) -> Path:
