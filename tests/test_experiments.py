@@ -184,6 +184,12 @@ def test_resume_after_an_interruption(tmp_path, G32, image_dir):
     assert res["meta"]["embeddings_computed"] == 0
 
 
+def test_auto_batch_size():
+    from i2s.experiments.study import auto_batch_size
+
+    assert [auto_batch_size(r) for r in (16, 64, 128, 256, 1024)] == [16, 16, 4, 1, 1]
+
+
 def test_labelled_grid_layout():
     tiles = [[np.zeros((32, 32, 3), np.uint8), None], [np.ones((32, 32, 3), np.uint8)] * 2]
     g = labelled_grid(tiles)

@@ -71,8 +71,9 @@ def _vgg_for(loss: str, path: str | None, device):
 @click.option("--vgg-taps", type=click.Choice(["post-relu", "pre-relu"]), default="post-relu",
               show_default=True)
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
-@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True,
-              help="Images optimised together (independently).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None,
+              help="Images optimised together (independently)  [default: 16 at 64 px, "
+                   "fewer for larger models, 1 from 256 px]")
 @click.option("--device", type=click.Choice(DEVICE_CHOICES), default="auto", show_default=True)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 def experiment_command(name, model, images, out, steps, quick, max_images, lr, loss,

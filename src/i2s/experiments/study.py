@@ -40,7 +40,7 @@ class StudySettings:
     lambda_perceptual: float = 1.0
     vgg_after_relu: bool = True
     seed: int = 0
-    batch_size: int = 16
+    batch_size: int | None = None   # None: by resolution (auto_batch_size)
     quick: bool = False
     max_images: int | None = None   # per class (None: all)
 
@@ -51,6 +51,12 @@ class StudySettings:
         for k in ("batch_size", "quick", "max_images"):
             d.pop(k)
         return d
+
+
+def auto_batch_size(resolution: int) -> int:
+    """Images optimised together by default: 16 at 64 px, fewer as the pixels grow (1 from
+    256 px), so that memory stays about that of one 256 px image."""
+    return max(1, min(16, 16 * 64 * 64 // (resolution * resolution)))
 
 
 @dataclass
@@ -113,9 +119,10 @@ class Study:
             except (OSError, ValueError, KeyError):
                 path.unlink()  # a damaged cache entry is recomputed
         s = self.settings
+        batch = s.batch_size or auto_batch_size(self.G.resolution)
         parts = []
-        for start in range(0, len(targets), s.batch_size):
-            chunk = targets[start:start + s.batch_size]
+        for start in range(0, len(targets), batch):
+            chunk = targets[start:start + batch]
             desc = f"{label} [{start + 1}-{start + len(chunk)}/{len(targets)}]"
             callback = self.progress(desc, s.steps) if self.progress else None
             try:
