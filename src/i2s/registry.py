@@ -46,7 +46,9 @@ DEMO_LICENCE = ("MIT (i2s); distilled from the DigiFace DCGAN of gan-face-genera
 REGISTRY: dict[str, ModelEntry] = {e.name: e for e in [
     ModelEntry("demo", "generator", "stylegan2", 64, "demo.safetensors", (), DEMO_LICENCE,
                "64 px synthetic faces, a small StyleGAN2 trained by i2s train-demo (ships with "
-               "i2s; the offline default)", sha256=None, packaged=True),
+               "i2s; the offline default)", size=13726064,
+               sha256="94021ea3bb4f1e4c9aef318e3f9a25f202d029e64512dfcb42d90cfd271f63e4",
+               packaged=True),
     _v1("stylegan-ffhq-1024", 1024, "1MEGjdvVpUsu1jB4zrXZN7Y4kBBOzizDQ",
         "karras2019stylegan-ffhq-1024x1024.pkl",
         "StyleGAN (v1) FFHQ faces, the Image2StyleGAN paper's model", 310),
