@@ -92,7 +92,7 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
         a = a[None]
     if a.ndim != 4 or a.shape[-1] != 3 or a.dtype != np.uint8:
         raise ValueError(f"expected uint8 [N, H, W, 3], got {a.dtype} {a.shape}")
-    t = torch.from_numpy(np.ascontiguousarray(a)).permute(0, 3, 1, 2).float()
+    t = torch.from_numpy(np.require(a, requirements=["C", "W"])).permute(0, 3, 1, 2).float()
     return t / 127.5 - 1.0
 
 
