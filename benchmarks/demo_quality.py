@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from i2s.experiments.image_set import packaged_examples
 from i2s.grid import image_grid
 from i2s.images import load_image, save_image, to_tensor, to_uint8
 from i2s.losses import mse_per_sample, psnr_from_mse
+from i2s.machine import describe_machine
 from i2s.train_demo import compute_w_avg
 
 FACE_SEEDS = list(range(100, 116))
@@ -80,8 +80,7 @@ def main() -> None:
               f"{psnr.max():.2f})  {seconds:.0f} s", flush=True)
     info = {"model": args.model, "model_sha256": G.sha256, "steps": args.steps,
             "face_seeds": FACE_SEEDS, "loss": "mse", "space": "w+",
-            "machine": f"{platform.processor()} {torch.get_num_threads()} threads, torch "
-                       f"{torch.__version__}", "results": rows}
+            "machine": describe_machine(), "results": rows}
     (out / "results.json").write_text(json.dumps(info, indent=2) + "\n")
 
 

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
 import subprocess
 import sys
@@ -30,18 +28,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import i2s
 from i2s.cpu_allocator import keep_freed_memory
+from i2s.machine import describe_machine
 from i2s.vgg16 import VGG16Features
-
-
-def machine() -> str:
-    cpu = platform.processor() or ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
-    except (OSError, StopIteration):
-        pass
-    return (f"{cpu}, {os.cpu_count()} logical CPUs, torch {torch.__version__} "
-            f"({torch.get_num_threads()} threads), Python {platform.python_version()}")
 
 
 def _sync(device: torch.device) -> None:
@@ -129,7 +117,7 @@ def main() -> None:
     if args.child:
         print(json.dumps(measure(args.child, device, args.steps, args.warmup)))
         return
-    print(f"machine: {machine()}")
+    print(f"machine: {describe_machine()}")
     if device.type == "cuda":
         print(f"gpu: {torch.cuda.get_device_name(device)}")
     print("throughput: dense 3x3 conv, fp32, median of 7 runs per layer shape, best shape, "
@@ -150,7 +138,7 @@ def main() -> None:
               f"ratio {r['ratio_to_floor']:.2f}x, {r['peak_kind']} {r['peak_mib']:.0f} MiB")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"machine": machine(), "rows": rows}, f, indent=2)
+            json.dump({"machine": describe_machine(), "rows": rows}, f, indent=2)
 
 
 if __name__ == "__main__":

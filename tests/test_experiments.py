@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from i2s.errors import I2SError
@@ -50,7 +51,8 @@ SETTINGS = StudySettings(steps=4, loss="mse", batch_size=2, quick=True)
 
 def test_packaged_examples_are_the_documented_set():
     s = load_image_set(None, 64)
-    assert s.source == str(packaged_examples())
+    assert s.source == "i2s packaged examples (i2s/data/examples)"
+    assert (packaged_examples() / "faces").is_dir()
     assert {k: len(v) for k, v in s.images.items()} == {
         "cats": 1, "faces": 16, "objects": 2, "real_faces": 1}
     assert s.faces.shape == (16, 64, 64, 3) and s.faces.dtype == np.uint8
@@ -122,6 +124,7 @@ def test_all_studies_quick(tmp_path, G32, image_dir):
     meta = res["meta"]
     assert meta["model_sha256"] == G32.sha256 and meta["settings"]["steps"] == 4
     assert meta["classes"] == {"cats": 1, "faces": 3} and meta["expression_pair"]  # quick: 1 cat
+    assert f"torch {torch.__version__}" in meta["machine"] and "logical CPUs" in meta["machine"]
     exp = res["experiments"]
     assert list(exp) == list(STUDIES)
     assert set(exp["classes"]) >= {"faces", "cats", "faces_best"}

@@ -75,7 +75,8 @@ def load_image_set(folder: str | Path | None, resolution: int, quick: bool = Fal
     classes = {p.name: _image_files(p) for p in subdirs if p.name != EXPRESSION_FOLDER}
     if not subdirs:
         classes = {FACE_CLASS: _image_files(root)}
-    out = ImageSet(source=str(root))
+    out = ImageSet(source="i2s packaged examples (i2s/data/examples)" if folder is None
+                   else str(root))
     for name, files in classes.items():
         if quick:
             files = files[:QUICK_LIMITS.get(name, QUICK_LIMITS["other"])]

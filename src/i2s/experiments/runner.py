@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
-import platform
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -20,6 +18,7 @@ from i2s.experiments.image_set import load_image_set
 from i2s.experiments.report import Section, md_table
 from i2s.experiments.study import ProgressFactory, Study, StudySettings
 from i2s.fileio import write_text_atomic
+from i2s.machine import describe_machine
 
 STUDIES: dict[str, Callable] = {
     "classes": classes.run,
@@ -28,12 +27,6 @@ STUDIES: dict[str, Callable] = {
     "spaces": spaces.run,
     "edits": editing.run,
 }
-
-
-def _machine(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
 
 
 def run_studies(names: list[str], G, model: str, out: str | Path, settings: StudySettings,
@@ -76,7 +69,7 @@ def run_studies(names: list[str], G, model: str, out: str | Path, settings: Stud
         "expression_pair": image_set.expression is not None,
         "perceptual_distance": study.perceptual is not None,
         "identity_distance": study.identity,
-        "device": str(study.device), "machine": _machine(study.device),
+        "device": str(study.device), "machine": describe_machine(study.device),
         "i2s": i2s.__version__, "torch": torch.__version__,
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "seconds": time.perf_counter() - t_all,
