@@ -151,3 +151,31 @@ def test_edit_bad_inputs(tmp_path, model_file, latents, capsys):
         assert code == want_code, (argv, err)
         assert msg in err, (argv, err)
         assert len(err.strip().splitlines()) == 1 or want_code == 2, err
+
+
+def test_edits_work_on_a_stylegan1_model(tmp_path, capsys):
+    """The three commands on a tiny StyleGAN (v1) file: images embedded on the fly, latents
+    chained from one command to the next, the default crossover split scaled to num_ws=6."""
+    torch.manual_seed(0)
+    G = i2s.StyleGANGenerator(resolution=16, fmap_base=256, fmap_max=16, z_dim=16, w_dim=16,
+                              mapping_layers=2).eval()
+    model = tmp_path / "v1.safetensors"
+    G.save(model)
+    images = []
+    with torch.no_grad():
+        for i in range(2):
+            p = tmp_path / f"img{i}.png"
+            Image.fromarray(i2s.images.to_uint8(G.synthesis(G.mapping(torch.randn(1, 16))))[0]
+                            ).save(p)
+            images.append(p)
+    common = ["--model", model, "--loss", "mse", "--steps", 3, "-q"]
+    assert run(["morph", *images, "--frames", 3, "--out", tmp_path / "m", *common], capsys)[0] == 0
+    a = tmp_path / "m" / "inputs" / "img0" / "latent.npz"
+    b = tmp_path / "m" / "inputs" / "img1" / "latent.npz"
+    assert load_latent(a).w.shape == (6, 16)
+    assert run(["style-transfer", a, b, "--out", tmp_path / "s", *common], capsys)[0] == 0
+    res, c, s = (load_latent(p).w for p in (tmp_path / "s" / "result.npz", a, b))
+    assert np.array_equal(res[:3], c[:3]) and np.array_equal(res[3:], s[3:])
+    assert run(["expression", "--target", tmp_path / "s" / "result.npz", "--neutral", a,
+                "--expressive", b, "--out", tmp_path / "e", *common], capsys)[0] == 0
+    assert np.asarray(Image.open(tmp_path / "e" / "result.png")).shape == (16, 16, 3)
