@@ -81,7 +81,7 @@ class TrainDemoConfig:
                                mapping_layers=self.mapping_layers)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        return _json_dict(self)
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,12 @@ class AdversarialConfig:
     d_channel_max: int = 256
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        return _json_dict(self)
+
+
+def _json_dict(cfg) -> dict:
+    """A config dataclass as plain JSON data (tuples as lists), as checkpoints store it."""
+    return json.loads(json.dumps(dataclasses.asdict(cfg)))
 
 
 def pyramid_l1(x: torch.Tensor, y: torch.Tensor, levels: int) -> torch.Tensor:
@@ -173,11 +178,7 @@ class Trainer:
         self.G = StyleGAN2Generator(cfg.generator_config()).train().requires_grad_(True)
         # Noise and const buffers are drawn with torch's global generator at construction.
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
-        mapping = [p for n, p in self.G.named_parameters() if n.startswith("mapping.")]
-        synthesis = [p for n, p in self.G.named_parameters() if not n.startswith("mapping.")]
-        self.opt = torch.optim.Adam([{"params": synthesis, "boost": 1.0},
-                                     {"params": mapping, "boost": cfg.mapping_lr_boost}],
-                                    lr=cfg.lr, betas=cfg.betas, eps=1e-8)
+        self.opt = self._generator_adam(cfg.lr, cfg.betas)
         self.step = 0
         self.adv_step = 0
         self.seconds = 0.0
@@ -187,20 +188,27 @@ class Trainer:
                                    self.adv.d_channel_max).train()
             self.opt_d = torch.optim.Adam(self.D.parameters(), lr=self.adv.d_lr,
                                           betas=self.adv.betas, eps=1e-8)
-            self.opt_g = torch.optim.Adam([{"params": synthesis, "boost": 1.0},
-                                           {"params": mapping, "boost": cfg.mapping_lr_boost}],
-                                          lr=self.adv.lr, betas=self.adv.betas, eps=1e-8)
-            for group in self.opt_g.param_groups:
-                group["lr"] = self.adv.lr * group["boost"]
+            self.opt_g = self._generator_adam(self.adv.lr, self.adv.betas)
         (self.out / "samples").mkdir(parents=True, exist_ok=True)
         self.checkpoint_path = self.out / "checkpoint.pt"
         if self.checkpoint_path.is_file():
             self._resume()
 
+    def _generator_adam(self, lr: float, betas: tuple[float, float]) -> torch.optim.Adam:
+        """Adam over G's parameters; the mapping network's group learns ``mapping_lr_boost``
+        times faster (each group keeps its factor as ``boost``)."""
+        mapping = [p for n, p in self.G.named_parameters() if n.startswith("mapping.")]
+        synthesis = [p for n, p in self.G.named_parameters() if not n.startswith("mapping.")]
+        opt = torch.optim.Adam([{"params": synthesis, "boost": 1.0},
+                                {"params": mapping, "boost": self.cfg.mapping_lr_boost}],
+                               lr=lr, betas=betas, eps=1e-8)
+        for group in opt.param_groups:
+            group["lr"] = lr * group["boost"]
+        return opt
+
     def _resume(self) -> None:
         ck = torch.load(self.checkpoint_path, map_location="cpu", weights_only=True)
-        if ck["config"] != self.cfg.to_dict() and json.loads(json.dumps(self.cfg.to_dict())) \
-                != ck["config"]:
+        if ck["config"] != self.cfg.to_dict():
             raise I2SError(f"{self.checkpoint_path} was made with other settings; "
                            "use the same options or another --out")
         self.G.load_state_dict(ck["G"])
@@ -208,8 +216,7 @@ class Trainer:
         self.opt.load_state_dict(ck["opt"])
         self.step, self.seconds = ck["step"], ck["seconds"]
         if "adv_config" in ck:
-            if self.adv is None or ck["adv_config"] != json.loads(json.dumps(
-                    self.adv.to_dict())):
+            if self.adv is None or ck["adv_config"] != self.adv.to_dict():
                 raise I2SError(f"{self.checkpoint_path} was made with other adversarial "
                                "settings; use the same options or another --out")
             self.D.load_state_dict(ck["D"])
@@ -220,11 +227,11 @@ class Trainer:
                  f"({self.seconds / 60:.1f} min done)")
 
     def _save_checkpoint(self) -> None:
-        ck = {"config": json.loads(json.dumps(self.cfg.to_dict())), "G": self.G.state_dict(),
+        ck = {"config": self.cfg.to_dict(), "G": self.G.state_dict(),
               "G_ema": self.G_ema.state_dict(), "opt": self.opt.state_dict(),
               "step": self.step, "seconds": self.seconds}
         if self.adv is not None and self.adv_step > 0:
-            ck.update(adv_config=json.loads(json.dumps(self.adv.to_dict())),
+            ck.update(adv_config=self.adv.to_dict(),
                       D=self.D.state_dict(), opt_d=self.opt_d.state_dict(),
                       opt_g=self.opt_g.state_dict(), adv_step=self.adv_step)
         with atomic_path(self.checkpoint_path) as tmp:
