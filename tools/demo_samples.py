@@ -21,17 +21,12 @@ from i2s import dcgan
 from i2s.errors import I2SError
 from i2s.experiments.figures import labelled_grid
 from i2s.images import save_image, to_uint8
+from i2s.latents import seed_z
 from i2s.train_demo import teacher_targets
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 SAMPLE_SEEDS = range(32)
 PAIR_SEEDS = range(900, 912)
-
-
-def seeded_z(seeds, z_dim: int) -> torch.Tensor:
-    """The z ``i2s generate --seed S`` uses for each seed, [len(seeds), z_dim]."""
-    return torch.cat([torch.randn(1, z_dim, generator=torch.Generator().manual_seed(s))
-                      for s in seeds])
 
 
 def main() -> None:
@@ -43,7 +38,7 @@ def main() -> None:
     G = i2s.load_generator(args.model)
     DOCS.mkdir(exist_ok=True)
     with torch.no_grad():
-        samples = to_uint8(G(seeded_z(SAMPLE_SEEDS, G.z_dim)))
+        samples = to_uint8(G(seed_z(list(SAMPLE_SEEDS), G.z_dim)))
     save_image(DOCS / "demo_samples.png", labelled_grid([list(r) for r in samples.reshape(
         4, 8, *samples.shape[1:])]))
     print(f"wrote {DOCS / 'demo_samples.png'}")

@@ -23,6 +23,7 @@ from torch import nn
 
 from i2s.errors import I2SError
 from i2s.fileio import i2s_home, write_bytes_atomic
+from i2s.latents import seed_z
 
 Z_DIM = 100
 RESOLUTION = 64
@@ -57,8 +58,7 @@ class DCGANGenerator(nn.Module):
 
 def teacher_z(seeds: list[int], device: torch.device | str = "cpu") -> torch.Tensor:
     """One standard-normal z [len(seeds), 100] per seed: seed s gives the same face anywhere."""
-    zs = [torch.randn(Z_DIM, generator=torch.Generator().manual_seed(int(s))) for s in seeds]
-    return torch.stack(zs).to(device)
+    return seed_z(seeds, Z_DIM).to(device)
 
 
 def find_teacher_weights(path: str | os.PathLike | None = None) -> Path:

@@ -12,11 +12,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from i2s.errors import I2SError
 from i2s.fileio import write_bytes_atomic
 
 SPACES = ("w+", "w", "z")
+
+
+def seed_z(seeds: list[int], z_dim: int) -> torch.Tensor:
+    """The z of each seed, [len(seeds), z_dim] float32 on the CPU: standard normal from a CPU
+    generator seeded with it, so a seed gives the same z (and image) on any device. This is
+    what ``i2s generate --seed S`` samples."""
+    return torch.stack([torch.randn(z_dim, generator=torch.Generator().manual_seed(int(s)))
+                        for s in seeds])
 
 
 @dataclass

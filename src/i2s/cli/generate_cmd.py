@@ -11,7 +11,7 @@ from i2s.cli.common import DEVICE_CHOICES, ensure_writable_dir, pick_device
 from i2s.cli.embedding import model_option
 from i2s.errors import I2SError
 from i2s.images import save_image, to_uint8
-from i2s.latents import check_latent_fits, check_latent_model, load_latent
+from i2s.latents import check_latent_fits, check_latent_model, load_latent, seed_z
 from i2s.models import load_generator
 
 
@@ -44,8 +44,7 @@ def generate_command(model, seed, latent, out, truncation, truncation_cutoff, no
         if seed is not None:
             if not 0 <= seed < 2**63:
                 raise I2SError(f"--seed must be in [0, 2^63), got {seed}")
-            gen = torch.Generator(device="cpu").manual_seed(seed)
-            z = torch.randn(1, G.z_dim, generator=gen).to(dev)
+            z = seed_z([seed], G.z_dim).to(dev)
             ws = G.mapping(z, truncation_psi=truncation, truncation_cutoff=truncation_cutoff)
         else:
             lat = load_latent(latent)
