@@ -24,7 +24,7 @@ import time
 
 import torch
 import torch.nn.functional as F
-from torch.utils.flop_counter import FlopCounterMode
+from torch.utils.flop_counter import FlopCounterMode, conv_flop_count
 
 import i2s
 from i2s.cpu_allocator import keep_freed_memory
@@ -57,6 +57,20 @@ def conv_throughput(device: torch.device, repeats: int = 7) -> float:
     return best
 
 
+def conv_backward_flops(grad_out_shape, x_shape, w_shape, _bias, _stride, _padding, _dilation,
+                        transposed, _output_padding, _groups, output_mask, out_shape=None,
+                        **kwargs) -> int:
+    """FLOPs of ``aten.convolution_backward``: each requested input or weight gradient costs
+    as much as the forward convolution. (torch's own formula counts a grouped weight
+    gradient as if the convolution were dense, C^2 instead of C for a depthwise one; the
+    per-channel sums of :mod:`i2s.folded_layer` are such gradients.)"""
+    forward = conv_flop_count(x_shape, w_shape, grad_out_shape, transposed)
+    return forward * (int(output_mask[0]) + int(output_mask[1]))
+
+
+FLOP_FORMULAS = {torch.ops.aten.convolution_backward: conv_backward_flops}
+
+
 def setup(resolution: int, device: torch.device):
     torch.manual_seed(0)
     G = i2s.StyleGAN2Generator(i2s.StyleGAN2Config(resolution=resolution)).to(device)
@@ -87,7 +101,7 @@ def measure(resolution: int, device: torch.device, steps: int, warmup: int) -> d
     times = [b - a for a, b in zip([start] + stamps[:-1], stamps, strict=True)][warmup:]
     flops = []
     for n in (1, 2):
-        with FlopCounterMode(display=False) as fc:
+        with FlopCounterMode(display=False, custom_mapping=FLOP_FORMULAS) as fc:
             i2s.embed(G, target, steps=n, vgg=vgg)
         flops.append(fc.get_total_flops())
     if device.type == "cuda":

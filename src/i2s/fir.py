@@ -19,7 +19,14 @@ def make_fir_filter(taps: tuple[float, ...] = (1.0, 3.0, 3.0, 1.0)) -> torch.Ten
     return f / f.sum()
 
 
-def fir_filter2d(x: torch.Tensor, f: torch.Tensor, pad: int, gain: float = 1.0) -> torch.Tensor:
+def depthwise_fir_weight(f: torch.Tensor, channels: int, gain: float,
+                         dtype: torch.dtype) -> torch.Tensor:
+    """``f * gain`` as the weight [channels, 1, k, k] of a depthwise convolution."""
+    return (f * gain).to(dtype)[None, None].expand(channels, 1, *f.shape)
+
+
+def fir_filter2d(x: torch.Tensor, f: torch.Tensor, pad: int, gain: float = 1.0,
+                 bias: torch.Tensor | None = None) -> torch.Tensor:
     """Pad every side by ``pad`` and correlate each channel with ``f * gain``.
 
     Args:
@@ -27,12 +34,12 @@ def fir_filter2d(x: torch.Tensor, f: torch.Tensor, pad: int, gain: float = 1.0) 
         f: [k, k] symmetric filter (so correlation and convolution agree).
         pad: zero padding on each side.
         gain: overall scale of the filter.
+        bias: optional [C], added to the output in the same pass.
     Returns:
         [N, C, H + 2 * pad - k + 1, W + 2 * pad - k + 1].
     """
     c = x.shape[1]
-    weight = (f * gain).to(x.dtype)[None, None].expand(c, 1, *f.shape)
-    return F.conv2d(x, weight, padding=pad, groups=c)
+    return F.conv2d(x, depthwise_fir_weight(f, c, gain, x.dtype), bias, padding=pad, groups=c)
 
 
 def upsample2d(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
@@ -48,5 +55,5 @@ def upsample2d(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
         [N, C, 2H, 2W].
     """
     c = x.shape[1]
-    weight = (f * 4.0).to(x.dtype)[None, None].expand(c, 1, *f.shape)
-    return F.conv_transpose2d(x, weight, stride=2, padding=1, groups=c)
+    return F.conv_transpose2d(x, depthwise_fir_weight(f, c, 4.0, x.dtype), stride=2, padding=1,
+                              groups=c)

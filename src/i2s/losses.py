@@ -27,9 +27,22 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 LOSS_KINDS = ("mse+vgg", "mse", "vgg")
 
 
+def mean_square_per_sample(d: torch.Tensor) -> torch.Tensor:
+    """``mean(d ** 2)`` over all but the first dim, [N, C, H, W] -> [N].
+
+    Flattened in memory order: for a channels-last tensor the gradient then comes back
+    channels-last. (``flatten(1)`` would copy it to NCHW, and ``mean(dim=(1, 2, 3))`` returns
+    an NCHW gradient; either sends every later backward op to a slow mixed-layout path.)
+    """
+    if d.ndim == 4 and not d.is_contiguous() and d.is_contiguous(
+            memory_format=torch.channels_last):
+        d = d.permute(0, 2, 3, 1)
+    return d.reshape(d.shape[0], -1).square().mean(dim=1)
+
+
 def mse_per_sample(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Mean squared error on the [0, 1] scale of two [-1, 1] images [N, C, H, W] -> [N]."""
-    return ((x - y) * 0.5).square().flatten(1).mean(dim=1)
+    return mean_square_per_sample((x - y) * 0.5)
 
 
 def psnr_from_mse(mse: torch.Tensor) -> torch.Tensor:
@@ -63,14 +76,16 @@ class PerceptualLoss(nn.Module):
         r = self.vgg_resolution
         if r is not None and max(x.shape[-2:]) > r:
             x = F.interpolate(x, size=(r, r), mode="area")
-        x = (x - self.mean) / self.std
+        # Channels-last for image and target alike: oneDNN's convolutions are faster on it,
+        # and a mix of layouts in one graph sends ops to slow paths.
+        x = ((x - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
         return self.vgg(x, self.layers, after_relu=self.after_relu)
 
     def forward(self, img: torch.Tensor, target_features: list[torch.Tensor]) -> torch.Tensor:
         """img [N, 3, H, W] in [-1, 1], target taps from :meth:`features` -> [N]."""
         total = img.new_zeros(img.shape[0])
         for lam, f, t in zip(self.layer_weights, self.features(img), target_features, strict=True):
-            total = total + lam * (f - t).square().flatten(1).mean(dim=1)
+            total = total + lam * mean_square_per_sample(f - t)
         return total
 
 

@@ -28,17 +28,18 @@ from i2s.fir import fir_filter2d
 
 
 def resample_conv2d(x: torch.Tensor, weight: torch.Tensor, up: int, fir: torch.Tensor | None,
-                    groups: int = 1) -> torch.Tensor:
+                    groups: int = 1, bias: torch.Tensor | None = None) -> torch.Tensor:
     """Plain (up=1, 'same' padding) or up-sampling (up=2) convolution.
 
     Args:
         x: [N, I*groups, H, W]. weight: [O*groups, I, k, k].
+        bias: optional [O*groups], added in the last convolution's pass.
     Returns:
         [N, O*groups, H*up, W*up].
     """
     k = weight.shape[-1]
     if up == 1:
-        return F.conv2d(x, weight, padding=k // 2, groups=groups)
+        return F.conv2d(x, weight, bias, padding=k // 2, groups=groups)
     if up != 2 or fir is None or k not in (1, 3):
         raise ValueError(f"unsupported up-sampling: up={up}, kernel {k}")
     # conv_transpose2d wants [I*groups, O, k, k]: transpose per group.
@@ -46,7 +47,7 @@ def resample_conv2d(x: torch.Tensor, weight: torch.Tensor, up: int, fir: torch.T
     wt = weight.reshape(groups, o, -1, k, k).transpose(1, 2).reshape(-1, o, k, k)
     x = F.conv_transpose2d(x, wt, stride=2, groups=groups)  # [N, O, 2H + k - 2, 2W + k - 2]
     # Pad so that the 4-tap FIR brings the size back to exactly 2H (pad 1 for k=3).
-    return fir_filter2d(x, fir, pad=k // 2 + 3 - k, gain=4.0)
+    return fir_filter2d(x, fir, pad=k // 2 + 3 - k, gain=4.0, bias=bias)
 
 
 def demodulation_coefficients(weight: torch.Tensor, styles: torch.Tensor) -> torch.Tensor:
