@@ -78,10 +78,15 @@ def test_channel_dots_known_values():
         assert sums.tolist() == [6.0, 22.0, 38.0]
 
 
-def test_generator_single_sample_path_matches_reference():
-    """The generator uses the folded layer for batches of one: same image and latent gradient
-    as the per-sample-weight reference path."""
+def test_generator_single_sample_path_matches_reference(monkeypatch):
+    """The generator uses the folded layer for batches of one where the activation is larger
+    than the weight: same image and latent gradient as the per-sample-weight reference."""
     import i2s
+
+    calls = []
+    apply = FoldedSynthesisLayer.apply
+    monkeypatch.setattr(FoldedSynthesisLayer, "apply", lambda *a: calls.append(a[0].shape[-1])
+                        or apply(*a))
 
     torch.manual_seed(0)
     G = i2s.StyleGAN2Generator(i2s.StyleGAN2Config(resolution=32, z_dim=32, w_dim=32,
@@ -93,6 +98,8 @@ def test_generator_single_sample_path_matches_reference():
     G = G.double().requires_grad_(False)
     ws = G.mapping(torch.randn(1, 32, dtype=F64)).requires_grad_(True)
     img = G.synthesis(ws)
+    # input sizes: b16 (16 channels, 16^2 > 9 * 16) and b32 folded; b4, b8 (32 channels) not
+    assert calls == [8, 16, 16, 32]
     ref = G.synthesis(ws, fused=True)
     assert (img - ref).abs().max().item() < 1e-12
     g = torch.randn_like(img)
