@@ -116,3 +116,24 @@ def test_mean_square_per_sample_keeps_channels_last_gradients():
     (grad,) = torch.autograd.grad(out.sum(), d)
     assert grad.is_contiguous(memory_format=torch.channels_last)
     assert torch.allclose(grad, 2 * d.detach() / d[0].numel())
+
+
+def test_trainable_weights_take_the_path_with_weight_gradients():
+    """With weights that require gradients (training) a batch of one must not take the folded
+    layer, whose backward gives no weight gradients."""
+    import i2s
+
+    torch.manual_seed(1)
+    G = i2s.StyleGAN2Generator(i2s.StyleGAN2Config(resolution=32, z_dim=16, w_dim=16,
+                                                   channel_base=256, channel_max=16,
+                                                   mapping_layers=1)).double()
+    ws = G.mapping(torch.randn(1, 16, dtype=F64))
+    G.synthesis(ws).square().sum().backward()
+    grads = {k: p.grad.clone() for k, p in G.synthesis.named_parameters()}
+    G.zero_grad()
+    G.synthesis(ws.detach(), fused=True).square().sum().backward()
+    for k, p in G.synthesis.named_parameters():
+        if p.grad is None:
+            continue
+        assert torch.allclose(grads[k], p.grad, rtol=1e-9, atol=1e-9), k
+    assert grads["b32.conv1.weight"].abs().sum() > 0

@@ -137,9 +137,13 @@ class SynthesisLayer(nn.Module):
             y = modulated_conv2d(x, self.weight, styles, demodulate=True, up=self.up,
                                  fir=self.resample_filter, fused=True)
             return bias_lrelu(y if noise is None else y + noise, self.bias, clamp=self.conv_clamp)
-        if n == 1 and h * wd > 9 * self.weight.shape[0]:
-            # One sample, and the activation is larger than the weight (from 128 px at FFHQ
-            # widths): fold everything into one convolution; hand-written backward.
+        trains = torch.is_grad_enabled() and (
+            self.weight.requires_grad or self.bias.requires_grad
+            or (noise is not None and noise.requires_grad))
+        if n == 1 and h * wd > 9 * self.weight.shape[0] and not trains:
+            # One sample, the activation larger than the weight (from 128 px at FFHQ widths),
+            # frozen weights: fold everything into one convolution; hand-written backward
+            # (it gives gradients to the input and the styles only).
             dcoefs = demodulation_coefficients(self.weight, styles)
             return FoldedSynthesisLayer.apply(x, styles, dcoefs, self.weight, self.bias, noise,
                                               self.up, self.resample_filter, LRELU_GAIN,
