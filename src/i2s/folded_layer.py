@@ -84,8 +84,8 @@ class FoldedSynthesisLayer(torch.autograd.Function):
         bg = bias * gain
         yb = resample_conv2d(x, wf, up, fir, bias=bg).contiguous(
             memory_format=torch.channels_last)
-        a = yb + noise * gain if noise is not None else yb.clone()
-        F.leaky_relu_(a, slope)
+        # yb is kept for the backward: leaky ReLU of a new tensor (in place on yb + noise).
+        a = F.leaky_relu(yb, slope) if noise is None else F.leaky_relu_(yb + noise * gain, slope)
         if clamp is not None:
             a.clamp_(-clamp, clamp)
         ctx.save_for_backward(x, styles, dcoefs, weight, wf, bg, yb, a)
