@@ -138,3 +138,22 @@ def test_config_validation():
     assert i2s.StyleGAN2Config.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(ValueError):
         i2s.StyleGAN2Config.from_dict({**cfg.to_dict(), "bogus": 1})
+
+
+def test_cached_weight_square_sums_follow_weight_changes():
+    G = make_generator(resolution=32)
+    ws = G.mapping(torch.randn(1, G.z_dim))
+    layer = G.synthesis.b32.conv1
+    first = layer.weight_square_sums()
+    assert layer.weight_square_sums() is first  # cached while unchanged
+    torch.testing.assert_close(first, layer.weight.square().sum(dim=(2, 3)))
+    with torch.no_grad():
+        layer.weight.mul_(1.5)  # in place: the version counter moves
+        G.synthesis.b16.conv0.weight.copy_(torch.randn_like(G.synthesis.b16.conv0.weight))
+    got = G.synthesis(ws)
+    assert layer.weight_square_sums() is not first
+    torch.testing.assert_close(layer.weight_square_sums(), first * 2.25)
+    torch.testing.assert_close(got, G.synthesis(ws, fused=True), rtol=1e-5, atol=1e-5)
+    # a trainable weight is never cached: its gradient must flow through the sums
+    layer.weight.requires_grad_(True)
+    assert layer.weight_square_sums().requires_grad

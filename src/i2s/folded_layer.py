@@ -8,7 +8,8 @@ lrelu(v * g)`` for ``g > 0``):
     a  = clamp(lrelu(yb + n * g, 0.2))                           (noise n [H, W])
 
 so the forward pass touches a full activation only twice (add the noise, leaky ReLU in place)
-instead of five times (modulate, demodulate, noise, bias, leaky ReLU).
+instead of five times (modulate, demodulate, noise, bias, leaky ReLU); once where the compiled
+kernels of :mod:`i2s.fused_cpu` are used (large float32 CPU activations).
 
 The backward pass is written by hand because the weight now depends on the latent, and
 autograd would compute the full weight gradient of the 3x3 convolution (as many FLOPs as the
@@ -18,7 +19,9 @@ forward pass). The latent only needs the per-channel sums
     dL/dd[o] = sum_hw dL/dt[o] * (yb[o] - b[o] g) / d[o]          (t = yb + n g)
 
 which are computed as the weight gradient of a depthwise 1x1 convolution: one oneDNN pass
-that reads both tensors once (twice as fast as ``(a * b).sum((2, 3))``). Where some
+that reads both tensors once (twice as fast as ``(a * b).sum((2, 3))``). The compiled kernels
+compute the leaky-ReLU gradient and both sums over dL/dt in a single pass instead, recovering
+``yb`` from ``a`` (leaky ReLU is invertible), so ``yb`` is not kept. Where some
 ``s[i] == 0`` exactly, ``dL/ds`` is taken from the gradient of the unscaled input instead.
 
 Used by :class:`i2s.stylegan2.SynthesisLayer` for batches of one; checked against the
@@ -31,6 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from i2s.fir import depthwise_fir_weight
+from i2s.fused_cpu import fused_kernels, use_fused
 from i2s.modconv import resample_conv2d
 
 _conv_backward = torch.ops.aten.convolution_backward
@@ -84,22 +88,34 @@ class FoldedSynthesisLayer(torch.autograd.Function):
         bg = bias * gain
         yb = resample_conv2d(x, wf, up, fir, bias=bg).contiguous(
             memory_format=torch.channels_last)
-        # yb is kept for the backward: leaky ReLU of a new tensor (in place on yb + noise).
-        a = F.leaky_relu(yb, slope) if noise is None else F.leaky_relu_(yb + noise * gain, slope)
-        if clamp is not None:
-            a.clamp_(-clamp, clamp)
-        ctx.save_for_backward(x, styles, dcoefs, weight, wf, bg, yb, a)
+        ctx.kernels = fused_kernels() if use_fused(yb) else None
+        if ctx.kernels is not None:  # one pass, in place; the backward recovers yb from a
+            noise = None if noise is None else noise.reshape(-1).contiguous()
+            ctx.kernels.noise_lrelu_(yb, noise, gain, slope, -1.0 if clamp is None else clamp)
+            a, saved = yb, noise
+        else:  # yb is kept for the backward: leaky ReLU of a new tensor
+            a = (F.leaky_relu(yb, slope) if noise is None
+                 else F.leaky_relu_(yb + noise * gain, slope))
+            if clamp is not None:
+                a.clamp_(-clamp, clamp)
+            saved = yb
+        ctx.save_for_backward(x, styles, dcoefs, weight, wf, bg, saved, a)
         ctx.up, ctx.fir, ctx.gain, ctx.slope, ctx.clamp = up, fir, gain, slope, clamp
         return a
 
     @staticmethod
     def backward(ctx, grad_a):
-        x, styles, dcoefs, weight, wf, bg, yb, a = ctx.saved_tensors
+        x, styles, dcoefs, weight, wf, bg, saved, a = ctx.saved_tensors
         grad_a = grad_a.contiguous(memory_format=torch.channels_last)
-        if ctx.clamp is not None:
-            grad_a = grad_a.masked_fill(a.abs() >= ctx.clamp, 0.0)
-        grad_t = torch.ops.aten.leaky_relu_backward(grad_a, a, ctx.slope, True)
-        dot, total = channel_dots(grad_t, yb, with_sum=True)
+        if ctx.kernels is not None:  # saved: the noise (times its strength) or None
+            clamp = -1.0 if ctx.clamp is None else ctx.clamp
+            grad_t, (dot, total) = ctx.kernels.noise_lrelu_backward(grad_a, a, saved, ctx.gain,
+                                                                   ctx.slope, clamp)
+        else:  # saved: yb
+            if ctx.clamp is not None:
+                grad_a = grad_a.masked_fill(a.abs() >= ctx.clamp, 0.0)
+            grad_t = torch.ops.aten.leaky_relu_backward(grad_a, a, ctx.slope, True)
+            dot, total = channel_dots(grad_t, saved, with_sum=True)
         grad_dcoefs = ((dot - bg * total) / dcoefs[0]).unsqueeze(0)
         s = styles[0]
         if not ctx.needs_input_grad[0] and not ctx.needs_input_grad[1]:

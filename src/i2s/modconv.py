@@ -50,13 +50,17 @@ def resample_conv2d(x: torch.Tensor, weight: torch.Tensor, up: int, fir: torch.T
     return fir_filter2d(x, fir, pad=k // 2 + 3 - k, gain=4.0, bias=bias)
 
 
-def demodulation_coefficients(weight: torch.Tensor, styles: torch.Tensor) -> torch.Tensor:
+def demodulation_coefficients(weight: torch.Tensor, styles: torch.Tensor,
+                              weight_square_sums: torch.Tensor | None = None) -> torch.Tensor:
     """``1 / ||W[o] * s||`` per sample and output channel, [N, O].
 
     Uses sum_{i,kh,kw} (W[o,i] s[i])^2 = sum_i s[i]^2 * sum_{kh,kw} W[o,i]^2, so no
-    per-sample weight tensor is built.
+    per-sample weight tensor is built. ``weight_square_sums`` [O, I], the last factor, may be
+    passed in precomputed (it is constant while the weight is frozen).
     """
-    return (styles.square() @ weight.square().sum(dim=(2, 3)).t() + 1e-8).rsqrt()
+    if weight_square_sums is None:
+        weight_square_sums = weight.square().sum(dim=(2, 3))
+    return (styles.square() @ weight_square_sums.t() + 1e-8).rsqrt()
 
 
 def modulated_conv2d(

@@ -120,6 +120,19 @@ class SynthesisLayer(nn.Module):
         self.register_buffer("resample_filter", make_fir_filter())
         self.register_buffer("noise_const", torch.randn(resolution, resolution))
         self.noise_strength = nn.Parameter(torch.zeros([]))
+        self._square_sums: tuple[tuple, torch.Tensor] | None = None
+
+    def weight_square_sums(self) -> torch.Tensor:
+        """sum_{kh,kw} W[o, i]^2 [O, I] for the demodulation; cached while the weight is frozen
+        and unchanged (its version counter, storage, dtype, device and inference mode key the
+        cache)."""
+        w = self.weight
+        if w.requires_grad and torch.is_grad_enabled():
+            return w.square().sum(dim=(2, 3))
+        key = (w._version, w.data_ptr(), w.dtype, w.device, torch.is_inference_mode_enabled())
+        if self._square_sums is None or self._square_sums[0] != key:
+            self._square_sums = (key, w.detach().square().sum(dim=(2, 3)))
+        return self._square_sums[1]
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str = "const",
                 fused: bool = False, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -144,7 +157,7 @@ class SynthesisLayer(nn.Module):
             # One sample, the activation larger than the weight (from 128 px at FFHQ widths),
             # frozen weights: fold everything into one convolution; hand-written backward
             # (it gives gradients to the input and the styles only).
-            dcoefs = demodulation_coefficients(self.weight, styles)
+            dcoefs = demodulation_coefficients(self.weight, styles, self.weight_square_sums())
             return FoldedSynthesisLayer.apply(x, styles, dcoefs, self.weight, self.bias, noise,
                                               self.up, self.resample_filter, LRELU_GAIN,
                                               LRELU_SLOPE, self.conv_clamp)
@@ -155,7 +168,8 @@ class SynthesisLayer(nn.Module):
         # the result keeps y's channels-last layout (mixed layouts make oneDNN 2-3x slower).
         y = resample_conv2d(x * styles.reshape(n, -1, 1, 1), self.weight, self.up,
                             self.resample_filter)
-        dg = demodulation_coefficients(self.weight, styles).reshape(n, -1, 1, 1) * LRELU_GAIN
+        dcoefs = demodulation_coefficients(self.weight, styles, self.weight_square_sums())
+        dg = dcoefs.reshape(n, -1, 1, 1) * LRELU_GAIN
         y = y * dg if noise is None else torch.addcmul(noise * LRELU_GAIN, y, dg)
         out = F.leaky_relu(y + self.bias.reshape(1, -1, 1, 1) * LRELU_GAIN, LRELU_SLOPE)
         return out if self.conv_clamp is None else out.clamp(-self.conv_clamp, self.conv_clamp)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 
 import click
 
@@ -40,8 +41,13 @@ cli.add_command(paste_back_command)
 cli.add_command(train_demo_command)
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    return f"warning: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; map errors to one-line messages and exit codes (2 = usage, 1 = failure)."""
+    warnings.formatwarning = _one_line_warning
     try:
         rc = cli.main(args=argv, prog_name="i2s", standalone_mode=False)
     except click.exceptions.Abort:
