@@ -1,6 +1,7 @@
 import math
 
 import torch
+import torch.nn.functional as F
 
 from i2s.losses import EmbedLoss, PerceptualLoss, mse_per_sample, psnr_from_mse
 from i2s.vgg16 import load_vgg16
@@ -34,10 +35,24 @@ def test_perceptual_is_sum_of_per_layer_means(vgg_file):
 
 
 def test_large_images_are_area_resized_to_256(vgg_file):
-    loss = PerceptualLoss(load_vgg16(vgg_file), layers=("conv1_1",))
+    vgg = load_vgg16(vgg_file)
+    loss = PerceptualLoss(vgg, layers=("conv1_1",))
     big = torch.rand(1, 3, 512, 512) * 2 - 1
     assert loss.features(big)[0].shape[-1] == 256
     assert loss.features(torch.rand(1, 3, 64, 64))[0].shape[-1] == 64
+    # the area average, whichever op computes it (avg_pool2d for whole factors)
+    for size in (512, 384):
+        img = torch.rand(1, 3, size, size) * 2 - 1
+        x = F.interpolate((img + 1) / 2, size=(256, 256), mode="area")
+        want = vgg(((x - loss.mean) / loss.std), ["conv1_1"])[0]
+        torch.testing.assert_close(loss.features(img)[0], want, rtol=1e-5, atol=1e-5)
+
+
+def test_zero_difference_has_zero_gradient():
+    a = torch.rand(2, 3, 8, 8, requires_grad=True)
+    mse = mse_per_sample(a, a.detach())
+    mse.sum().backward()
+    assert torch.equal(mse, torch.zeros(2)) and torch.equal(a.grad, torch.zeros_like(a))
 
 
 def test_embed_loss_terms(vgg_file):

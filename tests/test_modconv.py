@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 
 from i2s.fir import make_fir_filter
-from i2s.modconv import modulated_conv2d
+from i2s.modconv import modulated_conv2d, resample_conv2d
 
 
 def reference_up_conv(x, weight, fir):
@@ -81,3 +81,17 @@ def test_gradcheck_float64(up, fused):
 def test_shape_mismatch_is_refused():
     with pytest.raises(ValueError):
         modulated_conv2d(torch.randn(2, 3, 4, 4), torch.randn(4, 3, 3, 3), torch.randn(2, 5))
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_up_conv_with_padded_rows_is_the_same_convolution(k):
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(1, 16, 9, 9, generator=g, dtype=torch.float64)
+    w = torch.randn(8, 16, k, k, generator=g, dtype=torch.float64)
+    b = torch.randn(8, generator=g, dtype=torch.float64)
+    fir = make_fir_filter().double()
+    want = resample_conv2d(x, w, 2, fir, bias=b)
+    got = resample_conv2d(x, w, 2, fir, bias=b, padded_rows=True)
+    assert got.shape == want.shape == (1, 8, 18, 18)
+    assert not got.is_contiguous() and got.stride()[2] > got.shape[3] * got.stride()[3]
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-12)

@@ -73,6 +73,41 @@ def conv_input_grad(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, u
                           True, [0, 0], 1, mask)[0]
 
 
+def fold_forward(x, styles, dcoefs, weight, bias, noise, up, fir, gain, slope, clamp, kernels):
+    """The folded forward pass of one layer (module docstring). ``kernels``: the compiled
+    module of :mod:`i2s.fused_cpu` or None. Returns ``(a, x, wf, bg, saved)``: the activation
+    [1, O, H*up, W*up] (channels-last), x in channels-last, the folded weight and bias, and what
+    the backward needs besides them (the noise with kernels, else yb)."""
+    x = x.contiguous(memory_format=torch.channels_last)
+    scale = dcoefs[0] * gain
+    wf = weight * styles[0].reshape(1, -1, 1, 1) * scale.reshape(-1, 1, 1, 1)
+    bg = bias * gain
+    if kernels is not None:  # one pass (in place for up=1); the backward recovers yb from a
+        yb = resample_conv2d(x, wf, up, fir, bias=bg, padded_rows=up == 2)
+        a = (yb if yb.is_contiguous(memory_format=torch.channels_last)
+             else torch.empty(yb.shape, dtype=yb.dtype, memory_format=torch.channels_last))
+        noise = None if noise is None else noise.reshape(-1).contiguous()
+        kernels.noise_lrelu(yb, a, noise, gain, slope, -1.0 if clamp is None else clamp)
+        return a, x, wf, bg, noise
+    yb = resample_conv2d(x, wf, up, fir, bias=bg).contiguous(memory_format=torch.channels_last)
+    # yb is kept for the backward: leaky ReLU of a new tensor
+    a = F.leaky_relu(yb, slope) if noise is None else F.leaky_relu_(yb + noise * gain, slope)
+    if clamp is not None:
+        a.clamp_(-clamp, clamp)
+    return a, x, wf, bg, yb
+
+
+def input_and_style_grads(grad_t, x, styles, dcoefs, weight, wf, up, fir, gain):
+    """dL/dx [1, I, H, W] and the convolution's part of dL/ds [1, I] from dL/dt."""
+    s = styles[0]
+    if bool((s == 0).any()):  # dL/ds from the gradient of the unscaled input
+        w_unmod = weight * (dcoefs[0] * gain).reshape(-1, 1, 1, 1)
+        grad_u = conv_input_grad(grad_t, x, w_unmod, up, fir)
+        return grad_u * s.reshape(1, -1, 1, 1), channel_dots(grad_u, x).unsqueeze(0)
+    grad_x = conv_input_grad(grad_t, x, wf, up, fir)
+    return grad_x, (channel_dots(grad_x, x) / s).unsqueeze(0)
+
+
 class FoldedSynthesisLayer(torch.autograd.Function):
     """Forward: see the module docstring. Gradients flow to ``x``, ``styles`` and ``dcoefs``
     only (the layer's weights are frozen while embedding)."""
@@ -82,23 +117,10 @@ class FoldedSynthesisLayer(torch.autograd.Function):
         """x: [1, I, H, W]; styles: [1, I]; dcoefs: [1, O] demodulation; weight: [O, I, 3, 3];
         bias: [O]; noise: [1, 1, H*up, W*up] (already times its strength) or None.
         Returns a: [1, O, H*up, W*up], channels-last."""
-        x = x.contiguous(memory_format=torch.channels_last)
-        scale = dcoefs[0] * gain
-        wf = weight * styles[0].reshape(1, -1, 1, 1) * scale.reshape(-1, 1, 1, 1)
-        bg = bias * gain
-        yb = resample_conv2d(x, wf, up, fir, bias=bg).contiguous(
-            memory_format=torch.channels_last)
-        ctx.kernels = fused_kernels() if use_fused(yb) else None
-        if ctx.kernels is not None:  # one pass, in place; the backward recovers yb from a
-            noise = None if noise is None else noise.reshape(-1).contiguous()
-            ctx.kernels.noise_lrelu_(yb, noise, gain, slope, -1.0 if clamp is None else clamp)
-            a, saved = yb, noise
-        else:  # yb is kept for the backward: leaky ReLU of a new tensor
-            a = (F.leaky_relu(yb, slope) if noise is None
-                 else F.leaky_relu_(yb + noise * gain, slope))
-            if clamp is not None:
-                a.clamp_(-clamp, clamp)
-            saved = yb
+        elements = weight.shape[0] * x.shape[2] * x.shape[3] * up * up
+        ctx.kernels = fused_kernels() if use_fused(x, elements) else None
+        a, x, wf, bg, saved = fold_forward(x, styles, dcoefs, weight, bias, noise, up, fir, gain,
+                                           slope, clamp, ctx.kernels)
         ctx.save_for_backward(x, styles, dcoefs, weight, wf, bg, saved, a)
         ctx.up, ctx.fir, ctx.gain, ctx.slope, ctx.clamp = up, fir, gain, slope, clamp
         return a
@@ -117,15 +139,8 @@ class FoldedSynthesisLayer(torch.autograd.Function):
             grad_t = torch.ops.aten.leaky_relu_backward(grad_a, a, ctx.slope, True)
             dot, total = channel_dots(grad_t, saved, with_sum=True)
         grad_dcoefs = ((dot - bg * total) / dcoefs[0]).unsqueeze(0)
-        s = styles[0]
         if not ctx.needs_input_grad[0] and not ctx.needs_input_grad[1]:
             return (None, None, grad_dcoefs) + (None,) * 8
-        if bool((s == 0).any()):  # dL/ds from the gradient of the unscaled input
-            w_unmod = weight * (dcoefs[0] * ctx.gain).reshape(-1, 1, 1, 1)
-            grad_u = conv_input_grad(grad_t, x, w_unmod, ctx.up, ctx.fir)
-            grad_styles = channel_dots(grad_u, x)
-            grad_x = grad_u * s.reshape(1, -1, 1, 1)
-        else:
-            grad_x = conv_input_grad(grad_t, x, wf, ctx.up, ctx.fir)
-            grad_styles = channel_dots(grad_x, x) / s
-        return (grad_x, grad_styles.unsqueeze(0), grad_dcoefs) + (None,) * 8
+        grad_x, grad_styles = input_and_style_grads(grad_t, x, styles, dcoefs, weight, wf,
+                                                    ctx.up, ctx.fir, ctx.gain)
+        return (grad_x, grad_styles, grad_dcoefs) + (None,) * 8

@@ -84,9 +84,10 @@ def fused_kernels() -> ModuleType | None:
     return _module
 
 
-def use_fused(y: torch.Tensor) -> bool:
-    """Whether a folded layer with output ``y`` [1, C, H, W] takes the compiled kernels."""
-    return (y.device.type == "cpu" and y.dtype == torch.float32 and y.numel() >= MIN_ELEMENTS
+def use_fused(x: torch.Tensor, elements: int) -> bool:
+    """Whether a folded layer with input ``x`` and an output of ``elements`` values takes the
+    compiled kernels."""
+    return (x.device.type == "cpu" and x.dtype == torch.float32 and elements >= MIN_ELEMENTS
             and fused_kernels() is not None)
 
 

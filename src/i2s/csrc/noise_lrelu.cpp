@@ -1,11 +1,17 @@
 // Fused elementwise passes of a folded StyleGAN2 synthesis layer on the CPU (one sample,
 // float32, channels-last: the activation is a row-major [P = H*W, C] matrix).
 //
-// Forward, in place:  a = clamp(lrelu(y + n * noise_gain, slope), -clamp, clamp)
+// Forward (in place, or from a row-padded view): a = clamp(lrelu(y + n * noise_gain, slope),
+//                                                          -clamp, clamp)
 // Backward, one pass over dL/da and a:
 //   g_t      = dL/da * lrelu'(t), 0 where |a| >= clamp        (t = y + n * noise_gain)
 //   sums[0]  = sum_hw g_t * (t - n * noise_gain)               per channel (= sum g_t * y)
 //   sums[1]  = sum_hw g_t                                      per channel
+// optionally (for a whole folded block, see i2s/folded_block.py):
+//   input_dot:   sums[2] = sum_hw dL/da * a   (the next layer's style gradient, times s)
+//   a ToRGB layer rgb = conv1x1(a, rgb_weight [K, C]) with output gradient rgb_grad [K, H, W]:
+//                dL/da += rgb_weight^T rgb_grad per pixel, and the last K rows of sums are
+//                sum_hw rgb_grad[k] * a (its weight gradient).
 // t is recovered from a (leaky ReLU with slope > 0 is invertible), so y need not be kept.
 // See i2s/folded_layer.py for the maths; i2s/fused_cpu.py builds this file on first use.
 
@@ -36,89 +42,224 @@ const float* noise_data(const c10::optional<torch::Tensor>& noise, const torch::
 
 }  // namespace
 
-void noise_lrelu_(torch::Tensor y, c10::optional<torch::Tensor> noise, double noise_gain,
-                  double slope, double clamp) {
-  check_activation(y, "y");
-  const int64_t channels = y.size(1);
-  const int64_t pixels = y.numel() / channels;
-  float* const data = y.data_ptr<float>();
-  const float* const nse = noise_data(noise, y);
+void noise_lrelu(torch::Tensor y, torch::Tensor out, c10::optional<torch::Tensor> noise,
+                 double noise_gain, double slope, double clamp) {
+  // y may be a view with padded rows (the cropped output of an even-sized transposed
+  // convolution, i2s/modconv.py): channels innermost, pixels C apart, rows any distance apart.
+  check_activation(out, "out");
+  TORCH_CHECK(y.device().is_cpu() && y.scalar_type() == torch::kFloat32 && y.sizes() == out.sizes()
+                  && y.stride(1) == 1 && y.stride(3) == y.size(1) &&
+                  y.stride(2) >= y.size(1) * y.size(3),
+              "y must be a float32 CPU [1, C, H, W] tensor (view) with channels innermost");
+  const int64_t channels = y.size(1), height = y.size(2), width = y.size(3);
+  const int64_t row_stride = y.stride(2);
+  const float* const src = y.data_ptr<float>();
+  float* const dst = out.data_ptr<float>();
+  const float* const nse = noise_data(noise, out);
   const float ng = static_cast<float>(noise_gain), sl = static_cast<float>(slope);
   const float cl = clamp > 0 ? static_cast<float>(clamp) : INFINITY;
-  at::parallel_for(0, pixels, 1024, [=](int64_t begin, int64_t end) {
+  at::parallel_for(0, height, 8, [=](int64_t begin, int64_t end) {
     const int64_t C = channels;
-    for (int64_t p = begin; p < end; ++p) {
-      const float nv = nse ? nse[p] * ng : 0.0f;
-      float* __restrict row = data + p * C;
+    for (int64_t h = begin; h < end; ++h) {
+      for (int64_t w = 0; w < width; ++w) {
+        const int64_t p = h * width + w;
+        const float nv = nse ? nse[p] * ng : 0.0f;
+        const float* in = src + h * row_stride + w * C;  // may equal the output (in place)
+        float* o = dst + p * C;
 #pragma omp simd
-      for (int64_t c = 0; c < C; ++c) {
-        const float v = row[c] + nv;
-        row[c] = std::clamp(v > 0.0f ? v : v * sl, -cl, cl);
+        for (int64_t c = 0; c < C; ++c) {
+          const float v = in[c] + nv;
+          o[c] = std::clamp(v > 0.0f ? v : v * sl, -cl, cl);
+        }
       }
     }
   });
 }
 
+namespace {
+
+// One pixel range of the backward pass. Template parameters: an incoming dL/da (else 0);
+// kK, the channels of a ToRGB layer reading a (0: none, -1: given at run time), whose gradient
+// is added to dL/da and whose weight gradient is summed; the sum of dL/da * a (the style
+// gradient of the next layer, whose input a is); kC, the channels when known at compile time
+// (0: at run time). Fixed small C and K = 3 let the compiler keep one pixel's work in
+// registers: at C = 32 a pixel is only four 8-wide vectors.
+template <bool kGrad, int kK, bool kInputDot, int kC>
+void backward_range(int64_t first, int64_t end, int64_t c_run, int64_t k_run, const float* pa,
+                    const float* pg, const float* pr, const float* wr, const float* nse,
+                    float ng, float sl, float cl, float* pt, double* out, float* partial,
+                    float* g) {
+  const int64_t C = kC > 0 ? kC : c_run;
+  const int64_t K = kK >= 0 ? kK : k_run;
+  const int64_t rows = 2 + (kInputDot ? 1 : 0) + K;
+  const float inv_sl = 1.0f / sl;
+  const float* __restrict w0 = wr;
+  const float* __restrict w1 = wr + C;
+  const float* __restrict w2 = wr + 2 * C;
+  for (int64_t p0 = first; p0 < end; p0 += 256) {
+    std::fill(partial, partial + rows * C, 0.0f);
+    float* __restrict dot = partial;
+    float* __restrict sum = dot + C;
+    float* __restrict in_dot = sum + C;
+    float* __restrict rgb_dot = in_dot + (kInputDot ? C : 0);
+    float* __restrict rd0 = rgb_dot;
+    float* __restrict rd1 = rgb_dot + C;
+    float* __restrict rd2 = rgb_dot + 2 * C;
+    float* __restrict gv = g;
+    for (int64_t p = p0, p1 = std::min(end, p0 + 256); p < p1; ++p) {
+      const float nv = nse ? nse[p] * ng : 0.0f;
+      const float* __restrict ra = pa + p * C;
+      const float* __restrict rg = kGrad ? pg + p * C : nullptr;
+      float* __restrict rt = pt + p * C;
+      float r0 = 0.0f, r1 = 0.0f, r2 = 0.0f;
+      if constexpr (kK == 3) {
+        r0 = pr[p * 3];
+        r1 = pr[p * 3 + 1];
+        r2 = pr[p * 3 + 2];
+      } else if constexpr (kK != 0) {  // any K: dL/da into a buffer first
+        for (int64_t c = 0; c < C; ++c) gv[c] = kGrad ? rg[c] : 0.0f;
+        for (int64_t k = 0; k < K; ++k) {
+          const float gk = pr[p * K + k];
+          const float* __restrict wk = wr + k * C;
+#pragma omp simd
+          for (int64_t c = 0; c < C; ++c) gv[c] += gk * wk[c];
+        }
+      }
+#pragma omp simd
+      for (int64_t c = 0; c < C; ++c) {
+        const float av = ra[c];
+        float gin;
+        if constexpr (kK == 3) {
+          gin = (kGrad ? rg[c] : 0.0f) + r0 * w0[c] + r1 * w1[c] + r2 * w2[c];
+          rd0[c] += r0 * av;
+          rd1[c] += r1 * av;
+          rd2[c] += r2 * av;
+        } else if constexpr (kK != 0) {
+          gin = gv[c];
+        } else {
+          gin = rg[c];
+        }
+        const bool pos = av > 0.0f;
+        const float gt = std::fabs(av) >= cl ? 0.0f : (pos ? gin : gin * sl);
+        rt[c] = gt;
+        dot[c] += gt * ((pos ? av : av * inv_sl) - nv);
+        sum[c] += gt;
+        if constexpr (kInputDot) in_dot[c] += rg[c] * av;
+      }
+      if constexpr (kK < 0) {
+        for (int64_t k = 0; k < K; ++k) {
+          const float gk = pr[p * K + k];
+          float* __restrict dk = rgb_dot + k * C;
+#pragma omp simd
+          for (int64_t c = 0; c < C; ++c) dk[c] += gk * ra[c];
+        }
+      }
+    }
+    for (int64_t c = 0; c < rows * C; ++c) out[c] += partial[c];
+  }
+}
+
+// Runs backward_range with the template arguments that match the run-time flags.
+template <int kC>
+void dispatch_backward(bool has_grad, int64_t K, bool input_dot, int64_t b, int64_t e,
+                       int64_t C, const float* pa, const float* pg, const float* pr,
+                       const float* wr, const float* nse, float ng, float sl, float cl, float* pt,
+                       double* out, float* partial, float* g) {
+#define I2S_RUN(GRAD, KK, DOT) \
+  backward_range<GRAD, KK, DOT, kC>(b, e, C, K, pa, pg, pr, wr, nse, ng, sl, cl, pt, out, \
+                                    partial, g)
+  if (K == 0) {
+    if (input_dot) I2S_RUN(true, 0, true);
+    else I2S_RUN(true, 0, false);
+  } else if (K == 3) {
+    if (has_grad) I2S_RUN(true, 3, false);
+    else I2S_RUN(false, 3, false);
+  } else {
+    if (has_grad) I2S_RUN(true, -1, false);
+    else I2S_RUN(false, -1, false);
+  }
+#undef I2S_RUN
+}
+
+}  // namespace
+
 std::tuple<torch::Tensor, torch::Tensor> noise_lrelu_backward(
-    torch::Tensor grad_a, torch::Tensor a, c10::optional<torch::Tensor> noise, double noise_gain,
-    double slope, double clamp) {
+    c10::optional<torch::Tensor> grad_a, torch::Tensor a, c10::optional<torch::Tensor> noise,
+    double noise_gain, double slope, double clamp, c10::optional<torch::Tensor> rgb_grad,
+    c10::optional<torch::Tensor> rgb_weight, bool input_dot) {
   check_activation(a, "a");
-  check_activation(grad_a, "grad_a");
-  TORCH_CHECK(grad_a.sizes() == a.sizes(), "grad_a and a differ in shape");
   const int64_t channels = a.size(1);
   const int64_t pixels = a.numel() / channels;
+  const bool has_grad = grad_a.has_value();
+  const bool has_rgb = rgb_grad.has_value();
+  TORCH_CHECK(has_grad || has_rgb, "no incoming gradient");
+  TORCH_CHECK(has_grad || !input_dot, "input_dot needs grad_a");
+  TORCH_CHECK(!(input_dot && has_rgb), "input_dot and rgb_grad are not combined");
+  TORCH_CHECK(has_rgb == rgb_weight.has_value(), "rgb_grad and rgb_weight come together");
+  const float* pg = nullptr;
+  if (has_grad) {
+    check_activation(*grad_a, "grad_a");
+    TORCH_CHECK(grad_a->sizes() == a.sizes(), "grad_a and a differ in shape");
+    pg = grad_a->data_ptr<float>();
+  }
+  int64_t K = 0;
+  const float *pr = nullptr, *wr = nullptr;
+  if (has_rgb) {
+    check_activation(*rgb_grad, "rgb_grad");
+    K = rgb_grad->size(1);
+    TORCH_CHECK(rgb_grad->size(2) == a.size(2) && rgb_grad->size(3) == a.size(3),
+                "rgb_grad and a differ in size");
+    TORCH_CHECK(rgb_weight->scalar_type() == torch::kFloat32 && rgb_weight->is_contiguous() &&
+                    rgb_weight->dim() == 2 && rgb_weight->size(0) == K &&
+                    rgb_weight->size(1) == channels,
+                "rgb_weight must be a contiguous float32 [K, C] tensor");
+    pr = rgb_grad->data_ptr<float>();
+    wr = rgb_weight->data_ptr<float>();
+  }
+  const int64_t rows = 2 + (input_dot ? 1 : 0) + K;
   auto grad_t = torch::empty_like(a);
   const float* const pa = a.data_ptr<float>();
-  const float* const pg = grad_a.data_ptr<float>();
   float* const pt = grad_t.data_ptr<float>();
   const float* const nse = noise_data(noise, a);
   const float ng = static_cast<float>(noise_gain), sl = static_cast<float>(slope);
-  const float inv_sl = 1.0f / sl;
   const float cl = clamp > 0 ? static_cast<float>(clamp) : INFINITY;
   // One contiguous range of pixels per thread; float partial sums over 256 pixels are added
   // into double per-thread totals, which are added in thread order (deterministic).
   const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), pixels));
   const int64_t span = (pixels + parts - 1) / parts;
-  std::vector<double> totals(static_cast<size_t>(parts * 2 * channels), 0.0);
+  std::vector<double> totals(static_cast<size_t>(parts * rows * channels), 0.0);
   double* const tot = totals.data();
   at::parallel_for(0, parts, 1, [=](int64_t first, int64_t last) {
     const int64_t C = channels;
-    std::vector<float> partial(static_cast<size_t>(2 * C));
+    std::vector<float> partial(static_cast<size_t>(rows * C)), g(static_cast<size_t>(C));
     for (int64_t part = first; part < last; ++part) {
-      double* __restrict out = tot + part * 2 * C;
-      const int64_t end = std::min(pixels, (part + 1) * span);
-      for (int64_t p0 = part * span; p0 < end; p0 += 256) {
-        float* __restrict dot = partial.data();
-        float* __restrict sum = dot + C;
-        std::fill(partial.begin(), partial.end(), 0.0f);
-        for (int64_t p = p0, p1 = std::min(end, p0 + 256); p < p1; ++p) {
-          const float nv = nse ? nse[p] * ng : 0.0f;
-          const float* __restrict ra = pa + p * C;
-          const float* __restrict rg = pg + p * C;
-          float* __restrict rt = pt + p * C;
-#pragma omp simd
-          for (int64_t c = 0; c < C; ++c) {
-            const float av = ra[c];
-            const bool pos = av > 0.0f;
-            const float gt = std::fabs(av) >= cl ? 0.0f : (pos ? rg[c] : rg[c] * sl);
-            rt[c] = gt;
-            dot[c] += gt * ((pos ? av : av * inv_sl) - nv);
-            sum[c] += gt;
-          }
-        }
-        for (int64_t c = 0; c < 2 * C; ++c) out[c] += partial[c];
-      }
+      const int64_t b = part * span, e = std::min(pixels, b + span);
+      double* out = tot + part * rows * C;
+      float* pp = partial.data();
+      float* pgv = g.data();
+      if (C == 32)
+        dispatch_backward<32>(has_grad, K, input_dot, b, e, C, pa, pg, pr, wr, nse, ng, sl, cl,
+                              pt, out, pp, pgv);
+      else if (C == 64)
+        dispatch_backward<64>(has_grad, K, input_dot, b, e, C, pa, pg, pr, wr, nse, ng, sl, cl,
+                              pt, out, pp, pgv);
+      else
+        dispatch_backward<0>(has_grad, K, input_dot, b, e, C, pa, pg, pr, wr, nse, ng, sl, cl,
+                             pt, out, pp, pgv);
     }
   });
-  auto sums = torch::zeros({2, channels}, torch::kFloat64);
+  auto sums = torch::zeros({rows, channels}, torch::kFloat64);
   double* const ps = sums.data_ptr<double>();
   for (int64_t part = 0; part < parts; ++part)
-    for (int64_t c = 0; c < 2 * channels; ++c) ps[c] += tot[part * 2 * channels + c];
+    for (int64_t c = 0; c < rows * channels; ++c) ps[c] += tot[part * rows * channels + c];
   return {grad_t, sums.to(torch::kFloat32)};
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("noise_lrelu_", &noise_lrelu_, "In-place noise + leaky ReLU (+ clamp)");
+  m.def("noise_lrelu", &noise_lrelu, "Noise + leaky ReLU (+ clamp) into out (may be y)");
   m.def("noise_lrelu_backward", &noise_lrelu_backward,
-        "Leaky-ReLU gradient and the per-channel sums of the folded layer");
+        "Leaky-ReLU gradient and the per-channel sums of the folded layer", py::arg("grad_a"),
+        py::arg("a"), py::arg("noise"), py::arg("noise_gain"), py::arg("slope"),
+        py::arg("clamp"), py::arg("rgb_grad") = py::none(), py::arg("rgb_weight") = py::none(),
+        py::arg("input_dot") = false);
 }
