@@ -1,7 +1,7 @@
 import torch
 import torch.nn.functional as F
 
-from i2s.fir import fir_filter2d, make_fir_filter, upsample2d
+from i2s.fir import fir_filter2d, make_fir_filter, separable_taps, upsample2d
 
 
 def zero_insert(x: torch.Tensor) -> torch.Tensor:
@@ -38,3 +38,12 @@ def test_fir_filter2d_shape_and_gain():
     y = fir_filter2d(x, make_fir_filter(), pad=1, gain=2.0)
     assert y.shape == (1, 2, 7, 7)
     assert torch.allclose(y[..., 1:-1, 1:-1], torch.full((1, 2, 5, 5), 2.0))
+
+
+def test_separable_taps():
+    f = make_fir_filter()
+    kv, kh = separable_taps(f, 4.0)
+    assert torch.equal(torch.outer(kv, kh), f * 4.0)
+    g = f.clone()
+    g[1, 1] += 0.01
+    assert separable_taps(g, 4.0) is None

@@ -26,7 +26,15 @@ def kernels_on(monkeypatch):
     assert fused_cpu.fused_kernels() is not None, fused_cpu.fused_status()
 
 
-def run_layer(up, noise_on, clamp, seed=0):
+def general_fir():
+    """A symmetric 4x4 filter that is not an outer product (the kernels' FIR stencil needs
+    one; this takes their other path)."""
+    f = make_fir_filter().clone()
+    f[1:3, 1:3] += 0.02
+    return f / f.sum()
+
+
+def run_layer(up, noise_on, clamp, seed=0, fir=None):
     g = torch.Generator().manual_seed(seed)
     i, o, h = 6, 20, 7  # 20 channels: a vector remainder in the kernels' channel loops
     x = torch.randn(1, i, h, h, generator=g).contiguous(memory_format=torch.channels_last)
@@ -38,21 +46,23 @@ def run_layer(up, noise_on, clamp, seed=0):
     styles.requires_grad_(True)
     dcoefs = demodulation_coefficients(weight, styles)
     out = FoldedSynthesisLayer.apply(x, styles, dcoefs, weight, bias, noise, up,
-                                     make_fir_filter(), LRELU_GAIN, LRELU_SLOPE, clamp)
+                                     make_fir_filter() if fir is None else fir, LRELU_GAIN,
+                                     LRELU_SLOPE, clamp)
     grad_out = torch.randn(out.shape, generator=g)
     grads = torch.autograd.grad(out, (x, styles), grad_out)
     return out.detach(), grads
 
 
 @needs_compiler
-@pytest.mark.parametrize("up", [1, 2])
+@pytest.mark.parametrize("up,fir", [(1, None), (2, None), (2, "general")])
 @pytest.mark.parametrize("noise_on", [True, False])
 @pytest.mark.parametrize("clamp", [None, 0.8])
-def test_kernels_match_aten_path(monkeypatch, up, noise_on, clamp):
+def test_kernels_match_aten_path(monkeypatch, up, fir, noise_on, clamp):
+    fir = general_fir() if fir == "general" else None
     monkeypatch.setattr(fused_cpu, "MIN_ELEMENTS", 2**62)
-    out_ref, grads_ref = run_layer(up, noise_on, clamp)
+    out_ref, grads_ref = run_layer(up, noise_on, clamp, fir=fir)
     monkeypatch.setattr(fused_cpu, "MIN_ELEMENTS", 0)
-    out, grads = run_layer(up, noise_on, clamp)
+    out, grads = run_layer(up, noise_on, clamp, fir=fir)
     assert fused_cpu.fused_kernels() is not None
     assert out.is_contiguous(memory_format=torch.channels_last)
     if up == 1:

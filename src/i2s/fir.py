@@ -25,6 +25,16 @@ def depthwise_fir_weight(f: torch.Tensor, channels: int, gain: float,
     return (f * gain).to(dtype)[None, None].expand(channels, 1, *f.shape)
 
 
+def separable_taps(f: torch.Tensor, gain: float) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """``(kv, kh)`` [k] float32 with ``outer(kv, kh) == f * gain``, or None if ``f`` [k, k] is
+    not separable (StyleGAN's filters always are: ``outer(taps, taps) / sum``)."""
+    kv = f.sum(dim=1) * gain
+    kh = f.sum(dim=0) / f.sum()
+    if not torch.allclose(torch.outer(kv, kh), f * gain, rtol=1e-6, atol=1e-7):
+        return None
+    return kv.float().contiguous(), kh.float().contiguous()
+
+
 def fir_filter2d(x: torch.Tensor, f: torch.Tensor, pad: int, gain: float = 1.0,
                  bias: torch.Tensor | None = None) -> torch.Tensor:
     """Pad every side by ``pad`` and correlate each channel with ``f * gain``.

@@ -33,9 +33,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from i2s.fir import depthwise_fir_weight
+from i2s.fir import depthwise_fir_weight, separable_taps
 from i2s.fused_cpu import fused_kernels, use_fused
-from i2s.modconv import resample_conv2d
+from i2s.modconv import resample_conv2d, transposed_conv_up2
 
 _conv_backward = torch.ops.aten.convolution_backward
 
@@ -82,12 +82,19 @@ def fold_forward(x, styles, dcoefs, weight, bias, noise, up, fir, gain, slope, c
     scale = dcoefs[0] * gain
     wf = weight * styles[0].reshape(1, -1, 1, 1) * scale.reshape(-1, 1, 1, 1)
     bg = bias * gain
-    if kernels is not None:  # one pass (in place for up=1); the backward recovers yb from a
+    if kernels is not None:  # one pass after the convolution; the backward recovers yb from a
+        noise = None if noise is None else noise.reshape(-1).contiguous()
+        clamp_arg = -1.0 if clamp is None else clamp
+        taps = separable_taps(fir, 4.0) if up == 2 else None
+        if taps is not None:  # the FIR, too, in that pass
+            t = transposed_conv_up2(x, wf, even=True).contiguous(
+                memory_format=torch.channels_last)
+            a = kernels.fir_noise_lrelu(t, *taps, bg, noise, gain, slope, clamp_arg)
+            return a, x, wf, bg, noise
         yb = resample_conv2d(x, wf, up, fir, bias=bg, padded_rows=up == 2)
         a = (yb if yb.is_contiguous(memory_format=torch.channels_last)
              else torch.empty(yb.shape, dtype=yb.dtype, memory_format=torch.channels_last))
-        noise = None if noise is None else noise.reshape(-1).contiguous()
-        kernels.noise_lrelu(yb, a, noise, gain, slope, -1.0 if clamp is None else clamp)
+        kernels.noise_lrelu(yb, a, noise, gain, slope, clamp_arg)
         return a, x, wf, bg, noise
     yb = resample_conv2d(x, wf, up, fir, bias=bg).contiguous(memory_format=torch.channels_last)
     # yb is kept for the backward: leaky ReLU of a new tensor

@@ -27,6 +27,22 @@ import torch.nn.functional as F
 from i2s.fir import fir_filter2d
 
 
+def transposed_conv_up2(x: torch.Tensor, weight: torch.Tensor, groups: int = 1,
+                        even: bool = False) -> torch.Tensor:
+    """The stride-2 transposed convolution of an up-sampling layer, before its FIR filter.
+
+    x: [N, I*groups, H, W]; weight: [O*groups, I, k, k] -> [N, O*groups, 2H+k-2, 2W+k-2].
+    ``even``: one more row and column (``output_padding=1``; they are zero, as the FIR's
+    padding would be). oneDNN has a faster kernel for even output sizes (up to 30% at
+    128-512 px, measured); the values agree to float rounding.
+    """
+    k = weight.shape[-1]
+    # conv_transpose2d wants [I*groups, O, k, k]: transpose per group.
+    o = weight.shape[0] // groups
+    wt = weight.reshape(groups, o, -1, k, k).transpose(1, 2).reshape(-1, o, k, k)
+    return F.conv_transpose2d(x, wt, stride=2, groups=groups, output_padding=int(even))
+
+
 def resample_conv2d(x: torch.Tensor, weight: torch.Tensor, up: int, fir: torch.Tensor | None,
                     groups: int = 1, bias: torch.Tensor | None = None,
                     padded_rows: bool = False) -> torch.Tensor:
@@ -35,11 +51,9 @@ def resample_conv2d(x: torch.Tensor, weight: torch.Tensor, up: int, fir: torch.T
     Args:
         x: [N, I*groups, H, W]. weight: [O*groups, I, k, k].
         bias: optional [O*groups], added in the last convolution's pass.
-        padded_rows: for up=2, run the transposed convolution with an even output size
-            (``output_padding=1``: an extra zero row and column, which the FIR's right padding
-            would have supplied) and return a cropped, non-contiguous view of a
-            [N, O, 2H+1, 2W+1] result. oneDNN has a faster kernel for even sizes (up to 30%
-            at 128-512 px, measured); the values agree to float rounding.
+        padded_rows: for up=2, use the even-sized transposed convolution
+            (:func:`transposed_conv_up2`) and return a cropped, non-contiguous view of a
+            [N, O, 2H+1, 2W+1] result.
     Returns:
         [N, O*groups, H*up, W*up].
     """
@@ -48,12 +62,8 @@ def resample_conv2d(x: torch.Tensor, weight: torch.Tensor, up: int, fir: torch.T
         return F.conv2d(x, weight, bias, padding=k // 2, groups=groups)
     if up != 2 or fir is None or k not in (1, 3):
         raise ValueError(f"unsupported up-sampling: up={up}, kernel {k}")
-    # conv_transpose2d wants [I*groups, O, k, k]: transpose per group.
-    o = weight.shape[0] // groups
-    wt = weight.reshape(groups, o, -1, k, k).transpose(1, 2).reshape(-1, o, k, k)
-    x = F.conv_transpose2d(x, wt, stride=2, groups=groups, output_padding=int(padded_rows))
-    # [N, O, 2H + k - 2, 2W + k - 2] (+1 with padded_rows). Pad so that the 4-tap FIR brings
-    # the size back to exactly 2H (pad 1 for k=3).
+    x = transposed_conv_up2(x, weight, groups, even=padded_rows)
+    # Pad so that the 4-tap FIR brings the size back to exactly 2H (pad 1 for k=3).
     y = fir_filter2d(x, fir, pad=k // 2 + 3 - k, gain=4.0, bias=bias)
     return y[:, :, :-1, :-1] if padded_rows else y
 

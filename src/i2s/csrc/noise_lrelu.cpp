@@ -78,6 +78,90 @@ void noise_lrelu(torch::Tensor y, torch::Tensor out, c10::optional<torch::Tensor
 
 namespace {
 
+// Rows [u0, u1) of fir_noise_lrelu. V: one vertically filtered row, S * C floats.
+template <int kC>
+void fir_rows(int64_t u0, int64_t u1, int64_t c_run, int64_t S, const float* T, const float* kv,
+              const float* kh, const float* bias, const float* nse, float ng, float sl,
+              float cl, float* out, float* V) {
+  const int64_t C = kC > 0 ? kC : c_run;
+  const int64_t R = S - 2, row = S * C;
+  for (int64_t u = u0; u < u1; ++u) {
+    // vertical taps: rows u-1 .. u+2 of T (row -1 is the zero padding)
+    const float* __restrict t1 = T + u * row;
+    const float* __restrict t2 = t1 + row;
+    const float* __restrict t3 = t2 + row;
+    float* __restrict vr = V;
+    if (u > 0) {
+      const float* __restrict t0 = t1 - row;
+#pragma omp simd
+      for (int64_t i = 0; i < row; ++i)
+        vr[i] = std::fma(kv[3], t3[i], std::fma(kv[2], t2[i], std::fma(kv[1], t1[i],
+                                                                        kv[0] * t0[i])));
+    } else {
+#pragma omp simd
+      for (int64_t i = 0; i < row; ++i)
+        vr[i] = std::fma(kv[3], t3[i], std::fma(kv[2], t2[i], kv[1] * t1[i]));
+    }
+    // horizontal taps: columns v-1 .. v+2 (column -1 is the zero padding), then the epilogue
+    for (int64_t v = 0; v < R; ++v) {
+      const float* __restrict c1 = V + v * C;
+      const float* __restrict c2 = c1 + C;
+      const float* __restrict c3 = c2 + C;
+      const float* __restrict c0 = v > 0 ? c1 - C : c1;
+      const float k0 = v > 0 ? kh[0] : 0.0f;
+      const int64_t p = u * R + v;
+      const float nv = nse ? nse[p] * ng : 0.0f;
+      float* __restrict o = out + p * C;
+#pragma omp simd
+      for (int64_t c = 0; c < C; ++c) {
+        const float f = std::fma(kh[3], c3[c], std::fma(kh[2], c2[c], std::fma(kh[1], c1[c],
+                                                                             k0 * c0[c])));
+        const float y = f + bias[c] + nv;
+        o[c] = std::clamp(y > 0.0f ? y : y * sl, -cl, cl);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+torch::Tensor fir_noise_lrelu(torch::Tensor T, torch::Tensor kv, torch::Tensor kh,
+                              torch::Tensor bias, c10::optional<torch::Tensor> noise,
+                              double noise_gain, double slope, double clamp) {
+  // The epilogue of an up-sampling layer in one pass: T [1, C, 2H+2, 2W+2] is an even-sized
+  // transposed convolution (last row and column zero); the 4x4 FIR kv (x) kh with padding 1,
+  // bias, noise and leaky ReLU give a [1, C, 2H, 2W].
+  check_activation(T, "T");
+  TORCH_CHECK(T.size(2) == T.size(3) && T.size(2) >= 4, "T must be square, at least 4x4");
+  for (const auto* t : {&kv, &kh})
+    TORCH_CHECK(t->scalar_type() == torch::kFloat32 && t->is_contiguous() && t->numel() == 4,
+                "kv and kh must be 4 float32 taps");
+  TORCH_CHECK(bias.scalar_type() == torch::kFloat32 && bias.is_contiguous() &&
+                  bias.numel() == T.size(1), "bias must be [C] float32");
+  const int64_t C = T.size(1), S = T.size(2), R = S - 2;
+  auto out = torch::empty({1, C, R, R}, T.options().memory_format(at::MemoryFormat::ChannelsLast));
+  const float* const pT = T.data_ptr<float>();
+  const float* const pkv = kv.data_ptr<float>();
+  const float* const pkh = kh.data_ptr<float>();
+  const float* const pb = bias.data_ptr<float>();
+  const float* const nse = noise_data(noise, out);
+  float* const po = out.data_ptr<float>();
+  const float ng = static_cast<float>(noise_gain), sl = static_cast<float>(slope);
+  const float cl = clamp > 0 ? static_cast<float>(clamp) : INFINITY;
+  at::parallel_for(0, R, 4, [=](int64_t u0, int64_t u1) {
+    std::vector<float> V(static_cast<size_t>(S * C));
+    if (C == 32)
+      fir_rows<32>(u0, u1, C, S, pT, pkv, pkh, pb, nse, ng, sl, cl, po, V.data());
+    else if (C == 64)
+      fir_rows<64>(u0, u1, C, S, pT, pkv, pkh, pb, nse, ng, sl, cl, po, V.data());
+    else
+      fir_rows<0>(u0, u1, C, S, pT, pkv, pkh, pb, nse, ng, sl, cl, po, V.data());
+  });
+  return out;
+}
+
+namespace {
+
 // One pixel range of the backward pass. Template parameters: an incoming dL/da (else 0);
 // kK, the channels of a ToRGB layer reading a (0: none, -1: given at run time), whose gradient
 // is added to dL/da and whose weight gradient is summed; the sum of dL/da * a (the style
@@ -257,6 +341,8 @@ std::tuple<torch::Tensor, torch::Tensor> noise_lrelu_backward(
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("noise_lrelu", &noise_lrelu, "Noise + leaky ReLU (+ clamp) into out (may be y)");
+  m.def("fir_noise_lrelu", &fir_noise_lrelu,
+        "Up-sampling layer epilogue: separable 4x4 FIR, bias, noise, leaky ReLU (+ clamp)");
   m.def("noise_lrelu_backward", &noise_lrelu_backward,
         "Leaky-ReLU gradient and the per-channel sums of the folded layer", py::arg("grad_a"),
         py::arg("a"), py::arg("noise"), py::arg("noise_gain"), py::arg("slope"),
