@@ -5,12 +5,13 @@ import shutil
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 import i2s
 import i2s.fused_cpu as fused_cpu
-from i2s.fir import make_fir_filter
+from i2s.fir import fir_filter2d, make_fir_filter, separable_taps
 from i2s.folded_block import FoldedSynthesisBlock
-from i2s.folded_layer import FoldedSynthesisLayer
+from i2s.folded_layer import FoldedSynthesisLayer, fir_adjoint
 from i2s.layers import LRELU_GAIN, LRELU_SLOPE
 from i2s.modconv import demodulation_coefficients
 from tests.conftest import make_generator
@@ -89,7 +90,7 @@ def test_generator_through_kernels(kernels_on, monkeypatch):
     assert (grad - grad_ref).abs().max() <= 1e-5 * grad_ref.abs().max()
 
 
-def block_generator(conv_clamp=None, zero_style=False):
+def block_generator(conv_clamp=None, zero_style=None, fir=None):
     """32 px, 32 channels: block b32 folds (32*32 > 9*32) and runs as one FoldedSynthesisBlock
     when the kernels are on."""
     G = make_generator(resolution=32, channel_base=512, channel_max=32)
@@ -98,10 +99,12 @@ def block_generator(conv_clamp=None, zero_style=False):
         G = i2s.StyleGAN2Generator(dataclasses.replace(G.cfg, conv_clamp=conv_clamp))
         G.load_state_dict(state)
         G.eval().requires_grad_(False)
-    if zero_style:  # conv1's style 3 is exactly 0 for every w
+    if zero_style is not None:  # that layer's style 3 is exactly 0 for every w
         with torch.no_grad():
-            G.synthesis.b32.conv1.affine.weight[3] = 0.0
-            G.synthesis.b32.conv1.affine.bias[3] = 0.0
+            getattr(G.synthesis.b32, zero_style).affine.weight[3] = 0.0
+            getattr(G.synthesis.b32, zero_style).affine.bias[3] = 0.0
+    if fir is not None:
+        G.synthesis.b32.conv0.resample_filter.copy_(fir)
     return G
 
 
@@ -127,11 +130,13 @@ def block_run(G, ws, use_rgb=True, use_x=False, noise_mode="const"):
 
 
 @needs_compiler
-@pytest.mark.parametrize("case", ["plain", "clamp", "zero_style", "no_noise", "random_noise",
-                                  "features_only", "features_and_image"])
+@pytest.mark.parametrize("case", ["plain", "clamp", "zero_style0", "zero_style1", "no_noise",
+                                  "random_noise", "features_only", "features_and_image",
+                                  "general_fir"])
 def test_folded_block_matches_separate_layers(monkeypatch, case):
     G = block_generator(conv_clamp=0.6 if case == "clamp" else None,
-                        zero_style=case == "zero_style")
+                        zero_style={"zero_style0": "conv0", "zero_style1": "conv1"}.get(case),
+                        fir=general_fir() if case == "general_fir" else None)
     torch.manual_seed(1)
     ws = G.w_avg.expand(1, G.num_ws, -1) + 0.5 * torch.randn(1, G.num_ws, G.w_dim)
     kw = dict(noise_mode={"no_noise": "none", "random_noise": "random"}.get(case, "const"),
@@ -183,3 +188,31 @@ def test_build_failure_warns_once_and_layer_still_works(monkeypatch):
     monkeypatch.setattr(fused_cpu, "MIN_ELEMENTS", 2**62)
     out_ref, _ = run_layer(2, True, None)
     torch.testing.assert_close(out, out_ref, rtol=1e-6, atol=1e-6)
+
+
+@needs_compiler
+def test_large_layers_take_the_streaming_store_path_correctly():
+    """From 32 MB on (with AVX-512) the FIR kernels write with streaming stores; the small
+    tests above never get there."""
+    k = fused_cpu.fused_kernels()
+    g = torch.Generator().manual_seed(0)
+    c, r = 16, 1024  # 64 MB activations
+    cl = torch.channels_last
+    fir = make_fir_filter()
+    kv, kh = separable_taps(fir, 4.0)
+    t = torch.randn(1, c, r + 2, r + 2, generator=g)
+    t[:, :, -1] = 0.0
+    t[:, :, :, -1] = 0.0
+    t = t.contiguous(memory_format=cl)
+    bias = torch.randn(c, generator=g)
+    noise = torch.randn(r * r, generator=g)
+    a = k.fir_noise_lrelu(t, kv, kh, bias, noise, 1.5, 0.2, -1.0)
+    want = fir_filter2d(t[:, :, :-1, :-1], fir, pad=1, gain=4.0, bias=bias)
+    want = F.leaky_relu(want + noise.reshape(1, 1, r, r) * 1.5, 0.2)
+    torch.testing.assert_close(a, want, rtol=1e-5, atol=1e-5)
+    grad_a = torch.randn(a.shape, generator=g).contiguous(memory_format=cl)
+    grad_t, sums = k.noise_lrelu_fir_backward(grad_a, a, noise, 1.5, 0.2, -1.0, kv, kh, True)
+    grad_t_ref, sums_ref = k.noise_lrelu_backward(grad_a, a, noise, 1.5, 0.2, -1.0, None, None,
+                                                  True)
+    torch.testing.assert_close(grad_t, fir_adjoint(grad_t_ref, fir), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(sums, sums_ref, rtol=1e-5, atol=1e-3)

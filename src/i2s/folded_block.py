@@ -20,6 +20,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from i2s.fir import separable_taps
 from i2s.folded_layer import conv_input_grad, fold_forward, input_and_style_grads
 
 
@@ -82,14 +83,21 @@ class FoldedSynthesisBlock(torch.autograd.Function):
         else:
             grad_a0, grad_s1 = input_and_style_grads(grad_t1, a0, s1, d1, conv1.weight, wf1, 1,
                                                      None, gain)
-        grad_t0, sums0 = k.noise_lrelu_backward(grad_a0, a0, n0, gain, slope,
-                                                _clamp_arg(conv0.conv_clamp), None, None,
-                                                style1_in_pass)
+        taps = separable_taps(conv0.resample_filter, 4.0)
+        if taps is not None:  # the FIR's adjoint in the same pass (dL/dt is never written)
+            grad_t0, sums0 = k.noise_lrelu_fir_backward(grad_a0, a0, n0, gain, slope,
+                                                        _clamp_arg(conv0.conv_clamp), *taps,
+                                                        style1_in_pass)
+        else:
+            grad_t0, sums0 = k.noise_lrelu_backward(grad_a0, a0, n0, gain, slope,
+                                                    _clamp_arg(conv0.conv_clamp), None, None,
+                                                    style1_in_pass)
         if style1_in_pass:
             grad_s1 = (sums0[2] / s1[0]).unsqueeze(0)
         grad_d0 = ((sums0[0] - bg0 * sums0[1]) / d0[0]).unsqueeze(0)
         grad_x = grad_s0 = None
         if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
             grad_x, grad_s0 = input_and_style_grads(grad_t0, x, s0, d0, conv0.weight, wf0, 2,
-                                                    conv0.resample_filter, gain)
+                                                    conv0.resample_filter, gain,
+                                                    fir_done=taps is not None)
         return (grad_x, grad_s0, grad_d0, grad_s1, grad_d1, grad_s_rgb) + none

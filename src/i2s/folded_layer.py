@@ -53,21 +53,27 @@ def channel_dots(a: torch.Tensor, b: torch.Tensor, with_sum: bool = False):
     return (dw.reshape(c), db) if with_sum else dw.reshape(c)
 
 
+def fir_adjoint(grad: torch.Tensor, fir: torch.Tensor) -> torch.Tensor:
+    """Adjoint of the up-sampling layer's FIR (padding 1, gain 4): [1, O, 2H, 2W] ->
+    [1, O, 2H+1, 2W+1]."""
+    n, o, h2, w2 = grad.shape
+    y_like = torch.empty((n, o, h2 + 1, w2 + 1), dtype=grad.dtype, device=grad.device,
+                         memory_format=torch.channels_last)  # only its shape is read
+    fir_w = depthwise_fir_weight(fir, o, 4.0, grad.dtype).contiguous()
+    return _conv_backward(grad, y_like, fir_w, None, [1, 1], [1, 1], [1, 1], False, [0, 0], o,
+                          [True, False, False])[0]
+
+
 def conv_input_grad(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, up: int,
-                    fir: torch.Tensor | None) -> torch.Tensor:
+                    fir: torch.Tensor | None, fir_done: bool = False) -> torch.Tensor:
     """Adjoint of :func:`i2s.modconv.resample_conv2d` (3x3 kernel) applied to ``grad``:
-    dL/dx [1, I, H, W] from dL/dy [1, O, H*up, W*up]."""
+    dL/dx [1, I, H, W] from dL/dy [1, O, H*up, W*up]. ``fir_done``: for up=2, ``grad`` is
+    already the FIR's adjoint output [1, O, 2H+1, 2W+1] (from the compiled kernels)."""
     mask = [True, False, False]
     if up == 1:
         return _conv_backward(grad, x, weight, None, [1, 1], [1, 1], [1, 1], False, [0, 0], 1,
                               mask)[0]
-    n, _, h, w = x.shape
-    o = weight.shape[0]
-    y_like = torch.empty((n, o, 2 * h + 1, 2 * w + 1), dtype=grad.dtype, device=grad.device,
-                         memory_format=torch.channels_last)  # only its shape is read
-    fir_w = depthwise_fir_weight(fir, o, 4.0, grad.dtype).contiguous()
-    g = _conv_backward(grad, y_like, fir_w, None, [1, 1], [1, 1], [1, 1], False, [0, 0], o,
-                       mask)[0]
+    g = grad if fir_done else fir_adjoint(grad, fir)
     return _conv_backward(g.contiguous(memory_format=torch.channels_last), x,
                           weight.transpose(0, 1).contiguous(), None, [2, 2], [0, 0], [1, 1],
                           True, [0, 0], 1, mask)[0]
@@ -104,14 +110,16 @@ def fold_forward(x, styles, dcoefs, weight, bias, noise, up, fir, gain, slope, c
     return a, x, wf, bg, yb
 
 
-def input_and_style_grads(grad_t, x, styles, dcoefs, weight, wf, up, fir, gain):
-    """dL/dx [1, I, H, W] and the convolution's part of dL/ds [1, I] from dL/dt."""
+def input_and_style_grads(grad_t, x, styles, dcoefs, weight, wf, up, fir, gain,
+                          fir_done=False):
+    """dL/dx [1, I, H, W] and the convolution's part of dL/ds [1, I] from dL/dt (or, with
+    ``fir_done``, from the FIR adjoint of dL/dt; see :func:`conv_input_grad`)."""
     s = styles[0]
     if bool((s == 0).any()):  # dL/ds from the gradient of the unscaled input
         w_unmod = weight * (dcoefs[0] * gain).reshape(-1, 1, 1, 1)
-        grad_u = conv_input_grad(grad_t, x, w_unmod, up, fir)
+        grad_u = conv_input_grad(grad_t, x, w_unmod, up, fir, fir_done)
         return grad_u * s.reshape(1, -1, 1, 1), channel_dots(grad_u, x).unsqueeze(0)
-    grad_x = conv_input_grad(grad_t, x, wf, up, fir)
+    grad_x = conv_input_grad(grad_t, x, wf, up, fir, fir_done)
     return grad_x, (channel_dots(grad_x, x) / s).unsqueeze(0)
 
 

@@ -23,6 +23,10 @@
 #include <cmath>
 #include <vector>
 
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
 namespace {
 
 void check_activation(const torch::Tensor& t, const char* name) {
@@ -38,6 +42,64 @@ const float* noise_data(const c10::optional<torch::Tensor>& noise, const torch::
                   n.numel() == a.size(2) * a.size(3),
               "noise must be a contiguous float32 CPU tensor with H*W elements");
   return n.data_ptr<float>();
+}
+
+// Large outputs are written with streaming stores where the CPU has AVX-512: they bypass the
+// cache, so the line is not first read from memory (a third of the traffic of a pass that
+// reads one tensor and writes another). Rows must start on 64-byte boundaries (C % 16 == 0).
+bool use_streaming_stores(const torch::Tensor& out) {
+#if defined(__AVX512F__)
+  return out.size(1) % 16 == 0 && out.nbytes() >= (size_t{32} << 20) &&
+         reinterpret_cast<uintptr_t>(out.data_ptr()) % 64 == 0;
+#else
+  (void)out;
+  return false;
+#endif
+}
+
+void store_fence(bool stream) {
+#if defined(__AVX512F__)
+  if (stream) _mm_sfence();
+#else
+  (void)stream;
+#endif
+}
+
+// dst[0, n) = src[0, n), with streaming stores when `stream` (dst 64-byte aligned, n % 16 == 0).
+void stream_copy(float* dst, const float* src, int64_t n, bool stream) {
+#if defined(__AVX512F__)
+  if (stream) {
+    for (int64_t i = 0; i < n; i += 16) _mm512_stream_ps(dst + i, _mm512_loadu_ps(src + i));
+    return;
+  }
+#endif
+  (void)stream;
+  std::copy(src, src + n, dst);
+}
+
+// o[i] = h0 w[i + 3C] + h1 w[i + 2C] + h2 w[i + C] + h3 w[i] for i < n (a row of 4-tap
+// horizontal filtering; w has the zero columns around the row).
+void horizontal_taps(const float* w, float* o, int64_t n, int64_t C, const float* h,
+                     bool stream) {
+  const float h0 = h[0], h1 = h[1], h2 = h[2], h3 = h[3];
+#if defined(__AVX512F__)
+  if (stream) {
+    const __m512 k0 = _mm512_set1_ps(h0), k1 = _mm512_set1_ps(h1), k2 = _mm512_set1_ps(h2),
+                 k3 = _mm512_set1_ps(h3);
+    for (int64_t i = 0; i < n; i += 16) {
+      __m512 acc = _mm512_mul_ps(k3, _mm512_loadu_ps(w + i));
+      acc = _mm512_fmadd_ps(k2, _mm512_loadu_ps(w + i + C), acc);
+      acc = _mm512_fmadd_ps(k1, _mm512_loadu_ps(w + i + 2 * C), acc);
+      acc = _mm512_fmadd_ps(k0, _mm512_loadu_ps(w + i + 3 * C), acc);
+      _mm512_stream_ps(o + i, acc);
+    }
+    return;
+  }
+#endif
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i)
+    o[i] = std::fma(h0, w[i + 3 * C], std::fma(h1, w[i + 2 * C], std::fma(h2, w[i + C],
+                                                                            h3 * w[i])));
 }
 
 }  // namespace
@@ -78,11 +140,12 @@ void noise_lrelu(torch::Tensor y, torch::Tensor out, c10::optional<torch::Tensor
 
 namespace {
 
-// Rows [u0, u1) of fir_noise_lrelu. V: one vertically filtered row, S * C floats.
+// Rows [u0, u1) of fir_noise_lrelu. V: one vertically filtered row, S * C floats, then (when
+// streaming) one output row.
 template <int kC>
 void fir_rows(int64_t u0, int64_t u1, int64_t c_run, int64_t S, const float* T, const float* kv,
               const float* kh, const float* bias, const float* nse, float ng, float sl,
-              float cl, float* out, float* V) {
+              float cl, float* out, float* V, bool stream) {
   const int64_t C = kC > 0 ? kC : c_run;
   const int64_t R = S - 2, row = S * C;
   for (int64_t u = u0; u < u1; ++u) {
@@ -111,7 +174,7 @@ void fir_rows(int64_t u0, int64_t u1, int64_t c_run, int64_t S, const float* T, 
       const float k0 = v > 0 ? kh[0] : 0.0f;
       const int64_t p = u * R + v;
       const float nv = nse ? nse[p] * ng : 0.0f;
-      float* __restrict o = out + p * C;
+      float* __restrict o = (stream ? V + S * C : out + u * R * C) + v * C;
 #pragma omp simd
       for (int64_t c = 0; c < C; ++c) {
         const float f = std::fma(kh[3], c3[c], std::fma(kh[2], c2[c], std::fma(kh[1], c1[c],
@@ -120,7 +183,9 @@ void fir_rows(int64_t u0, int64_t u1, int64_t c_run, int64_t S, const float* T, 
         o[c] = std::clamp(y > 0.0f ? y : y * sl, -cl, cl);
       }
     }
+    if (stream) stream_copy(out + u * R * C, V + S * C, R * C, true);
   }
+  store_fence(stream);
 }
 
 }  // namespace
@@ -148,14 +213,15 @@ torch::Tensor fir_noise_lrelu(torch::Tensor T, torch::Tensor kv, torch::Tensor k
   float* const po = out.data_ptr<float>();
   const float ng = static_cast<float>(noise_gain), sl = static_cast<float>(slope);
   const float cl = clamp > 0 ? static_cast<float>(clamp) : INFINITY;
+  const bool stream = use_streaming_stores(out);
   at::parallel_for(0, R, 4, [=](int64_t u0, int64_t u1) {
-    std::vector<float> V(static_cast<size_t>(S * C));
+    std::vector<float> V(static_cast<size_t>(2 * S * C));
     if (C == 32)
-      fir_rows<32>(u0, u1, C, S, pT, pkv, pkh, pb, nse, ng, sl, cl, po, V.data());
+      fir_rows<32>(u0, u1, C, S, pT, pkv, pkh, pb, nse, ng, sl, cl, po, V.data(), stream);
     else if (C == 64)
-      fir_rows<64>(u0, u1, C, S, pT, pkv, pkh, pb, nse, ng, sl, cl, po, V.data());
+      fir_rows<64>(u0, u1, C, S, pT, pkv, pkh, pb, nse, ng, sl, cl, po, V.data(), stream);
     else
-      fir_rows<0>(u0, u1, C, S, pT, pkv, pkh, pb, nse, ng, sl, cl, po, V.data());
+      fir_rows<0>(u0, u1, C, S, pT, pkv, pkh, pb, nse, ng, sl, cl, po, V.data(), stream);
   });
   return out;
 }
@@ -194,7 +260,7 @@ void backward_range(int64_t first, int64_t end, int64_t c_run, int64_t k_run, co
       const float nv = nse ? nse[p] * ng : 0.0f;
       const float* __restrict ra = pa + p * C;
       const float* __restrict rg = kGrad ? pg + p * C : nullptr;
-      float* __restrict rt = pt + p * C;
+      float* __restrict rt = pt + (p - first) * C;  // pt: dL/dt of pixel `first`
       float r0 = 0.0f, r1 = 0.0f, r2 = 0.0f;
       if constexpr (kK == 3) {
         r0 = pr[p * 3];
@@ -265,6 +331,21 @@ void dispatch_backward(bool has_grad, int64_t K, bool input_dot, int64_t b, int6
 #undef I2S_RUN
 }
 
+void run_backward(bool has_grad, int64_t K, bool input_dot, int64_t b, int64_t e, int64_t C,
+                  const float* pa, const float* pg, const float* pr, const float* wr,
+                  const float* nse, float ng, float sl, float cl, float* pt, double* out,
+                  float* partial, float* g) {
+  if (C == 32)
+    dispatch_backward<32>(has_grad, K, input_dot, b, e, C, pa, pg, pr, wr, nse, ng, sl, cl, pt,
+                          out, partial, g);
+  else if (C == 64)
+    dispatch_backward<64>(has_grad, K, input_dot, b, e, C, pa, pg, pr, wr, nse, ng, sl, cl, pt,
+                          out, partial, g);
+  else
+    dispatch_backward<0>(has_grad, K, input_dot, b, e, C, pa, pg, pr, wr, nse, ng, sl, cl, pt,
+                         out, partial, g);
+}
+
 }  // namespace
 
 std::tuple<torch::Tensor, torch::Tensor> noise_lrelu_backward(
@@ -319,17 +400,8 @@ std::tuple<torch::Tensor, torch::Tensor> noise_lrelu_backward(
     for (int64_t part = first; part < last; ++part) {
       const int64_t b = part * span, e = std::min(pixels, b + span);
       double* out = tot + part * rows * C;
-      float* pp = partial.data();
-      float* pgv = g.data();
-      if (C == 32)
-        dispatch_backward<32>(has_grad, K, input_dot, b, e, C, pa, pg, pr, wr, nse, ng, sl, cl,
-                              pt, out, pp, pgv);
-      else if (C == 64)
-        dispatch_backward<64>(has_grad, K, input_dot, b, e, C, pa, pg, pr, wr, nse, ng, sl, cl,
-                              pt, out, pp, pgv);
-      else
-        dispatch_backward<0>(has_grad, K, input_dot, b, e, C, pa, pg, pr, wr, nse, ng, sl, cl,
-                             pt, out, pp, pgv);
+      run_backward(has_grad, K, input_dot, b, e, C, pa, pg, pr, wr, nse, ng, sl, cl,
+                   pt + b * C, out, partial.data(), g.data());
     }
   });
   auto sums = torch::zeros({rows, channels}, torch::kFloat64);
@@ -339,8 +411,85 @@ std::tuple<torch::Tensor, torch::Tensor> noise_lrelu_backward(
   return {grad_t, sums.to(torch::kFloat32)};
 }
 
+std::tuple<torch::Tensor, torch::Tensor> noise_lrelu_fir_backward(
+    torch::Tensor grad_a, torch::Tensor a, c10::optional<torch::Tensor> noise, double noise_gain,
+    double slope, double clamp, torch::Tensor kv, torch::Tensor kh, bool input_dot) {
+  // The backward of fir_noise_lrelu up to its input T: dL/dt as in noise_lrelu_backward, then
+  // the adjoint of the FIR (kv (x) kh, padding 1), without writing dL/dt:
+  //   dL/dT[r][s] = sum_{m,n} kv[m] kh[n] dL/dt[r+1-m][s+1-n],  r, s in 0..R  (a is R x R).
+  // Each thread makes rows [r0, r1) of dL/dT from a ring of four rows of dL/dt; it computes
+  // dL/dt rows r0-2 .. r1 and adds to the sums only those in [r0, r1), which it owns.
+  check_activation(a, "a");
+  check_activation(grad_a, "grad_a");
+  TORCH_CHECK(grad_a.sizes() == a.sizes() && a.size(2) == a.size(3), "a must be square");
+  for (const auto* t : {&kv, &kh})
+    TORCH_CHECK(t->scalar_type() == torch::kFloat32 && t->is_contiguous() && t->numel() == 4,
+                "kv and kh must be 4 float32 taps");
+  const int64_t C = a.size(1), R = a.size(2), S = R + 1;
+  const int64_t rows = 2 + (input_dot ? 1 : 0);
+  auto grad_T = torch::empty({1, C, S, S}, a.options().memory_format(at::MemoryFormat::ChannelsLast));
+  const float* const pa = a.data_ptr<float>();
+  const float* const pg = grad_a.data_ptr<float>();
+  const float* const nse = noise_data(noise, a);
+  const float* const pkv = kv.data_ptr<float>();
+  const float* const pkh = kh.data_ptr<float>();
+  float* const po = grad_T.data_ptr<float>();
+  const float ng = static_cast<float>(noise_gain), sl = static_cast<float>(slope);
+  const float cl = clamp > 0 ? static_cast<float>(clamp) : INFINITY;
+  const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), S));
+  const int64_t span = (S + parts - 1) / parts;
+  const bool stream = use_streaming_stores(grad_T);
+  std::vector<double> totals(static_cast<size_t>(parts * rows * C), 0.0);
+  double* const tot = totals.data();
+  at::parallel_for(0, parts, 1, [=](int64_t first, int64_t last) {
+    const int64_t RC = R * C;
+    std::vector<float> ring(static_cast<size_t>(4 * RC)), partial(static_cast<size_t>(rows * C));
+    std::vector<float> g(static_cast<size_t>(C)), wp(static_cast<size_t>((R + 4) * C), 0.0f);
+    std::vector<double> scratch(static_cast<size_t>(rows * C));
+    const std::vector<float> zero(static_cast<size_t>(RC), 0.0f);
+    for (int64_t part = first; part < last; ++part) {
+      const int64_t r0 = part * span, r1 = std::min(S, r0 + span);
+      double* owned = tot + part * rows * C;
+      int64_t next = std::max<int64_t>(0, r0 - 2);
+      for (int64_t r = r0; r < r1; ++r) {
+        for (; next <= std::min(R - 1, r + 1); ++next) {  // dL/dt row `next` into the ring
+          double* out = next >= r0 && next < r1 ? owned : scratch.data();
+          run_backward(true, 0, input_dot, next * R, (next + 1) * R, C, pa, pg, nullptr,
+                       nullptr, nse, ng, sl, cl, ring.data() + (next % 4) * RC, out,
+                       partial.data(), g.data());
+        }
+        // vertical taps into wp (two zero columns on each side): rows r+1, r, r-1, r-2
+        const float* src[4];
+        for (int64_t m = 0; m < 4; ++m) {
+          const int64_t u = r + 1 - m;
+          src[m] = u < 0 || u >= R ? zero.data() : ring.data() + (u % 4) * RC;
+        }
+        float* __restrict w = wp.data() + 2 * C;
+        const float* __restrict s0 = src[0];
+        const float* __restrict s1 = src[1];
+        const float* __restrict s2 = src[2];
+        const float* __restrict s3 = src[3];
+        const float v0 = pkv[0], v1 = pkv[1], v2 = pkv[2], v3 = pkv[3];
+#pragma omp simd
+        for (int64_t i = 0; i < RC; ++i)
+          w[i] = std::fma(v3, s3[i], std::fma(v2, s2[i], std::fma(v1, s1[i], v0 * s0[i])));
+        // horizontal taps: columns s+1, s, s-1, s-2 are wp columns s+3, s+2, s+1, s
+        horizontal_taps(wp.data(), po + r * S * C, S * C, C, pkh, stream);
+      }
+    }
+    store_fence(stream);
+  });
+  auto sums = torch::zeros({rows, C}, torch::kFloat64);
+  double* const ps = sums.data_ptr<double>();
+  for (int64_t part = 0; part < parts; ++part)
+    for (int64_t c = 0; c < rows * C; ++c) ps[c] += tot[part * rows * C + c];
+  return {grad_T, sums.to(torch::kFloat32)};
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("noise_lrelu", &noise_lrelu, "Noise + leaky ReLU (+ clamp) into out (may be y)");
+  m.def("noise_lrelu_fir_backward", &noise_lrelu_fir_backward,
+        "Backward of fir_noise_lrelu: dL/dT and the per-channel sums");
   m.def("fir_noise_lrelu", &fir_noise_lrelu,
         "Up-sampling layer epilogue: separable 4x4 FIR, bias, noise, leaky ReLU (+ clamp)");
   m.def("noise_lrelu_backward", &noise_lrelu_backward,
