@@ -7,7 +7,7 @@ import torch
 from i2s.fir import make_fir_filter
 from i2s.folded_layer import FoldedSynthesisLayer, channel_dots
 from i2s.layers import LRELU_GAIN, LRELU_SLOPE, bias_lrelu
-from i2s.losses import mean_square_per_sample
+from i2s.losses import mean_squared_difference
 from i2s.modconv import demodulation_coefficients, modulated_conv2d
 
 F64 = torch.float64
@@ -108,14 +108,18 @@ def test_generator_single_sample_path_matches_reference(monkeypatch):
     assert (got - want).abs().max().item() < 1e-10 * want.abs().max().item()
 
 
-def test_mean_square_per_sample_keeps_channels_last_gradients():
-    d = torch.randn(2, 4, 3, 3).contiguous(memory_format=torch.channels_last)
-    d.requires_grad_(True)
-    out = mean_square_per_sample(d)
-    assert torch.allclose(out, d.detach().square().flatten(1).mean(1))
-    (grad,) = torch.autograd.grad(out.sum(), d)
-    assert grad.is_contiguous(memory_format=torch.channels_last)
-    assert torch.allclose(grad, 2 * d.detach() / d[0].numel())
+@pytest.mark.parametrize("layout", [torch.channels_last, torch.contiguous_format])
+def test_mean_squared_difference_values_and_gradient_layout(layout):
+    x = torch.randn(2, 4, 3, 3, dtype=F64).contiguous(memory_format=layout)
+    y = torch.randn(2, 4, 3, 3, dtype=F64)
+    x.requires_grad_(True)
+    y.requires_grad_(True)
+    out = mean_squared_difference(x, y)
+    assert torch.allclose(out, (x - y).detach().square().flatten(1).mean(1))
+    (gx,) = torch.autograd.grad(out.sum(), x, retain_graph=True)
+    assert gx.is_contiguous(memory_format=layout)
+    assert torch.allclose(gx, 2 * (x - y).detach() / x[0].numel())
+    assert torch.autograd.gradcheck(mean_squared_difference, (x, y))
 
 
 def test_trainable_weights_take_the_path_with_weight_gradients():
