@@ -6,8 +6,10 @@ One step = synthesis forward + backward to the latent, MSE + VGG-16 perceptual l
 channel_max 512, 8 mapping layers), random weights (same cost as trained ones).
 
 Prints seconds per step (best and median), peak memory, the FLOPs of one step
-(``torch.utils.flop_counter``; difference of a 2-step and a 1-step run), the measured dense
-3x3-conv throughput of this machine, and the ratio step time / (FLOPs / throughput).
+(``torch.utils.flop_counter``; difference of a 2-step and a 1-step run, counted on the aten
+path because the counter cannot see inside the compiled kernels of ``i2s.fused_cpu``), the
+measured dense 3x3-conv throughput of this machine, and the ratio step time / (FLOPs /
+throughput). ``I2S_FUSED_CPU=0`` times the aten path instead.
 
     python benchmarks/embed_step.py                 # 256 and 1024 px on the CPU
     python benchmarks/embed_step.py --device cuda --resolutions 1024
