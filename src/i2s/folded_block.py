@@ -6,13 +6,16 @@ Forward (StyleGAN2 section 2.2, 'skip' generator): ``a0 = layer0(x)`` (up-sampli
 :mod:`i2s.folded_layer` and its elementwise work done by the compiled kernels of
 :mod:`i2s.fused_cpu`. Used by :class:`i2s.stylegan2.SynthesisBlock` only where those kernels
 are used (large float32 CPU activations). Against two separate layers and a ToRGB layer, the
-backward saves three full passes over an activation:
+backward saves full passes over the activations:
 
 * the ToRGB gradients come out of layer1's backward pass over a1: dL/da1 gets
   ``W_rgb'^T dL/drgb`` per pixel (no [C, H, W] ToRGB input gradient is written and then added
   to dL/da1), and ``dL/dW_rgb' = sum_hw dL/drgb a1^T`` (no second read of a1);
 * layer1's style gradient ``sum_hw dL/da0 * a0 / s1`` comes out of layer0's backward pass,
-  which reads dL/da0 and a0 anyway.
+  which reads dL/da0 and a0 anyway;
+* layer0's backward pass also applies the adjoint of its FIR filter, so its dL/dt is never
+  written out (the forward pass likewise filters in the same pass as the leaky ReLU; see
+  :func:`i2s.folded_layer.fold_forward`).
 """
 
 from __future__ import annotations
@@ -22,10 +25,7 @@ import torch.nn.functional as F
 
 from i2s.fir import separable_taps
 from i2s.folded_layer import conv_input_grad, fold_forward, input_and_style_grads
-
-
-def _clamp_arg(clamp: float | None) -> float:
-    return -1.0 if clamp is None else clamp
+from i2s.fused_cpu import clamp_arg
 
 
 class FoldedSynthesisBlock(torch.autograd.Function):
@@ -71,7 +71,7 @@ class FoldedSynthesisBlock(torch.autograd.Function):
             w_rgb2d = w_rgb.reshape(w_rgb.shape[0], -1).contiguous()  # [K, O]
         # layer1 and ToRGB: one pass over a1
         grad_t1, sums1 = k.noise_lrelu_backward(grad_a1, a1, n1, gain, slope,
-                                                _clamp_arg(conv1.conv_clamp), grad_rgb, w_rgb2d,
+                                                clamp_arg(conv1.conv_clamp), grad_rgb, w_rgb2d,
                                                 False)
         grad_d1 = ((sums1[0] - bg1 * sums1[1]) / d1[0]).unsqueeze(0)
         if grad_rgb is not None:  # dL/ds_rgb[c] = sum_k W_rgb[k, c] dL/dW_rgb'[k, c]
@@ -86,11 +86,11 @@ class FoldedSynthesisBlock(torch.autograd.Function):
         taps = separable_taps(conv0.resample_filter, 4.0)
         if taps is not None:  # the FIR's adjoint in the same pass (dL/dt is never written)
             grad_t0, sums0 = k.noise_lrelu_fir_backward(grad_a0, a0, n0, gain, slope,
-                                                        _clamp_arg(conv0.conv_clamp), *taps,
+                                                        clamp_arg(conv0.conv_clamp), *taps,
                                                         style1_in_pass)
         else:
             grad_t0, sums0 = k.noise_lrelu_backward(grad_a0, a0, n0, gain, slope,
-                                                    _clamp_arg(conv0.conv_clamp), None, None,
+                                                    clamp_arg(conv0.conv_clamp), None, None,
                                                     style1_in_pass)
         if style1_in_pass:
             grad_s1 = (sums0[2] / s1[0]).unsqueeze(0)

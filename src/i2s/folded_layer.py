@@ -8,8 +8,10 @@ lrelu(v * g)`` for ``g > 0``):
     a  = clamp(lrelu(yb + n * g, 0.2))                           (noise n [H, W])
 
 so the forward pass touches a full activation only twice (add the noise, leaky ReLU in place)
-instead of five times (modulate, demodulate, noise, bias, leaky ReLU); once where the compiled
-kernels of :mod:`i2s.fused_cpu` are used (large float32 CPU activations).
+instead of five times (modulate, demodulate, noise, bias, leaky ReLU). Where the compiled
+kernels of :mod:`i2s.fused_cpu` are used (large float32 CPU activations) it is once, and for
+an up-sampling layer that pass also applies the FIR filter (with the bias) to an even-sized
+transposed convolution, which oneDNN computes faster than the odd-sized one.
 
 The backward pass is written by hand because the weight now depends on the latent, and
 autograd would compute the full weight gradient of the 3x3 convolution (as many FLOPs as the
@@ -34,7 +36,7 @@ import torch
 import torch.nn.functional as F
 
 from i2s.fir import depthwise_fir_weight, separable_taps
-from i2s.fused_cpu import fused_kernels, use_fused
+from i2s.fused_cpu import clamp_arg, fused_kernels, use_fused
 from i2s.modconv import resample_conv2d, transposed_conv_up2
 
 _conv_backward = torch.ops.aten.convolution_backward
@@ -90,17 +92,16 @@ def fold_forward(x, styles, dcoefs, weight, bias, noise, up, fir, gain, slope, c
     bg = bias * gain
     if kernels is not None:  # one pass after the convolution; the backward recovers yb from a
         noise = None if noise is None else noise.reshape(-1).contiguous()
-        clamp_arg = -1.0 if clamp is None else clamp
         taps = separable_taps(fir, 4.0) if up == 2 else None
         if taps is not None:  # the FIR, too, in that pass
             t = transposed_conv_up2(x, wf, even=True).contiguous(
                 memory_format=torch.channels_last)
-            a = kernels.fir_noise_lrelu(t, *taps, bg, noise, gain, slope, clamp_arg)
+            a = kernels.fir_noise_lrelu(t, *taps, bg, noise, gain, slope, clamp_arg(clamp))
             return a, x, wf, bg, noise
         yb = resample_conv2d(x, wf, up, fir, bias=bg, padded_rows=up == 2)
         a = (yb if yb.is_contiguous(memory_format=torch.channels_last)
              else torch.empty(yb.shape, dtype=yb.dtype, memory_format=torch.channels_last))
-        kernels.noise_lrelu(yb, a, noise, gain, slope, clamp_arg)
+        kernels.noise_lrelu(yb, a, noise, gain, slope, clamp_arg(clamp))
         return a, x, wf, bg, noise
     yb = resample_conv2d(x, wf, up, fir, bias=bg).contiguous(memory_format=torch.channels_last)
     # yb is kept for the backward: leaky ReLU of a new tensor
@@ -145,9 +146,8 @@ class FoldedSynthesisLayer(torch.autograd.Function):
         x, styles, dcoefs, weight, wf, bg, saved, a = ctx.saved_tensors
         grad_a = grad_a.contiguous(memory_format=torch.channels_last)
         if ctx.kernels is not None:  # saved: the noise (times its strength) or None
-            clamp = -1.0 if ctx.clamp is None else ctx.clamp
-            grad_t, (dot, total) = ctx.kernels.noise_lrelu_backward(grad_a, a, saved, ctx.gain,
-                                                                   ctx.slope, clamp)
+            grad_t, (dot, total) = ctx.kernels.noise_lrelu_backward(
+                grad_a, a, saved, ctx.gain, ctx.slope, clamp_arg(ctx.clamp))
         else:  # saved: yb
             if ctx.clamp is not None:
                 grad_a = grad_a.masked_fill(a.abs() >= ctx.clamp, 0.0)
