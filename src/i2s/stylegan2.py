@@ -251,7 +251,6 @@ class SynthesisBlock(nn.Module):
         img = y if img is None else upsample2d(img, self.resample_filter) + y
         return x, img
 
-
     def _folds_whole(self, x: torch.Tensor, noise_mode: str) -> bool:
         """Both layers fold, ToRGB is frozen too, and the compiled kernels are used: then the
         block runs as one :class:`i2s.folded_block.FoldedSynthesisBlock`."""
