@@ -1,7 +1,9 @@
 """The compiled CPU kernels of the folded layer (i2s.fused_cpu) against its aten path."""
 
 import dataclasses
+import os
 import shutil
+import time
 
 import pytest
 import torch
@@ -235,3 +237,18 @@ def test_large_layers_take_the_streaming_store_path_correctly():
                                                   True)
     torch.testing.assert_close(grad_t, fir_adjoint(grad_t_ref, fir), rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(sums, sums_ref, rtol=1e-5, atol=1e-3)
+
+
+def test_stale_build_lock_is_removed(tmp_path, monkeypatch):
+    from torch.utils import cpp_extension
+
+    monkeypatch.setattr(cpp_extension, "_get_build_directory", lambda name, verbose: tmp_path)
+    lock = tmp_path / "lock"
+    lock.write_text("")
+    fused_cpu._remove_stale_lock(cpp_extension, "x")
+    assert lock.exists()  # a fresh lock belongs to a build in progress
+    old = time.time() - fused_cpu.STALE_LOCK_SECONDS - 60
+    os.utime(lock, (old, old))
+    with pytest.warns(RuntimeWarning, match="stale build lock"):
+        fused_cpu._remove_stale_lock(cpp_extension, "x")
+    assert not lock.exists()

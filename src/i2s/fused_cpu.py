@@ -27,6 +27,7 @@ import hashlib
 import os
 import platform
 import sys
+import time
 import warnings
 from pathlib import Path
 from types import ModuleType
@@ -37,6 +38,7 @@ SOURCE = Path(__file__).parent / "csrc" / "noise_lrelu.cpp"
 # Activations smaller than this (elements) keep the aten path: their passes cost little, and
 # small models then never trigger the one-time build (the 64 px demo never does).
 MIN_ELEMENTS = 2**21
+STALE_LOCK_SECONDS = 600
 
 _module: ModuleType | None = None
 _failure: str | None = None
@@ -53,6 +55,20 @@ def _cpu_identity() -> str:
         return platform.processor() + platform.machine()
 
 
+def _remove_stale_lock(cpp_extension: ModuleType, name: str) -> None:
+    """torch waits for ever on the lock file of a build that was killed; the build takes ~20 s,
+    so a lock older than STALE_LOCK_SECONDS is left over and is removed (with a warning)."""
+    try:
+        lock = Path(cpp_extension._get_build_directory(name, False)) / "lock"
+        age = time.time() - lock.stat().st_mtime
+    except (AttributeError, OSError):  # no lock (the usual case), or torch moved the helper
+        return
+    if age > STALE_LOCK_SECONDS:
+        warnings.warn(f"i2s: removing a stale build lock ({lock}, {age / 60:.0f} min old)",
+                      RuntimeWarning, stacklevel=3)
+        lock.unlink(missing_ok=True)
+
+
 def _build() -> ModuleType:
     from torch.utils import cpp_extension
 
@@ -64,8 +80,10 @@ def _build() -> ModuleType:
         pass
     key = hashlib.sha256(SOURCE.read_bytes() + _cpu_identity().encode()
                          + torch.__version__.encode()).hexdigest()[:12]
+    name = f"i2s_noise_lrelu_{key}"
+    _remove_stale_lock(cpp_extension, name)
     return cpp_extension.load(
-        name=f"i2s_noise_lrelu_{key}", sources=[str(SOURCE)],
+        name=name, sources=[str(SOURCE)],
         extra_cflags=["-O3", "-march=native", "-ffp-contract=off", "-fopenmp"],
         extra_ldflags=["-fopenmp"], verbose=False)
 
