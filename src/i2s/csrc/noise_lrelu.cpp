@@ -13,6 +13,8 @@
 //                dL/da += rgb_weight^T rgb_grad per pixel, and the last K rows of sums are
 //                sum_hw rgb_grad[k] * a (its weight gradient).
 // t is recovered from a (leaky ReLU with slope > 0 is invertible), so y need not be kept.
+// Up-sampling layers (fir_noise_lrelu, noise_lrelu_fir_backward) also apply their separable
+// 4x4 FIR in the forward pass and its adjoint in the backward pass.
 // See i2s/folded_layer.py for the maths; i2s/fused_cpu.py builds this file on first use.
 
 #include <torch/extension.h>
