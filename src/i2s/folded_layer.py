@@ -98,10 +98,8 @@ def fold_forward(x, styles, dcoefs, weight, bias, noise, up, fir, gain, slope, c
                 memory_format=torch.channels_last)
             a = kernels.fir_noise_lrelu(t, *taps, bg, noise, gain, slope, clamp_arg(clamp))
             return a, x, wf, bg, noise
-        yb = resample_conv2d(x, wf, up, fir, bias=bg, padded_rows=up == 2)
-        a = (yb if yb.is_contiguous(memory_format=torch.channels_last)
-             else torch.empty(yb.shape, dtype=yb.dtype, memory_format=torch.channels_last))
-        kernels.noise_lrelu(yb, a, noise, gain, slope, clamp_arg(clamp))
+        a = resample_conv2d(x, wf, up, fir, bias=bg).contiguous(memory_format=torch.channels_last)
+        kernels.noise_lrelu_(a, noise, gain, slope, clamp_arg(clamp))
         return a, x, wf, bg, noise
     yb = resample_conv2d(x, wf, up, fir, bias=bg).contiguous(memory_format=torch.channels_last)
     # yb is kept for the backward: leaky ReLU of a new tensor

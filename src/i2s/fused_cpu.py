@@ -3,7 +3,7 @@
 ``csrc/noise_lrelu.cpp`` does a folded layer's elementwise work in one pass over its
 activation each way (see :mod:`i2s.folded_layer` and :mod:`i2s.folded_block`):
 
-* ``noise_lrelu``: noise + leaky ReLU (+ clamp), in place;
+* ``noise_lrelu_``: noise + leaky ReLU (+ clamp), in place;
 * ``fir_noise_lrelu``: the same for an up-sampling layer, with its [1,3,3,1] FIR as a
   separable stencil on the transposed convolution's output;
 * ``noise_lrelu_backward``: the leaky-ReLU gradient and the per-channel sums the latent needs

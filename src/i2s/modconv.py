@@ -44,16 +44,12 @@ def transposed_conv_up2(x: torch.Tensor, weight: torch.Tensor, groups: int = 1,
 
 
 def resample_conv2d(x: torch.Tensor, weight: torch.Tensor, up: int, fir: torch.Tensor | None,
-                    groups: int = 1, bias: torch.Tensor | None = None,
-                    padded_rows: bool = False) -> torch.Tensor:
+                    groups: int = 1, bias: torch.Tensor | None = None) -> torch.Tensor:
     """Plain (up=1, 'same' padding) or up-sampling (up=2) convolution.
 
     Args:
         x: [N, I*groups, H, W]. weight: [O*groups, I, k, k].
         bias: optional [O*groups], added in the last convolution's pass.
-        padded_rows: for up=2, use the even-sized transposed convolution
-            (:func:`transposed_conv_up2`) and return a cropped, non-contiguous view of a
-            [N, O, 2H+1, 2W+1] result.
     Returns:
         [N, O*groups, H*up, W*up].
     """
@@ -62,10 +58,9 @@ def resample_conv2d(x: torch.Tensor, weight: torch.Tensor, up: int, fir: torch.T
         return F.conv2d(x, weight, bias, padding=k // 2, groups=groups)
     if up != 2 or fir is None or k not in (1, 3):
         raise ValueError(f"unsupported up-sampling: up={up}, kernel {k}")
-    x = transposed_conv_up2(x, weight, groups, even=padded_rows)
+    x = transposed_conv_up2(x, weight, groups)
     # Pad so that the 4-tap FIR brings the size back to exactly 2H (pad 1 for k=3).
-    y = fir_filter2d(x, fir, pad=k // 2 + 3 - k, gain=4.0, bias=bias)
-    return y[:, :, :-1, :-1] if padded_rows else y
+    return fir_filter2d(x, fir, pad=k // 2 + 3 - k, gain=4.0, bias=bias)
 
 
 def demodulation_coefficients(weight: torch.Tensor, styles: torch.Tensor,

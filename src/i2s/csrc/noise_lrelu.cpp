@@ -1,8 +1,7 @@
 // Fused elementwise passes of a folded StyleGAN2 synthesis layer on the CPU (one sample,
 // float32, channels-last: the activation is a row-major [P = H*W, C] matrix).
 //
-// Forward (in place, or from a row-padded view): a = clamp(lrelu(y + n * noise_gain, slope),
-//                                                          -clamp, clamp)
+// Forward, in place:  a = clamp(lrelu(y + n * noise_gain, slope), -clamp, clamp)
 // Backward, one pass over dL/da and a:
 //   g_t      = dL/da * lrelu'(t), 0 where |a| >= clamp        (t = y + n * noise_gain)
 //   sums[0]  = sum_hw g_t * (t - n * noise_gain)               per channel (= sum g_t * y)
@@ -106,35 +105,24 @@ void horizontal_taps(const float* w, float* o, int64_t n, int64_t C, const float
 
 }  // namespace
 
-void noise_lrelu(torch::Tensor y, torch::Tensor out, c10::optional<torch::Tensor> noise,
-                 double noise_gain, double slope, double clamp) {
-  // y may be a view with padded rows (the cropped output of an even-sized transposed
-  // convolution, i2s/modconv.py): channels innermost, pixels C apart, rows any distance apart.
-  check_activation(out, "out");
-  TORCH_CHECK(y.device().is_cpu() && y.scalar_type() == torch::kFloat32 && y.sizes() == out.sizes()
-                  && y.stride(1) == 1 && y.stride(3) == y.size(1) &&
-                  y.stride(2) >= y.size(1) * y.size(3),
-              "y must be a float32 CPU [1, C, H, W] tensor (view) with channels innermost");
-  const int64_t channels = y.size(1), height = y.size(2), width = y.size(3);
-  const int64_t row_stride = y.stride(2);
-  const float* const src = y.data_ptr<float>();
-  float* const dst = out.data_ptr<float>();
-  const float* const nse = noise_data(noise, out);
+void noise_lrelu_(torch::Tensor y, c10::optional<torch::Tensor> noise, double noise_gain,
+                  double slope, double clamp) {
+  check_activation(y, "y");
+  const int64_t channels = y.size(1);
+  const int64_t pixels = y.numel() / channels;
+  float* const data = y.data_ptr<float>();
+  const float* const nse = noise_data(noise, y);
   const float ng = static_cast<float>(noise_gain), sl = static_cast<float>(slope);
   const float cl = clamp > 0 ? static_cast<float>(clamp) : INFINITY;
-  at::parallel_for(0, height, 8, [=](int64_t begin, int64_t end) {
+  at::parallel_for(0, pixels, 1024, [=](int64_t begin, int64_t end) {
     const int64_t C = channels;
-    for (int64_t h = begin; h < end; ++h) {
-      for (int64_t w = 0; w < width; ++w) {
-        const int64_t p = h * width + w;
-        const float nv = nse ? nse[p] * ng : 0.0f;
-        const float* in = src + h * row_stride + w * C;  // may equal the output (in place)
-        float* o = dst + p * C;
+    for (int64_t p = begin; p < end; ++p) {
+      const float nv = nse ? nse[p] * ng : 0.0f;
+      float* __restrict row = data + p * C;
 #pragma omp simd
-        for (int64_t c = 0; c < C; ++c) {
-          const float v = in[c] + nv;
-          o[c] = std::clamp(v > 0.0f ? v : v * sl, -cl, cl);
-        }
+      for (int64_t c = 0; c < C; ++c) {
+        const float v = row[c] + nv;
+        row[c] = std::clamp(v > 0.0f ? v : v * sl, -cl, cl);
       }
     }
   });
@@ -489,7 +477,7 @@ std::tuple<torch::Tensor, torch::Tensor> noise_lrelu_fir_backward(
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("noise_lrelu", &noise_lrelu, "Noise + leaky ReLU (+ clamp) into out (may be y)");
+  m.def("noise_lrelu_", &noise_lrelu_, "In-place noise + leaky ReLU (+ clamp)");
   m.def("noise_lrelu_fir_backward", &noise_lrelu_fir_backward,
         "Backward of fir_noise_lrelu: dL/dT and the per-channel sums");
   m.def("fir_noise_lrelu", &fir_noise_lrelu,
