@@ -336,6 +336,25 @@ void run_backward(bool has_grad, int64_t K, bool input_dot, int64_t b, int64_t e
                          out, partial, g);
 }
 
+// Splits [0, n) into one contiguous range per thread and runs body(begin, end, totals) on
+// each, totals being that range's [width] double accumulators. Returns the totals added in
+// range order (deterministic for a given thread count), as float32 [width].
+template <typename Body>
+torch::Tensor sum_over_ranges(int64_t n, int64_t width, const Body& body) {
+  const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), n));
+  const int64_t span = (n + parts - 1) / parts;
+  std::vector<double> totals(static_cast<size_t>(parts * width), 0.0);
+  at::parallel_for(0, parts, 1, [&](int64_t first, int64_t last) {
+    for (int64_t part = first; part < last; ++part)
+      body(part * span, std::min(n, (part + 1) * span), totals.data() + part * width);
+  });
+  auto sums = torch::zeros({width}, torch::kFloat64);
+  double* const ps = sums.data_ptr<double>();
+  for (int64_t part = 0; part < parts; ++part)
+    for (int64_t i = 0; i < width; ++i) ps[i] += totals[part * width + i];
+  return sums.to(torch::kFloat32);
+}
+
 }  // namespace
 
 std::tuple<torch::Tensor, torch::Tensor> noise_lrelu_backward(
@@ -379,26 +398,14 @@ std::tuple<torch::Tensor, torch::Tensor> noise_lrelu_backward(
   const float ng = static_cast<float>(noise_gain), sl = static_cast<float>(slope);
   const float cl = clamp > 0 ? static_cast<float>(clamp) : INFINITY;
   // One contiguous range of pixels per thread; float partial sums over 256 pixels are added
-  // into double per-thread totals, which are added in thread order (deterministic).
-  const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), pixels));
-  const int64_t span = (pixels + parts - 1) / parts;
-  std::vector<double> totals(static_cast<size_t>(parts * rows * channels), 0.0);
-  double* const tot = totals.data();
-  at::parallel_for(0, parts, 1, [=](int64_t first, int64_t last) {
+  // into double per-thread totals.
+  auto sums = sum_over_ranges(pixels, rows * channels, [=](int64_t b, int64_t e, double* out) {
     const int64_t C = channels;
     std::vector<float> partial(static_cast<size_t>(rows * C)), g(static_cast<size_t>(C));
-    for (int64_t part = first; part < last; ++part) {
-      const int64_t b = part * span, e = std::min(pixels, b + span);
-      double* out = tot + part * rows * C;
-      run_backward(has_grad, K, input_dot, b, e, C, pa, pg, pr, wr, nse, ng, sl, cl,
-                   pt + b * C, out, partial.data(), g.data());
-    }
+    run_backward(has_grad, K, input_dot, b, e, C, pa, pg, pr, wr, nse, ng, sl, cl, pt + b * C,
+                 out, partial.data(), g.data());
   });
-  auto sums = torch::zeros({rows, channels}, torch::kFloat64);
-  double* const ps = sums.data_ptr<double>();
-  for (int64_t part = 0; part < parts; ++part)
-    for (int64_t c = 0; c < rows * channels; ++c) ps[c] += tot[part * rows * channels + c];
-  return {grad_t, sums.to(torch::kFloat32)};
+  return {grad_t, sums.reshape({rows, channels})};
 }
 
 std::tuple<torch::Tensor, torch::Tensor> noise_lrelu_fir_backward(
@@ -426,54 +433,42 @@ std::tuple<torch::Tensor, torch::Tensor> noise_lrelu_fir_backward(
   float* const po = grad_T.data_ptr<float>();
   const float ng = static_cast<float>(noise_gain), sl = static_cast<float>(slope);
   const float cl = clamp > 0 ? static_cast<float>(clamp) : INFINITY;
-  const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), S));
-  const int64_t span = (S + parts - 1) / parts;
   const bool stream = use_streaming_stores(grad_T);
-  std::vector<double> totals(static_cast<size_t>(parts * rows * C), 0.0);
-  double* const tot = totals.data();
-  at::parallel_for(0, parts, 1, [=](int64_t first, int64_t last) {
+  auto sums = sum_over_ranges(S, rows * C, [=](int64_t r0, int64_t r1, double* owned) {
     const int64_t RC = R * C;
     std::vector<float> ring(static_cast<size_t>(4 * RC)), partial(static_cast<size_t>(rows * C));
     std::vector<float> g(static_cast<size_t>(C)), wp(static_cast<size_t>((R + 4) * C), 0.0f);
     std::vector<double> scratch(static_cast<size_t>(rows * C));
     const std::vector<float> zero(static_cast<size_t>(RC), 0.0f);
-    for (int64_t part = first; part < last; ++part) {
-      const int64_t r0 = part * span, r1 = std::min(S, r0 + span);
-      double* owned = tot + part * rows * C;
-      int64_t next = std::max<int64_t>(0, r0 - 2);
-      for (int64_t r = r0; r < r1; ++r) {
-        for (; next <= std::min(R - 1, r + 1); ++next) {  // dL/dt row `next` into the ring
-          double* out = next >= r0 && next < r1 ? owned : scratch.data();
-          run_backward(true, 0, input_dot, next * R, (next + 1) * R, C, pa, pg, nullptr,
-                       nullptr, nse, ng, sl, cl, ring.data() + (next % 4) * RC, out,
-                       partial.data(), g.data());
-        }
-        // vertical taps into wp (two zero columns on each side): rows r+1, r, r-1, r-2
-        const float* src[4];
-        for (int64_t m = 0; m < 4; ++m) {
-          const int64_t u = r + 1 - m;
-          src[m] = u < 0 || u >= R ? zero.data() : ring.data() + (u % 4) * RC;
-        }
-        float* __restrict w = wp.data() + 2 * C;
-        const float* __restrict s0 = src[0];
-        const float* __restrict s1 = src[1];
-        const float* __restrict s2 = src[2];
-        const float* __restrict s3 = src[3];
-        const float v0 = pkv[0], v1 = pkv[1], v2 = pkv[2], v3 = pkv[3];
-#pragma omp simd
-        for (int64_t i = 0; i < RC; ++i)
-          w[i] = std::fma(v3, s3[i], std::fma(v2, s2[i], std::fma(v1, s1[i], v0 * s0[i])));
-        // horizontal taps: columns s+1, s, s-1, s-2 are wp columns s+3, s+2, s+1, s
-        horizontal_taps(wp.data(), po + r * S * C, S * C, C, pkh, stream);
+    int64_t next = std::max<int64_t>(0, r0 - 2);
+    for (int64_t r = r0; r < r1; ++r) {
+      for (; next <= std::min(R - 1, r + 1); ++next) {  // dL/dt row `next` into the ring
+        double* out = next >= r0 && next < r1 ? owned : scratch.data();
+        run_backward(true, 0, input_dot, next * R, (next + 1) * R, C, pa, pg, nullptr, nullptr,
+                     nse, ng, sl, cl, ring.data() + (next % 4) * RC, out, partial.data(),
+                     g.data());
       }
+      // vertical taps into wp (two zero columns on each side): rows r+1, r, r-1, r-2
+      const float* src[4];
+      for (int64_t m = 0; m < 4; ++m) {
+        const int64_t u = r + 1 - m;
+        src[m] = u < 0 || u >= R ? zero.data() : ring.data() + (u % 4) * RC;
+      }
+      float* __restrict w = wp.data() + 2 * C;
+      const float* __restrict s0 = src[0];
+      const float* __restrict s1 = src[1];
+      const float* __restrict s2 = src[2];
+      const float* __restrict s3 = src[3];
+      const float v0 = pkv[0], v1 = pkv[1], v2 = pkv[2], v3 = pkv[3];
+#pragma omp simd
+      for (int64_t i = 0; i < RC; ++i)
+        w[i] = std::fma(v3, s3[i], std::fma(v2, s2[i], std::fma(v1, s1[i], v0 * s0[i])));
+      // horizontal taps: columns s+1, s, s-1, s-2 are wp columns s+3, s+2, s+1, s
+      horizontal_taps(wp.data(), po + r * S * C, S * C, C, pkh, stream);
     }
     store_fence(stream);
   });
-  auto sums = torch::zeros({rows, C}, torch::kFloat64);
-  double* const ps = sums.data_ptr<double>();
-  for (int64_t part = 0; part < parts; ++part)
-    for (int64_t c = 0; c < rows * C; ++c) ps[c] += tot[part * rows * C + c];
-  return {grad_T, sums.to(torch::kFloat32)};
+  return {grad_T, sums.reshape({rows, C})};
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
