@@ -2,7 +2,7 @@
 
 Writes a random StyleGAN2 generator (FFHQ 1024 configuration, 30M parameters) in each
 StyleGAN2 source format with the test suite's format writers, converts it with
-``i2s.convert``, and prints the time and the largest pixel difference between the source and
+``i2s.weights.convert``, and prints the time and the largest pixel difference between the source and
 the converted generator. Also times the conversion of a random StyleGAN (v1) FFHQ-sized TF
 pickle (its numerical parity is checked against a NumPy reference in the tests).
 
@@ -21,7 +21,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import i2s  # noqa: E402
-from i2s.convert import convert_file  # noqa: E402
+from i2s.weights.convert import convert_file  # noqa: E402
 from tests.checkpoint_writers import (  # noqa: E402
     random_tf_stylegan1,
     tf_variables_from_i2s,

@@ -25,11 +25,11 @@ import torch
 
 import i2s
 from i2s.experiments.image_set import packaged_examples
-from i2s.grid import image_grid
-from i2s.images import load_image, save_image, to_tensor, to_uint8
-from i2s.losses import mse_per_sample, psnr_from_mse
-from i2s.machine import describe_machine
-from i2s.train_demo import compute_w_avg
+from i2s.media.grid import image_grid
+from i2s.media.images import load_image, save_image, to_tensor, to_uint8
+from i2s.embedding.losses import mse_per_sample, psnr_from_mse
+from i2s.provenance import describe_machine
+from i2s.demo.train import compute_w_avg
 
 FACE_SEEDS = list(range(100, 116))
 

@@ -7,7 +7,7 @@ channel_max 512, 8 mapping layers), random weights (same cost as trained ones).
 
 Prints seconds per step (best and median), peak memory, the FLOPs of one step
 (``torch.utils.flop_counter``; difference of a 2-step and a 1-step run, counted on the aten
-path because the counter cannot see inside the compiled kernels of ``i2s.fused_cpu``), the
+path because the counter cannot see inside the compiled kernels of ``i2s.ops.cpu_kernels``), the
 measured dense 3x3-conv throughput of this machine, and the ratio step time / (FLOPs /
 throughput). ``I2S_FUSED_CPU=0`` times the aten path instead.
 
@@ -29,10 +29,10 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode, conv_flop_count
 
 import i2s
-import i2s.fused_cpu as fused_cpu
-from i2s.cpu_allocator import keep_freed_memory
-from i2s.machine import describe_machine
-from i2s.vgg16 import VGG16Features
+import i2s.ops.cpu_kernels as fused_cpu
+from i2s.ops.cpu_allocator import keep_freed_memory
+from i2s.provenance import describe_machine
+from i2s.models.vgg16 import VGG16Features
 
 
 def _sync(device: torch.device) -> None:
@@ -66,7 +66,7 @@ def conv_backward_flops(grad_out_shape, x_shape, w_shape, _bias, _stride, _paddi
     """FLOPs of ``aten.convolution_backward``: each requested input or weight gradient costs
     as much as the forward convolution. (torch's own formula counts a grouped weight
     gradient as if the convolution were dense, C^2 instead of C for a depthwise one; the
-    per-channel sums of :mod:`i2s.folded_layer` are such gradients.)"""
+    per-channel sums of :mod:`i2s.ops.folded_layer` are such gradients.)"""
     forward = conv_flop_count(x_shape, w_shape, grad_out_shape, transposed)
     return forward * (int(output_mask[0]) + int(output_mask[1]))
 
@@ -108,7 +108,7 @@ def measure(resolution: int, device: torch.device, steps: int, warmup: int) -> d
     else:  # before the FLOP-counting runs below, which take the aten path
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         peak_kind = "process peak RSS"
-    # FLOPs are counted on the aten path: the compiled kernels of i2s.fused_cpu do part of the
+    # FLOPs are counted on the aten path: the compiled kernels of i2s.ops.cpu_kernels do part of the
     # same arithmetic (ToRGB gradients, channel sums) where the counter cannot see it.
     flops = []
     kernel_threshold, fused_cpu.MIN_ELEMENTS = fused_cpu.MIN_ELEMENTS, 2**62

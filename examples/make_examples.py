@@ -13,12 +13,12 @@ from __future__ import annotations
 import argparse
 import shutil
 
-from i2s import dcgan
-from i2s.align import align
+from i2s.demo import teacher as dcgan
+from i2s.faces.align import align
 from i2s.experiments.image_set import packaged_examples
-from i2s.images import save_image, square_resized, to_uint8
+from i2s.media.images import save_image, square_resized, to_uint8
 
-FACE_SEEDS = list(range(100, 116))   # held out: training uses seeds >= 1e9 (i2s.train_demo)
+FACE_SEEDS = list(range(100, 116))   # held out: training uses seeds >= 1e9 (i2s.demo.train)
 SIZE = dcgan.RESOLUTION
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import i2s
-from i2s.vgg16 import VGG16Features
+from i2s.models.vgg16 import VGG16Features
 
 
 def make_generator(resolution: int = 16, seed: int = 0, dim: int = 32, channel_base: int = 256,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from i2s import align as A
+from i2s.faces import align as A
 from i2s import faces
 from i2s.errors import I2SError
 from tests.cli_run import run

@@ -123,12 +123,12 @@ def test_generate_seed_and_latent(tmp_path, model_file, tiny_G, capsys):
     assert run(["generate", "--model", model_file, "--seed", 3, "--out", b], capsys)[0] == 0
     assert np.array_equal(np.asarray(Image.open(a)), np.asarray(Image.open(b)))
     # The documented seed -> z rule (tiny_G has no gradients).
-    z3 = tiny_G.synthesis(tiny_G.mapping(i2s.latents.seed_z([3], tiny_G.z_dim)))
-    assert np.array_equal(np.asarray(Image.open(a)), i2s.images.to_uint8(z3)[0])
+    z3 = tiny_G.synthesis(tiny_G.mapping(i2s.models.common.seed_z([3], tiny_G.z_dim)))
+    assert np.array_equal(np.asarray(Image.open(a)), i2s.media.images.to_uint8(z3)[0])
     t = tmp_path / "t.png"
     assert run(["generate", "--model", model_file, "--seed", 3, "--out", t, "--truncation",
                 "0"], capsys)[0] == 0
-    avg = i2s.images.to_uint8(tiny_G.synthesis(tiny_G.w_avg.expand(1, 6, -1)))[0]
+    avg = i2s.media.images.to_uint8(tiny_G.synthesis(tiny_G.w_avg.expand(1, 6, -1)))[0]
     assert np.array_equal(np.asarray(Image.open(t)), avg)
     lat = tmp_path / "l.npz"
     i2s.save_latent(lat, i2s.LatentFile(w=tiny_G.w_avg.expand(6, -1).numpy(), space="w+",

@@ -8,9 +8,9 @@ import torch
 from safetensors import safe_open
 
 import i2s
-from i2s.convert import convert_checkpoint, convert_file
-from i2s.convert.safe_pickle import load_pickle
-from i2s.fileio import sha256_file
+from i2s.weights.convert import convert_checkpoint, convert_file
+from i2s.weights.convert.safe_pickle import load_pickle
+from i2s.media.files import sha256_file
 from tests.checkpoint_writers import (
     MALICIOUS_SRC,
     tf_variables_from_i2s,
@@ -217,7 +217,7 @@ def test_load_generator_converts_checkpoints_once_and_caches(tmp_path, monkeypat
     def no_second_conversion(*a, **k):
         raise AssertionError("converted twice")
 
-    monkeypatch.setattr("i2s.models.convert_file", no_second_conversion)
+    monkeypatch.setattr("i2s.weights.load.convert_file", no_second_conversion)
     assert_same_images(G, i2s.load_generator(src))
 
 

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 import i2s
-from i2s import download as dl
-from i2s import registry
-from i2s.models import fetch
+from i2s.weights import download as dl
+from i2s.weights import registry
+from i2s.weights.load import fetch
 from tests.checkpoint_writers import write_ada_pickle
 from tests.conftest import make_generator
 
@@ -144,7 +144,7 @@ def test_registry_generator_download_convert_and_reuse(net, tmp_path, monkeypatc
     entry = registry.ModelEntry("tiny-test", "generator", "stylegan2", 16, "tiny.pkl",
                                 ("https://example.org/tiny.pkl",), "test", "test fixture")
     monkeypatch.setitem(registry.REGISTRY, "tiny-test", entry)
-    monkeypatch.setattr("i2s.models.REGISTRY", registry.REGISTRY)
+    monkeypatch.setattr("i2s.weights.load.REGISTRY", registry.REGISTRY)
     routes["https://example.org/tiny.pkl"] = lambda: FakeResponse(pkl.read_bytes())
     G2 = i2s.load_generator("tiny-test")
     ws = G.mapping(torch.randn(1, 32))

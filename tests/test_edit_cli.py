@@ -9,8 +9,8 @@ import torch
 from PIL import Image
 
 import i2s
-from i2s.fileio import sha256_file
-from i2s.latents import LatentFile, load_latent, save_latent
+from i2s.media.files import sha256_file
+from i2s.embedding.latents import LatentFile, load_latent, save_latent
 from tests.cli_run import run
 
 PAD = 2  # image_grid padding
@@ -33,7 +33,7 @@ def render(model_file, w):
     G = i2s.load_generator(model_file)
     with torch.no_grad():
         img = G.synthesis(torch.from_numpy(w)[None], noise_mode="const")
-    return i2s.images.to_uint8(img)[0]
+    return i2s.media.images.to_uint8(img)[0]
 
 
 def grid_size(n, cols, tile=16):
@@ -165,7 +165,7 @@ def test_edits_work_on_a_stylegan1_model(tmp_path, capsys):
     with torch.no_grad():
         for i in range(2):
             p = tmp_path / f"img{i}.png"
-            Image.fromarray(i2s.images.to_uint8(G.synthesis(G.mapping(torch.randn(1, 16))))[0]
+            Image.fromarray(i2s.media.images.to_uint8(G.synthesis(G.mapping(torch.randn(1, 16))))[0]
                             ).save(p)
             images.append(p)
     common = ["--model", model, "--loss", "mse", "--steps", 3, "-q"]

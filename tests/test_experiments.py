@@ -188,7 +188,7 @@ def test_resume_after_an_interruption(tmp_path, G32, image_dir):
 
 
 def test_auto_batch_size():
-    from i2s.experiments.study import auto_batch_size
+    from i2s.experiments.context import auto_batch_size
 
     assert [auto_batch_size(r) for r in (16, 64, 128, 256, 1024)] == [16, 16, 4, 1, 1]
 

@@ -1,7 +1,7 @@
 import torch
 import torch.nn.functional as F
 
-from i2s.fir import fir_filter2d, make_fir_filter, separable_taps, upsample2d
+from i2s.ops.fir import fir_filter2d, make_fir_filter, separable_taps, upsample2d
 
 
 def zero_insert(x: torch.Tensor) -> torch.Tensor:

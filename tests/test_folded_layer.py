@@ -1,14 +1,14 @@
 """The single-sample synthesis layer with modulation, demodulation, gain and bias folded
-into the convolution (i2s.folded_layer) against the textbook per-sample-weight path."""
+into the convolution (i2s.ops.folded_layer) against the textbook per-sample-weight path."""
 
 import pytest
 import torch
 
-from i2s.fir import make_fir_filter
-from i2s.folded_layer import FoldedSynthesisLayer, channel_dots
-from i2s.layers import LRELU_GAIN, LRELU_SLOPE, bias_lrelu
-from i2s.losses import mean_squared_difference
-from i2s.modconv import demodulation_coefficients, modulated_conv2d
+from i2s.ops.fir import make_fir_filter
+from i2s.ops.folded_layer import FoldedSynthesisLayer, channel_dots
+from i2s.models.layers import LRELU_GAIN, LRELU_SLOPE, bias_lrelu
+from i2s.embedding.losses import mean_squared_difference
+from i2s.ops.modconv import demodulation_coefficients, modulated_conv2d
 
 F64 = torch.float64
 

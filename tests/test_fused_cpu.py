@@ -1,4 +1,4 @@
-"""The compiled CPU kernels of the folded layer (i2s.fused_cpu) against its aten path."""
+"""The compiled CPU kernels of the folded layer (i2s.ops.cpu_kernels) against its aten path."""
 
 import dataclasses
 import os
@@ -10,12 +10,12 @@ import torch
 import torch.nn.functional as F
 
 import i2s
-import i2s.fused_cpu as fused_cpu
-from i2s.fir import fir_filter2d, make_fir_filter, separable_taps
-from i2s.folded_block import FoldedSynthesisBlock
-from i2s.folded_layer import FoldedSynthesisLayer, fir_adjoint
-from i2s.layers import LRELU_GAIN, LRELU_SLOPE
-from i2s.modconv import demodulation_coefficients
+import i2s.ops.cpu_kernels as fused_cpu
+from i2s.ops.fir import fir_filter2d, make_fir_filter, separable_taps
+from i2s.ops.folded_block import FoldedSynthesisBlock
+from i2s.ops.folded_layer import FoldedSynthesisLayer, fir_adjoint
+from i2s.models.layers import LRELU_GAIN, LRELU_SLOPE
+from i2s.ops.modconv import demodulation_coefficients
 from tests.conftest import make_generator
 
 needs_compiler = pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None,

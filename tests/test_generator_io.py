@@ -5,7 +5,7 @@ import torch
 from safetensors.torch import save_file
 
 import i2s
-from i2s.fileio import sha256_file
+from i2s.media.files import sha256_file
 from tests.conftest import make_generator
 
 
@@ -72,7 +72,7 @@ def test_save_is_atomic_on_failure(tmp_path, tiny_G, monkeypatch):
     def boom(*a, **k):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr("i2s.generator_io.save_file", boom)
+    monkeypatch.setattr("i2s.weights.generator_file.save_file", boom)
     with pytest.raises(RuntimeError):
         tiny_G.save(path)
     assert path.read_bytes() == b"previous contents"

@@ -4,7 +4,7 @@ import torch
 from PIL import Image
 
 import i2s
-from i2s.images import load_image, save_image, to_tensor, to_uint8
+from i2s.media.images import load_image, save_image, to_tensor, to_uint8
 
 
 def test_modes_are_converted_to_rgb(tmp_path):

@@ -3,8 +3,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from i2s.losses import EmbedLoss, PerceptualLoss, mse_per_sample, psnr_from_mse
-from i2s.vgg16 import load_vgg16
+from i2s.embedding.losses import EmbedLoss, PerceptualLoss, mse_per_sample, psnr_from_mse
+from i2s.models.vgg16 import load_vgg16
 
 
 def test_mse_and_psnr_known_values():

@@ -2,8 +2,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from i2s.fir import make_fir_filter
-from i2s.modconv import modulated_conv2d, transposed_conv_up2
+from i2s.ops.fir import make_fir_filter
+from i2s.ops.modconv import modulated_conv2d, transposed_conv_up2
 
 
 def reference_up_conv(x, weight, fir):

@@ -29,7 +29,7 @@ def test_ffhq1024_latent_gradient_fused_kernels_as_accurate_as_aten_path(monkeyp
     gradient of the first layers here; each differs from float64 by as much.)"""
     import copy
 
-    import i2s.fused_cpu as fused_cpu
+    import i2s.ops.cpu_kernels as fused_cpu
 
     if fused_cpu.fused_kernels() is None:
         pytest.skip(f"fused kernels unavailable: {fused_cpu.fused_status()}")

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import i2s
-from i2s.convert import convert_checkpoint
+from i2s.weights.convert import convert_checkpoint
 from tests.checkpoint_writers import random_tf_stylegan1, write_tf_pickle
 
 SQRT2 = math.sqrt(2.0)

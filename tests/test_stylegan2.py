@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import i2s
-from i2s.layers import FullyConnectedLayer
+from i2s.models.layers import FullyConnectedLayer
 from tests.conftest import make_generator
 
 

@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from i2s import dcgan
+from i2s.demo import teacher as dcgan
 from i2s.errors import I2SError
-from i2s.generator_io import load_generator_file
-from i2s.train_demo import (
+from i2s.weights.generator_file import load_generator_file
+from i2s.demo.train import (
     AdversarialConfig,
     TrainDemoConfig,
     Trainer,
@@ -47,7 +47,7 @@ def test_teacher_loads_and_renders(teacher_file):
 
 @pytest.mark.skipif(not SHARED_TEACHER.is_file(), reason="shared teacher weights absent")
 def test_real_teacher_file_matches_published_digest():
-    from i2s.fileio import sha256_file
+    from i2s.media.files import sha256_file
 
     assert sha256_file(SHARED_TEACHER) == dcgan.SHA256
     img = dcgan.load_teacher(SHARED_TEACHER)(dcgan.teacher_z([0]))
@@ -144,7 +144,7 @@ def test_adversarial_stage_trains_and_resumes_exactly(tmp_path, teacher_file):
 
 
 def test_discriminator_shapes_and_gradients():
-    from i2s.discriminator import Discriminator
+    from i2s.demo.discriminator import Discriminator
 
     D = Discriminator(64, channel_base=256, channel_max=16)
     x = torch.randn(6, 3, 64, 64, requires_grad=True)

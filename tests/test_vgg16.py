@@ -2,7 +2,7 @@ import pytest
 import torch
 
 import i2s
-from i2s.vgg16 import CONV_INDEX, VGG16Features, load_vgg16
+from i2s.models.vgg16 import CONV_INDEX, VGG16Features, load_vgg16
 from tests.conftest import make_vgg_state
 
 

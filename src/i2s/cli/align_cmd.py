@@ -6,12 +6,11 @@ from pathlib import Path
 
 import click
 
-from i2s.align import align
-from i2s.cli.common import ensure_writable_dir, warn
-from i2s.cli.embedding import unique_stems
+from i2s.cli.common import ensure_writable_dir, report_error
+from i2s.embedding.files import unique_stems
 from i2s.errors import I2SError
-from i2s.faces import FaceModelsMissing
-from i2s.images import read_rgb, save_image
+from i2s.faces import FaceModelsMissing, align
+from i2s.media.images import read_rgb, save_image
 
 
 @click.command("align")
@@ -38,7 +37,7 @@ def align_command(photos, out, size, all_faces) -> int:
         except FaceModelsMissing:
             raise
         except I2SError as e:
-            warn(str(e))
+            report_error(str(e))
             failed += 1
             continue
         faces = result if all_faces else [result]

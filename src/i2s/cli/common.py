@@ -1,4 +1,5 @@
-"""Helpers shared by the CLI commands: device choice, output folders, stderr messages."""
+"""Helpers shared by the CLI commands: device choice, output folders, stderr lines, the
+per-step progress bar."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from pathlib import Path
 import click
 import torch
 
+from i2s.embedding import StepInfo
 from i2s.errors import I2SError
+from i2s.progress import progress_bar
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 
@@ -37,10 +40,37 @@ def ensure_writable_dir(path: str | os.PathLike) -> Path:
     return p
 
 
-def warn(message: str) -> None:
-    """One line on stderr, prefixed like the errors."""
+def ensure_parent_dir(path: str | os.PathLike) -> Path:
+    """:func:`ensure_writable_dir` for the folder of an output file; returns the file's path."""
+    p = Path(path)
+    ensure_writable_dir(p.parent if str(p.parent) else ".")
+    return p
+
+
+def report_error(message: str) -> None:
+    """One ``error:`` line on stderr for a failure the command continues after (a skipped
+    input); the exit code then says that something failed."""
     click.echo(f"error: {message}", err=True)
 
 
 def info(message: str) -> None:
+    """One line of information on stderr."""
     click.echo(message, err=True)
+
+
+class StepBar:
+    """A progress bar over one embedding's steps: the per-step callback the library takes
+    (``progress(description, steps)`` factories return one)."""
+
+    def __init__(self, desc: str, steps: int, *, leave: bool = True, every: int = 10) -> None:
+        self.bar = progress_bar(steps, desc, "step", leave=leave)
+        self.every = every
+
+    def __call__(self, s: StepInfo) -> None:
+        self.bar.update(1)
+        if s.step % self.every == 0 or s.step == s.steps:
+            self.bar.set_postfix(loss=f"{s.loss.mean().item():.4f}",
+                                 psnr=f"{s.psnr.mean().item():.2f}")
+
+    def close(self) -> None:
+        self.bar.close()

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from i2s.cli.common import ensure_writable_dir
-from i2s.convert import convert_file
+from i2s.cli.common import ensure_parent_dir
+from i2s.weights.convert import convert_file
 
 
 @click.command("convert")
@@ -20,8 +20,7 @@ def convert_command(src: str, dst: str) -> int:
     The checkpoint is read by a restricted unpickler: only an allowlist of types is
     resolved and stored code is never executed.
     """
-    out = Path(dst)
-    ensure_writable_dir(out.parent if str(out.parent) else ".")
+    out = ensure_parent_dir(dst)
     conv = convert_file(src, out)
     click.echo(conv.summary(Path(src), out))
     return 0

@@ -1,5 +1,6 @@
 """What the edit commands share: their common options, turning inputs (latent files or
-images) into W+ codes, rendering codes and writing results (image + latent) and edit.json."""
+images) into W+ codes (:func:`i2s.embedding.files.latents_for_inputs`), rendering codes and
+writing results (image + latent) and edit.json."""
 
 from __future__ import annotations
 
@@ -11,32 +12,28 @@ import click
 import numpy as np
 import torch
 
-import i2s
-from i2s.align import AlignTransform, paste_back
-from i2s.cli.common import DEVICE_CHOICES, ensure_writable_dir, pick_device
-from i2s.cli.embedding import (
-    EmbedOptions,
-    embedding_options,
-    is_latent_path,
-    latents_for_inputs,
-    model_option,
-)
+from i2s.cli.common import StepBar, ensure_writable_dir, pick_device
+from i2s.cli.options import device_option, embedding_options, model_option, pop_embedding_args
+from i2s.embedding import LatentFile, save_latent
+from i2s.embedding.files import is_latent_path, latents_for_inputs
 from i2s.errors import I2SError
-from i2s.fileio import write_text_atomic
-from i2s.images import read_rgb, save_image, to_uint8
-from i2s.latents import LatentFile, save_latent
-from i2s.models import load_generator
+from i2s.faces import AlignTransform, paste_back
+from i2s.media.files import write_text_atomic
+from i2s.media.images import read_rgb, save_image
+from i2s.models import render
+from i2s.provenance import run_record
+from i2s.weights import load_generator
 
 
 def edit_options(f: Callable) -> Callable:
-    """--model, --out, the embedding options (for image inputs), --device, --quiet."""
+    """--model, --out, the embedding options (for image inputs), --device, --quiet,
+    --paste-back, --transform."""
     for opt in reversed([
         model_option,
         click.option("--out", required=True, type=click.Path(file_okay=False),
                      help="Output folder."),
-        embedding_options,
-        click.option("--device", type=click.Choice(DEVICE_CHOICES), default="auto",
-                     show_default=True),
+        embedding_options(),
+        device_option,
         click.option("--quiet", "-q", is_flag=True, help="No progress bars."),
         click.option("--paste-back", "paste_into", type=click.Path(), default=None,
                      help="Also paste every result into this original photo (<name>_pasted.png)."),
@@ -60,24 +57,22 @@ class EditSession:
             self.original = read_rgb(self.paste_into)
             if self.transform_path is not None:
                 self.transform = AlignTransform.load(self.transform_path)
-        self.opts = EmbedOptions.pop(kwargs)
-        self.model = model
+        self.args = pop_embedding_args(kwargs)
         self.quiet = quiet
         self.out = ensure_writable_dir(out)
-        self.device = pick_device(device)
-        self.G = load_generator(model, device=self.device)
+        self.G = load_generator(model, device=pick_device(device))
 
     def codes(self, inputs: list[str]) -> list[torch.Tensor]:
         """One W+ code [num_ws, w_dim] per input (images are embedded first)."""
         if self.original is not None and self.transform is None:
             self._check_transform_findable(inputs[0])
-        codes, folders = latents_for_inputs(self.G, self.model, inputs, self.out, self.opts,
-                                            self.device, quiet=self.quiet)
+        codes, folders = latents_for_inputs(
+            self.G, inputs, self.out, self.args.config, aligned=self.args.align,
+            vgg_weights=self.args.vgg_weights, progress=None if self.quiet else StepBar)
         if self.original is not None and self.transform is None:
             self.transform = AlignTransform.load(self._transform_candidate(inputs[0],
                                                                            folders[0]))
         return codes
-
     def _transform_candidate(self, first: str, folder: Path | None) -> Path:
         if folder is not None and (folder / "transform.json").is_file():
             return folder / "transform.json"
@@ -86,18 +81,15 @@ class EditSession:
     def _check_transform_findable(self, first: str) -> None:
         """Fail before any slow embedding if --paste-back will have no transform."""
         folder = Path(first).parent if is_latent_path(first) else None
-        will_align = self.opts.align and not is_latent_path(first)
+        will_align = self.args.align and not is_latent_path(first)
         if not will_align and not self._transform_candidate(first, folder).is_file():
             raise I2SError("--paste-back needs the alignment transform: pass --transform "
                            "T.json (from i2s align), use a latent made by i2s embed --align, "
                            "or --align the input images")
 
-    @torch.no_grad()
-    def render(self, ws: torch.Tensor, chunk: int = 8) -> np.ndarray:
+    def render(self, ws: torch.Tensor) -> np.ndarray:
         """W+ codes [T, num_ws, w_dim] -> uint8 images [T, R, R, 3] (constant noise)."""
-        parts = [to_uint8(self.G.synthesis(c.to(self.device), noise_mode="const"))
-                 for c in ws.split(chunk)]
-        return np.concatenate(parts)
+        return render(self.G, ws)
 
     def write(self, stem: str | Path, w: torch.Tensor, image: np.ndarray) -> None:
         """``OUT/<stem>.png`` and ``OUT/<stem>.npz`` (a W+ latent file of this model)."""
@@ -111,9 +103,10 @@ class EditSession:
             w=w.detach().cpu().numpy(), space="w+", model_sha256=self.G.sha256 or ""))
 
     def write_json(self, record: dict) -> None:
-        record = {**record, "model": str(self.model), "model_sha256": self.G.sha256,
-                  "num_ws": self.G.num_ws, "w_dim": self.G.w_dim,
-                  "embedding": vars(self.opts), "i2s": i2s.__version__,
+        """``OUT/edit.json``: the edit's own record, what was pasted back, and the run record
+        (its ``settings`` are the embedding settings used for image inputs)."""
+        record = {**record, "aligned_inputs": self.args.align,
                   "paste_back": None if self.original is None else {
-                      "original": str(self.paste_into), "transform": self.transform.to_dict()}}
+                      "original": str(self.paste_into), "transform": self.transform.to_dict()},
+                  **run_record(self.G, self.args.config.to_dict())}
         write_text_atomic(self.out / "edit.json", json.dumps(record, indent=2) + "\n")

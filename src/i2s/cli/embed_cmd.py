@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import click
 
-from i2s.cli.common import DEVICE_CHOICES, ensure_writable_dir, pick_device
-from i2s.cli.embedding import EmbedOptions, embed_files, embedding_options, model_option
-from i2s.models import load_generator
+from i2s.cli.common import StepBar, ensure_writable_dir, info, pick_device, report_error
+from i2s.cli.options import device_option, embedding_options, model_option, pop_embedding_args
+from i2s.embedding.files import embed_files
+from i2s.weights import load_generator
 
 
 @click.command("embed")
@@ -14,8 +15,8 @@ from i2s.models import load_generator
 @model_option
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="Output folder; each image gets OUT/<image stem>/.")
-@embedding_options
-@click.option("--device", type=click.Choice(DEVICE_CHOICES), default="auto", show_default=True)
+@embedding_options()
+@device_option
 @click.option("--video", is_flag=True, help="Also write optimisation.mp4 (target | current).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def embed_command(images, model, out, device, video, quiet, **kwargs) -> int:
@@ -25,10 +26,13 @@ def embed_command(images, model, out, device, video, quiet, **kwargs) -> int:
     --video, optimisation.mp4. A bad input is reported on one line and skipped; the exit
     code is 1 if any input failed.
     """
-    opts = EmbedOptions.pop(kwargs)
+    args = pop_embedding_args(kwargs)
     out_dir = ensure_writable_dir(out)
-    dev = pick_device(device)
-    G = load_generator(model, device=dev)
-    _, failed = embed_files(G, model, list(images), out_dir, opts, dev, video=video,
-                            quiet=quiet)
-    return 1 if failed else 0
+    G = load_generator(model, device=pick_device(device))
+    done = embed_files(
+        G, list(images), out_dir, args.config, aligned=args.align, video=video,
+        vgg_weights=args.vgg_weights, progress=None if quiet else StepBar,
+        on_failure=lambda raw, reason: report_error(reason),
+        on_done=None if quiet else
+        lambda raw, folder, db: info(f"{raw} -> {folder}  psnr {db:.2f} dB"))
+    return 1 if done.failed else 0

@@ -9,8 +9,8 @@ from i2s.cli.common import info
 from i2s.cli.editing import EditSession, edit_options
 from i2s.edits import transfer_expression
 from i2s.errors import I2SError
-from i2s.grid import image_grid
-from i2s.images import save_image
+from i2s.media.grid import image_grid
+from i2s.media.images import save_image
 
 
 def parse_strengths(spec: str) -> list[float]:

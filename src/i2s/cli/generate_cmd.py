@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 import torch
 
-from i2s.cli.common import DEVICE_CHOICES, ensure_writable_dir, pick_device
-from i2s.cli.embedding import model_option
+from i2s.cli.common import ensure_parent_dir, pick_device
+from i2s.cli.options import device_option, model_option
+from i2s.embedding.latents import check_latent_fits, check_latent_model, load_latent
 from i2s.errors import I2SError
-from i2s.images import save_image, to_uint8
-from i2s.latents import check_latent_fits, check_latent_model, load_latent, seed_z
-from i2s.models import load_generator
+from i2s.media.images import save_image
+from i2s.models import NOISE_MODES, render
+from i2s.models.common import seed_z
+from i2s.weights import load_generator
 
 
 @click.command("generate")
@@ -26,9 +26,9 @@ from i2s.models import load_generator
               help="Truncation psi towards w_avg (seed sampling only).")
 @click.option("--truncation-cutoff", type=int, default=None,
               help="Truncate only the first N style inputs (default: all).")
-@click.option("--noise-mode", type=click.Choice(["const", "random", "none"]), default="const",
+@click.option("--noise-mode", type=click.Choice(NOISE_MODES), default="const",
               show_default=True, help="Per-layer noise: stored constant, seeded random, or off.")
-@click.option("--device", type=click.Choice(DEVICE_CHOICES), default="auto", show_default=True)
+@device_option
 def generate_command(model, seed, latent, out, truncation, truncation_cutoff, noise_mode,
                      device) -> int:
     """Generate an image from --seed S or --latent latent.npz."""
@@ -36,8 +36,7 @@ def generate_command(model, seed, latent, out, truncation, truncation_cutoff, no
         raise click.UsageError("give exactly one of --seed and --latent")
     if latent is not None and (truncation != 1.0 or truncation_cutoff is not None):
         raise click.UsageError("--truncation applies to --seed sampling only")
-    out = Path(out)
-    ensure_writable_dir(out.parent if str(out.parent) else ".")
+    out = ensure_parent_dir(out)
     dev = pick_device(device)
     G = load_generator(model, device=dev)
     with torch.no_grad():
@@ -51,8 +50,7 @@ def generate_command(model, seed, latent, out, truncation, truncation_cutoff, no
             check_latent_fits(lat, G.num_ws, G.w_dim, str(latent))
             check_latent_model(lat, G.sha256, str(latent))
             ws = torch.from_numpy(lat.w)[None].to(dev)
-        ngen = torch.Generator(device=dev).manual_seed(seed or 0)
-        img = G.synthesis(ws, noise_mode=noise_mode, generator=ngen)
-    save_image(out, to_uint8(img)[0])
+    ngen = torch.Generator(device=dev).manual_seed(seed or 0)
+    save_image(out, render(G, ws, noise_mode=noise_mode, generator=ngen)[0])
     click.echo(f"wrote {out}")
     return 0

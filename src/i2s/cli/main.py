@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import warnings
 
 import click
 
-from i2s import __version__
+from i2s._version import __version__
 from i2s.cli.align_cmd import align_command
 from i2s.cli.convert_cmd import convert_command
 from i2s.cli.embed_cmd import embed_command
@@ -20,6 +21,7 @@ from i2s.cli.paste_back_cmd import paste_back_command
 from i2s.cli.style_transfer_cmd import style_transfer_command
 from i2s.cli.train_demo_cmd import train_demo_command
 from i2s.errors import I2SError
+from i2s.ops.cpu_allocator import keep_freed_memory
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -45,9 +47,29 @@ def _one_line_warning(message, category, filename, lineno, line=None) -> str:
     return f"warning: {message}\n"
 
 
+class _NoteHandler(logging.Handler):
+    """The library's log lines (logger ``i2s``) as ``note: ...`` on stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        click.echo(f"note: {record.getMessage()}", err=True)
+
+
+def _set_up_process() -> None:
+    """What the command line sets for its process: warnings and the library's notes as one
+    line each, and glibc keeping freed memory (about 2x faster large steps on the CPU;
+    I2S_KEEP_FREED_MEMORY=0 turns it off). The library itself changes none of this."""
+    warnings.formatwarning = _one_line_warning
+    logger = logging.getLogger("i2s")
+    if not any(isinstance(h, _NoteHandler) for h in logger.handlers):
+        logger.addHandler(_NoteHandler(logging.WARNING))
+        logger.propagate = False
+        logger.setLevel(logging.WARNING)
+    keep_freed_memory()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; map errors to one-line messages and exit codes (2 = usage, 1 = failure)."""
-    warnings.formatwarning = _one_line_warning
+    _set_up_process()
     try:
         rc = cli.main(args=argv, prog_name="i2s", standalone_mode=False)
     except click.exceptions.Abort:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from i2s.download import is_cached
-from i2s.models import download_path, fetch, model_path
-from i2s.registry import REGISTRY, ModelEntry, get_entry
+from i2s.weights.download import is_cached
+from i2s.weights.load import download_path, fetch, model_path
+from i2s.weights.registry import REGISTRY, ModelEntry, get_entry
 
 
 def _size(e: ModelEntry) -> str:

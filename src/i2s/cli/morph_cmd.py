@@ -7,9 +7,9 @@ import torch
 
 from i2s.cli.editing import EditSession, edit_options
 from i2s.edits import morph
-from i2s.grid import image_grid
-from i2s.images import save_image
-from i2s.video import VideoWriter, upscale_nearest
+from i2s.media.grid import image_grid
+from i2s.media.images import save_image
+from i2s.media.video import VideoWriter, upscale_nearest
 
 
 @click.command("morph")

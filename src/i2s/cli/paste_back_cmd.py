@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
-from i2s.align import AlignTransform, paste_back
-from i2s.cli.common import ensure_writable_dir
-from i2s.images import read_rgb, save_image
+from i2s.cli.common import ensure_parent_dir
+from i2s.faces import AlignTransform, paste_back
+from i2s.media.images import read_rgb, save_image
 
 
 @click.command("paste-back")
@@ -25,8 +23,7 @@ from i2s.images import read_rgb, save_image
 def paste_back_command(edited, original, transform, out, feather) -> int:
     """Warp EDITED (an aligned face at any resolution) back into the photo with a feathered
     mask; pixels outside the face square are left exactly as they were."""
-    out = Path(out)
-    ensure_writable_dir(out.parent if str(out.parent) else ".")
+    out = ensure_parent_dir(out)
     t = AlignTransform.load(transform)
     result, _ = paste_back(read_rgb(edited), read_rgb(original), t, feather)
     save_image(out, result)

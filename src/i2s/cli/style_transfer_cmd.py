@@ -7,8 +7,8 @@ import torch
 
 from i2s.cli.editing import EditSession, edit_options
 from i2s.edits import crossover, default_crossover_layers, parse_layers
-from i2s.grid import image_grid
-from i2s.images import save_image
+from i2s.media.grid import image_grid
+from i2s.media.images import save_image
 
 
 @click.command("style-transfer")

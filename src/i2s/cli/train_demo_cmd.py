@@ -8,8 +8,7 @@ import click
 import torch
 
 from i2s.cli.common import ensure_writable_dir, info
-from i2s.cpu_allocator import keep_freed_memory
-from i2s.fileio import sha256_file
+from i2s.media.files import sha256_file
 
 
 @click.command("train-demo")
@@ -31,12 +30,11 @@ def train_demo_command(out, teacher, download_teacher, steps, gan_steps, batch,
                        threads) -> int:
     """Distil the DigiFace DCGAN into a StyleGAN2, then fine-tune it adversarially (about
     1.7 h on 2 CPU cores with the defaults)."""
-    from i2s import dcgan
-    from i2s.train_demo import AdversarialConfig, TrainDemoConfig, Trainer
+    from i2s.demo import teacher as dcgan
+    from i2s.demo.train import AdversarialConfig, TrainDemoConfig, Trainer
 
     if threads:
         torch.set_num_threads(threads)
-    keep_freed_memory()
     out = ensure_writable_dir(out)
     path = dcgan.download_teacher() if download_teacher else dcgan.find_teacher_weights(teacher)
     T = dcgan.load_teacher(path)

@@ -1,10 +1,11 @@
 """The paper's studies (docs/paper.md sections 2 and 3), rerun on any model: ``i2s experiment``.
 
-Each study is one module with ``run(study, images) -> Section``; :func:`run_studies` runs
-several into one ``report.md`` and ``results.json``.
+Each study is one module with ``run(context, images) -> Section``; :func:`run_studies` runs
+several into one ``report.md`` and ``results.json``. ``edits`` stands for the three edit
+studies (morph, crossover, expression); ``all`` for every study.
 """
 
-from i2s.experiments.runner import STUDIES, run_studies
-from i2s.experiments.study import Study, StudySettings
+from i2s.experiments.context import StudyContext, StudyOptions
+from i2s.experiments.runner import GROUPS, STUDIES, expand_names, run_studies
 
-__all__ = ["STUDIES", "Study", "StudySettings", "run_studies"]
+__all__ = ["GROUPS", "STUDIES", "StudyContext", "StudyOptions", "expand_names", "run_studies"]

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from i2s.experiments.context import StudyContext
 from i2s.experiments.figures import labelled_grid
 from i2s.experiments.image_set import ImageSet
-from i2s.experiments.metrics import summary
-from i2s.experiments.report import Section, figure, md_table
-from i2s.experiments.study import Study
+from i2s.experiments.report import Section, figure, md_table, summary
 from i2s.experiments.transforms import Affine, apply_affine, default_affines
-from i2s.images import to_tensor, to_uint8
+from i2s.media.images import to_tensor, to_uint8
 
 SHOWN = 3
 
@@ -24,11 +23,11 @@ def transformed(faces: np.ndarray, t: Affine) -> np.ndarray:
     return to_uint8(apply_affine(to_tensor(faces).double(), t))
 
 
-def run(study: Study, images: ImageSet) -> Section:
+def run(study: StudyContext, images: ImageSet) -> Section:
     faces = images.faces
     results: dict = {"transforms": {}}
     cols, col_labels = [], []
-    for t in default_affines(study.settings.quick):
+    for t in default_affines(study.quick):
         targets = transformed(faces, t)
         e = study.embed(targets, label=f"affine: {t.name}")
         per_image = study.reconstruction_metrics(e.recon, targets, identity=True)

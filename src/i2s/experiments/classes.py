@@ -4,17 +4,16 @@ identity distance."""
 
 from __future__ import annotations
 
+from i2s.experiments.context import StudyContext
 from i2s.experiments.figures import labelled_grid
 from i2s.experiments.image_set import FACE_CLASS, ImageSet
-from i2s.experiments.metrics import summary
-from i2s.experiments.report import Section, figure, md_table
-from i2s.experiments.study import Study
+from i2s.experiments.report import Section, figure, md_table, summary
 
 SHOWN = 8   # images per class in the figure
 METRICS = ("mse", "psnr", "ssim", "perceptual", "identity")
 
 
-def run(study: Study, images: ImageSet) -> Section:
+def run(study: StudyContext, images: ImageSet) -> Section:
     results: dict = {}
     rows, labels = [], []
     for cls, targets in images.images.items():

@@ -15,19 +15,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from i2s import faces as face_models
-from i2s.experiments import metrics
+from i2s.experiments.context import StudyContext
 from i2s.experiments.figures import labelled_grid
 from i2s.experiments.image_set import ImageSet
-from i2s.experiments.metrics import summary
-from i2s.experiments.report import Section, figure, md_table
-from i2s.experiments.study import Study
+from i2s.experiments.report import Section, figure, md_table, summary
 from i2s.experiments.transforms import (
     FIXED_REGIONS,
     box_mask,
     landmark_box,
     paint_region,
 )
+from i2s.faces import detect as face_models
+from i2s.media import metrics
 
 REGIONS = ("eyes", "nose", "mouth")
 SHOWN = 4
@@ -55,7 +54,7 @@ def region_masks(image: np.ndarray) -> tuple[dict[str, np.ndarray], str]:
     return {r: box_mask(landmark_box(lms, r, size), size) for r in REGIONS}, "landmarks"
 
 
-def run(study: Study, images: ImageSet) -> Section:
+def run(study: StudyContext, images: ImageSet) -> Section:
     faces = images.faces
     per_face = [region_masks(f) for f in faces]
     sources = [s for _, s in per_face]

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from i2s.fileio import atomic_path
+from i2s.media.files import atomic_path
 
 TILE = 128      # tiles are shown at about this size: small models upscaled, large ones reduced
 PAD = 4

@@ -17,13 +17,13 @@ are used: 16 held-out faces of the ``demo`` model's teacher, a cat and two objec
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
 from i2s.errors import I2SError
-from i2s.images import load_image
+from i2s.media.images import load_image
+from i2s.resources import package_path
 
 FACE_CLASS = "faces"
 EXPRESSION_FOLDER = "expression"
@@ -32,7 +32,7 @@ QUICK_LIMITS = {FACE_CLASS: 4, "other": 1}
 
 def packaged_examples() -> Path:
     """The example images that ship inside the package (``i2s/data/examples``)."""
-    return Path(str(resources.files("i2s"))) / "data" / "examples"
+    return package_path("data", "examples")
 
 
 @dataclass

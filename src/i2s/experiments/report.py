@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 
 @dataclass
 class Section:
@@ -15,6 +17,14 @@ class Section:
     results: dict
     figures: list[str] = field(default_factory=list)
     seconds: float = 0.0
+
+
+def summary(values: np.ndarray | list[float | None]) -> float | None:
+    """Mean of the finite values, or None when there are none."""
+    a = np.array([v for v in np.asarray(values, dtype=object).ravel() if v is not None],
+                 dtype=np.float64)
+    a = a[np.isfinite(a)]
+    return float(a.mean()) if a.size else None
 
 
 def fmt(value, digits: int = 2) -> str:

@@ -3,55 +3,72 @@
 
 from __future__ import annotations
 
-import datetime
 import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
-import torch
-
-import i2s
-from i2s.experiments import affine, classes, defects, editing, spaces
+from i2s.embedding import EmbedConfig
+from i2s.embedding.files import ProgressFactory
+from i2s.errors import I2SError
+from i2s.experiments import affine, classes, crossover, defects, expression, morphing, spaces
+from i2s.experiments.context import StudyContext, StudyOptions
 from i2s.experiments.image_set import load_image_set
 from i2s.experiments.report import Section, md_table
-from i2s.experiments.study import ProgressFactory, Study, StudySettings
-from i2s.fileio import write_text_atomic
-from i2s.machine import describe_machine
+from i2s.media.files import write_text_atomic
+from i2s.provenance import run_record
 
-STUDIES: dict[str, Callable] = {
+STUDIES: dict[str, Callable[[StudyContext, object], Section]] = {
     "classes": classes.run,
     "affine": affine.run,
     "defects": defects.run,
     "spaces": spaces.run,
-    "edits": editing.run,
+    "morph": morphing.run,
+    "crossover": crossover.run,
+    "expression": expression.run,
 }
+# Names that stand for several studies.
+GROUPS: dict[str, list[str]] = {"edits": ["morph", "crossover", "expression"],
+                                "all": list(STUDIES)}
 
 
-def run_studies(names: list[str], G, model: str, out: str | Path, settings: StudySettings,
-                images: str | Path | None = None, vgg=None,
-                progress: ProgressFactory | None = None,
+def expand_names(names: list[str]) -> list[str]:
+    """Study names with the groups (``edits``, ``all``) expanded, each once, in order."""
+    out: list[str] = []
+    for name in names:
+        if name not in STUDIES and name not in GROUPS:
+            raise I2SError(f"unknown experiment {name!r}; known: "
+                           f"{', '.join([*STUDIES, *GROUPS])}")
+        out += [n for n in GROUPS.get(name, [name]) if n not in out]
+    return out
+
+
+def run_studies(names: list[str], G, out: str | Path, config: EmbedConfig | None = None,
+                options: StudyOptions | None = None, images: str | Path | None = None,
+                vgg=None, progress: ProgressFactory | None = None,
                 log: Callable[[str], None] | None = None) -> dict:
-    """Run the named studies (keys of :data:`STUDIES`) and write the report.
+    """Run the named studies (keys of :data:`STUDIES` or :data:`GROUPS`) and write the report.
 
     Args:
         names: studies in the order they run.
-        G: a loaded generator; ``model``: how it was named (for the report).
+        G: a loaded generator.
         out: output folder; ``images``: class folder (None: the packaged examples).
-        settings: embedding settings; ``vgg``: a loaded VGG-16 for the perceptual terms.
+        config: embedding settings (default: the paper's); each study sets space and init.
+        options: image selection (quick run, images per class).
+        vgg: a loaded VGG-16 for the perceptual loss and distances.
         progress, log: optional progress-bar factory and line logger.
     Returns:
         The ``results.json`` content.
     """
-    unknown = [n for n in names if n not in STUDIES]
-    if unknown:
-        raise i2s.I2SError(f"unknown experiment(s) {unknown}; known: {', '.join(STUDIES)}")
+    names = expand_names(names)
+    config = config or EmbedConfig()
+    options = options or StudyOptions()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    image_set = load_image_set(images, G.resolution, quick=settings.quick,
-                               max_images=settings.max_images)
-    study = Study(G, out, settings, vgg=vgg, progress=progress)
+    image_set = load_image_set(images, G.resolution, quick=options.quick,
+                               max_images=options.max_images)
+    study = StudyContext(G, out, config, options, vgg=vgg, progress=progress)
     sections: list[Section] = []
     t_all = time.perf_counter()
     for name in names:
@@ -62,16 +79,12 @@ def run_studies(names: list[str], G, model: str, out: str | Path, settings: Stud
         section.seconds = time.perf_counter() - t
         sections.append(section)
     meta = {
-        "model": str(model), "model_sha256": G.sha256, "resolution": G.resolution,
-        "num_ws": G.num_ws, "w_dim": G.w_dim, "settings": asdict(settings),
+        **run_record(G, config.to_dict(), study.device), "options": asdict(options),
         "images": image_set.source,
         "classes": {c: len(a) for c, a in image_set.images.items()},
         "expression_pair": image_set.expression is not None,
         "perceptual_distance": study.perceptual is not None,
         "identity_distance": study.identity,
-        "device": str(study.device), "machine": describe_machine(study.device),
-        "i2s": i2s.__version__, "torch": torch.__version__,
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "seconds": time.perf_counter() - t_all,
         "embeddings_computed": study.computed, "embeddings_reused": study.reused,
     }
@@ -100,9 +113,9 @@ def render_report(meta: dict, sections: list[Section]) -> str:
         ["embedding", f"{s['steps']} Adam steps, lr {s['lr']}, loss {s['loss']} "
                       f"(lambda_mse {s['lambda_mse']}, lambda_perceptual "
                       f"{s['lambda_perceptual']}), seed {s['seed']}"
-                      + (", **quick**" if s["quick"] else "")],
-        ["run", f"{meta['device']} ({meta['machine']}), torch {meta['torch']}, i2s "
-                f"{meta['i2s']}, {meta['date']}, {meta['seconds'] / 60:.1f} min, "
+                      + (", **quick**" if meta["options"]["quick"] else "")],
+        ["run", f"{meta['device']} ({meta['machine']}), torch {meta['versions']['torch']}, "
+                f"i2s {meta['versions']['i2s']}, {meta['date']}, {meta['seconds'] / 60:.1f} min, "
                 f"{meta['embeddings_computed']} embeddings computed, "
                 f"{meta['embeddings_reused']} reused"],
     ]

@@ -4,11 +4,10 @@ error-vs-step curves are compared. The paper: W+ from the mean wins."""
 
 from __future__ import annotations
 
+from i2s.experiments.context import StudyContext
 from i2s.experiments.figures import curve_plot, labelled_grid
 from i2s.experiments.image_set import ImageSet
-from i2s.experiments.metrics import summary
-from i2s.experiments.report import Section, figure, md_table
-from i2s.experiments.study import Study
+from i2s.experiments.report import Section, figure, md_table, summary
 
 COMBOS = [(space, init) for space in ("w+", "w", "z") for init in ("mean", "random")]
 SHOWN = 4
@@ -18,7 +17,7 @@ def label(space: str, init: str) -> str:
     return f"{space.upper()}, {init}"
 
 
-def run(study: Study, images: ImageSet) -> Section:
+def run(study: StudyContext, images: ImageSet) -> Section:
     faces = images.faces
     results: dict = {"combinations": {}}
     curves, rows = {}, [[f] for f in faces[:SHOWN]]
@@ -48,7 +47,7 @@ def run(study: Study, images: ImageSet) -> Section:
     md = "\n\n".join([
         md_table(["space, init", "MSE", "PSNR (dB)", "SSIM", "perceptual",
                   "identity distance"], table),
-        f"{len(faces)} faces, {study.settings.steps} steps. Best: **{best}** (the paper: W+ "
+        f"{len(faces)} faces, {study.config.steps} steps. Best: **{best}** (the paper: W+ "
         "from the mean).",
         figure(plot, "Mean PSNR of the reconstruction at every step"),
         figure(fig, "Reconstructions in every space and initialisation")])

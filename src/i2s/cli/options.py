@@ -1,0 +1,102 @@
+"""The options several commands share: ``--model``, ``--device``, and the embedding options,
+which map one to one onto the fields of :class:`i2s.EmbedConfig` (plus ``--vgg-weights``
+and ``--align``, which say where the inputs come from)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import click
+from click.core import ParameterSource
+
+from i2s.cli.common import DEVICE_CHOICES
+from i2s.embedding import EmbedConfig
+from i2s.embedding.latents import SPACES
+from i2s.embedding.losses import LOSS_KINDS, VGG_TAPS
+from i2s.models.common import NOISE_MODES
+
+DEFAULT_MODEL = "demo"
+_DEFAULTS = EmbedConfig()
+
+model_option = click.option(
+    "--model", default=DEFAULT_MODEL, show_default=True,
+    help="Generator: a registry name (i2s models list), an i2s .safetensors, or a "
+         "StyleGAN2-ADA/TF .pkl or rosinality .pt (converted once and cached).")
+
+device_option = click.option("--device", type=click.Choice(DEVICE_CHOICES), default="auto",
+                             show_default=True)
+
+
+def _config_option(field: str, help: str, **kw: Any) -> tuple[str, Callable]:
+    """``--<field>`` for one EmbedConfig field, with the config's default."""
+    default = getattr(_DEFAULTS, field)
+    option = click.option("--" + field.replace("_", "-"), field, default=default,
+                          show_default="auto" if default is None else True, help=help, **kw)
+    return field, option
+
+
+# (parameter name, option): the EmbedConfig fields, and the two input options
+_EMBED_OPTIONS: list[tuple[str, Callable]] = [
+    _config_option("space", "Latent space to optimise.", type=click.Choice(SPACES)),
+    _config_option("steps", "Adam steps.", type=click.IntRange(min=1)),
+    _config_option("lr", "Adam learning rate (betas 0.9/0.999, eps 1e-8).",
+                   type=click.FloatRange(min=0, min_open=True)),
+    _config_option("init", "'mean' (w_avg), 'random' (seeded) or a latent.npz to start from."),
+    _config_option("loss", "Pixel MSE + VGG-16 perceptual loss (paper), or either alone.",
+                   type=click.Choice(LOSS_KINDS)),
+    _config_option("lambda_mse", "Weight of the MSE term.", type=click.FloatRange(min=0)),
+    _config_option("lambda_perceptual", "Weight of the VGG-16 term.",
+                   type=click.FloatRange(min=0)),
+    ("vgg_weights", click.option(
+        "--vgg-weights", type=click.Path(dir_okay=False), default=None,
+        help="torchvision's vgg16-397923af.pth (default: $I2S_VGG16, the download cache, "
+             "~/.cache/torch/hub/checkpoints).")),
+    _config_option("vgg_taps", "Take conv1_1/1_2/3_2/4_2 after or before their ReLU.",
+                   type=click.Choice(VGG_TAPS)),
+    _config_option("seed", "Seed for --init random and --noise-mode random.",
+                   type=click.IntRange(min=0, max=2**63 - 1)),
+    _config_option("noise_mode", "Per-layer noise during the optimisation.",
+                   type=click.Choice(NOISE_MODES)),
+    _config_option("batch_size", "Images optimised together (each independently); auto: 16 "
+                   "at 64 px, 4 at 128 px, 1 from 256 px.", type=click.IntRange(min=1)),
+    ("align", click.option(
+        "--align", is_flag=True, help="Detect the largest face (dlib) and FFHQ-align it first; "
+        "the transform is kept as transform.json for paste-back.")),
+]
+_INPUT_OPTIONS = ("vgg_weights", "align")
+
+
+def embedding_options(skip: tuple[str, ...] = ()) -> Callable[[Callable], Callable]:
+    """Decorator adding the embedding options (see the module docstring), except the
+    parameters named in ``skip`` (e.g. a study chooses its own space and start)."""
+    def decorate(f: Callable) -> Callable:
+        for name, opt in reversed(_EMBED_OPTIONS):
+            if name not in skip:
+                f = opt(f)
+        return f
+    return decorate
+
+
+@dataclass(frozen=True)
+class EmbeddingArgs:
+    """What the embedding options gave: the config, and where the inputs come from."""
+
+    config: EmbedConfig
+    vgg_weights: str | None = None
+    align: bool = False
+
+
+def pop_embedding_args(kwargs: dict, **defaults: Any) -> EmbeddingArgs:
+    """Take the embedding options out of a command's keyword arguments. ``defaults`` replace
+    EmbedConfig's for options the user did not give (e.g. fewer steps for a quick run)."""
+    ctx = click.get_current_context()
+    values = {name: kwargs.pop(name) for name, _ in _EMBED_OPTIONS
+              if name not in _INPUT_OPTIONS and name in kwargs}
+    for name, value in defaults.items():
+        if ctx.get_parameter_source(name) in (None, ParameterSource.DEFAULT):
+            values[name] = value
+    config = EmbedConfig().replace(**values)
+    inputs = {k: kwargs.pop(k) for k in _INPUT_OPTIONS if k in kwargs}
+    return EmbeddingArgs(config, inputs.get("vgg_weights"), bool(inputs.get("align", False)))

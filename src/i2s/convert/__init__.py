@@ -1,5 +1,0 @@
-"""Safe conversion of official StyleGAN checkpoints into i2s safetensors files."""
-
-from i2s.convert.checkpoint import Converted, convert_checkpoint, convert_file
-
-__all__ = ["Converted", "convert_checkpoint", "convert_file"]

@@ -1,0 +1,207 @@
+"""Embed image files into one folder per image, as ``i2s embed`` does, and turn the inputs of
+an edit (latent files or images) into W+ codes.
+
+The path of one image: file -> uint8 [R, R, 3] (:func:`input_image`: centre-crop and Lanczos
+resize, or FFHQ alignment) -> target tensor [1, 3, R, R] in [-1, 1] -> :func:`i2s.embed` ->
+W+ latent and reconstruction -> :meth:`EmbedResult.save` (``latent.npz``, ``target.png``,
+``reconstruction.png``, ``metrics.json``; ``optimisation.mp4`` when asked for).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from i2s.embedding.config import EmbedConfig
+from i2s.embedding.latents import check_latent_fits, check_latent_model, load_latent
+from i2s.embedding.optimisation import embed
+from i2s.embedding.result import StepInfo
+from i2s.errors import I2SError
+from i2s.faces import AlignTransform, FaceModelsMissing, align
+from i2s.media.images import load_image, read_rgb, to_tensor, to_uint8
+from i2s.media.metrics import psnr
+from i2s.media.video import VideoWriter, upscale_nearest
+from i2s.models.vgg16 import VGG16Features
+from i2s.weights.load import load_vgg16
+
+VIDEO_FRAMES = 200  # about this many frames per video, whatever the number of steps
+
+# progress(description, steps) -> a per-step callback with a close() method (the CLI's bar)
+ProgressFactory = Callable[[str, int], Callable[[StepInfo], None]]
+
+
+@dataclass
+class EmbeddedFiles:
+    """What :func:`embed_files` did."""
+
+    folders: dict[str, Path] = field(default_factory=dict)  # input as given -> its folder
+    psnr: dict[str, float] = field(default_factory=dict)    # input -> PSNR of the 8-bit files
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (input, one-line reason)
+    on_failure: Callable[[str, str], None] | None = field(default=None, repr=False)
+
+    def fail(self, raw: str, reason: str) -> None:
+        self.failed.append((raw, reason))
+        if self.on_failure is not None:
+            self.on_failure(raw, reason)
+
+
+def unique_stems(paths: list[Path]) -> list[str]:
+    """Output folder names: the file stem, with -2, -3, ... for repeated stems."""
+    seen: dict[str, int] = {}
+    out = []
+    for p in paths:
+        n = seen.get(p.stem, 0) + 1
+        seen[p.stem] = n
+        out.append(p.stem if n == 1 else f"{p.stem}-{n}")
+    return out
+
+
+def input_image(path: str | Path, resolution: int, aligned: bool = False
+                ) -> tuple[np.ndarray, AlignTransform | None]:
+    """An input file as uint8 [R, R, 3]: FFHQ-aligned (with its transform) or centre-cropped
+    and resized."""
+    if not aligned:
+        return load_image(path, resolution), None
+    face = align(read_rgb(path), size=resolution, source=str(path))
+    return face.image, face.transform
+
+
+class _VideoFrames:
+    """Per-step callback writing ``target | current`` frames (step 1, then every
+    ``steps // VIDEO_FRAMES`` steps; :meth:`finish` adds the final reconstruction)."""
+
+    def __init__(self, folders: list[Path], targets: np.ndarray, steps: int) -> None:
+        self.videos = [VideoWriter(f / "optimisation.mp4") for f in folders]
+        self.targets = targets
+        self.every = max(1, steps // VIDEO_FRAMES)
+
+    def __call__(self, s: StepInfo) -> None:
+        if s.step % self.every == 0 or s.step == 1:
+            self._add(to_uint8(s.image), s.images)
+
+    def _add(self, frames: np.ndarray, images: range) -> None:
+        for i, frame in zip(images, frames, strict=True):
+            self.videos[i].add(upscale_nearest(np.concatenate([self.targets[i], frame], axis=1)))
+
+    def finish(self, recon: np.ndarray) -> None:
+        self._add(recon, range(len(recon)))
+        for v in self.videos:
+            v.close()
+
+    def abort(self) -> None:
+        for v in self.videos:
+            v.abort()
+
+
+def embed_files(G, images: list[str], out_dir: str | Path, config: EmbedConfig, *,
+                aligned: bool = False, video: bool = False, vgg: VGG16Features | None = None,
+                vgg_weights: str | None = None, progress: ProgressFactory | None = None,
+                on_failure: Callable[[str, str], None] | None = None,
+                on_done: Callable[[str, Path, float], None] | None = None) -> EmbeddedFiles:
+    """Embed image files, ``config.batch_for(R)`` at a time; write ``out_dir/<stem>/`` for
+    each (see :meth:`i2s.EmbedResult.save`; with ``video``, also ``optimisation.mp4``).
+
+    A bad input (unreadable, no face with ``aligned``) is skipped and listed in ``failed``;
+    missing face models raise :class:`i2s.faces.FaceModelsMissing`. ``on_failure(input,
+    reason)`` and ``on_done(input, folder, psnr)`` are called as that happens.
+    """
+    out_dir = Path(out_dir)
+    done = EmbeddedFiles(on_failure=on_failure)
+    paths, arrays, transforms = [], [], []
+    for raw in images:
+        try:
+            array, transform = input_image(raw, G.resolution, aligned)
+        except FaceModelsMissing:
+            raise
+        except I2SError as e:
+            done.fail(raw, str(e))
+            continue
+        arrays.append(array)
+        transforms.append(transform)
+        paths.append(Path(raw))
+    if config.needs_vgg and vgg is None and paths:
+        vgg = load_vgg16(vgg_weights, device=G.w_avg.device)
+    stems = unique_stems(paths)
+    batch = config.batch_for(G.resolution)
+    for start in range(0, len(paths), batch):
+        idx = list(range(start, min(start + batch, len(paths))))
+        try:
+            for i in idx:
+                (out_dir / stems[i]).mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            for i in idx:
+                done.fail(str(paths[i]), f"cannot create {e.filename}: {e.strerror}")
+            continue
+        targets = np.stack([arrays[i] for i in idx])
+        desc = paths[idx[0]].name if len(idx) == 1 else f"{len(idx)} images"
+        bar = progress(desc, config.steps) if progress else None
+        frames = _VideoFrames([out_dir / stems[i] for i in idx], targets,
+                              config.steps) if video else None
+
+        def step(s: StepInfo, bar=bar, frames=frames) -> None:
+            if bar is not None:
+                bar(s)
+            if frames is not None:
+                frames(s)
+
+        try:
+            result = embed(G, to_tensor(targets).to(G.w_avg.device), config.replace(
+                batch_size=len(idx)), callback=step, vgg=vgg)
+        except BaseException:
+            if frames is not None:
+                frames.abort()
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
+        if frames is not None:
+            frames.finish(to_uint8(result.image))
+        folders = result.save(out_dir, [stems[i] for i in idx],
+                              sources=[str(paths[i]) for i in idx],
+                              transforms=[transforms[i] for i in idx])
+        for i, folder, db in zip(idx, folders, psnr(result.file_mse()), strict=True):
+            done.folders[str(paths[i])] = folder
+            done.psnr[str(paths[i])] = float(db)
+            if on_done is not None:
+                on_done(str(paths[i]), folder, float(db))
+    return done
+
+
+def is_latent_path(path: str) -> bool:
+    return Path(path).suffix.lower() == ".npz"
+
+
+def latents_for_inputs(G, inputs: list[str], out_dir: str | Path, config: EmbedConfig, *,
+                       aligned: bool = False, vgg_weights: str | None = None,
+                       progress: ProgressFactory | None = None,
+                       ) -> tuple[list[torch.Tensor], list[Path]]:
+    """W+ codes [num_ws, w_dim] for each input of an edit, and the folder each code's
+    latent.npz is in: latent files are read and checked against ``G``; images are embedded
+    into ``out_dir/inputs/<stem>/``. Any failure is an :class:`I2SError` (an edit needs all
+    of its inputs)."""
+    for raw in inputs:
+        if is_latent_path(raw):
+            lat = load_latent(raw)
+            check_latent_fits(lat, G.num_ws, G.w_dim, raw)
+            check_latent_model(lat, G.sha256, raw)
+    images = [raw for raw in inputs if not is_latent_path(raw)]
+    for raw in images:
+        read_rgb(raw)  # every input readable before any slow embedding
+    folders: dict[str, Path] = {}
+    if images:
+        done = embed_files(G, list(dict.fromkeys(images)), Path(out_dir) / "inputs", config,
+                           aligned=aligned, vgg_weights=vgg_weights, progress=progress)
+        if done.failed:
+            raw, reason = done.failed[0]
+            raise I2SError(f"input {raw} could not be used: {reason}")
+        folders = {str(Path(k)): v for k, v in done.folders.items()}
+    out, where = [], []
+    for raw in inputs:
+        path = Path(raw) if is_latent_path(raw) else folders[str(Path(raw))] / "latent.npz"
+        out.append(torch.from_numpy(load_latent(path).w).to(G.w_avg.device))
+        where.append(path.parent)
+    return out, where

@@ -1,0 +1,78 @@
+"""Latent files (``latent.npz``): the W+ code and what produced it.
+
+Arrays: ``w`` float32 [num_ws, w_dim] (always, whatever the space), ``z`` float32 [z_dim]
+(space z only), ``space`` and ``model_sha256`` (0-d strings). Read with ``allow_pickle=False``.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from i2s.errors import I2SError
+from i2s.media.files import write_bytes_atomic
+
+SPACES = ("w+", "w", "z")
+
+
+@dataclass
+class LatentFile:
+    w: np.ndarray                 # [num_ws, w_dim] float32
+    space: str                    # "w+", "w" or "z"
+    model_sha256: str             # "" when unknown
+    z: np.ndarray | None = None   # [z_dim] float32, space z only
+
+
+def save_latent(path: str | os.PathLike, latent: LatentFile) -> None:
+    """Write a latent file atomically."""
+    arrays = {"w": np.asarray(latent.w, dtype=np.float32), "space": np.array(latent.space),
+              "model_sha256": np.array(latent.model_sha256 or "")}
+    if latent.z is not None:
+        arrays["z"] = np.asarray(latent.z, dtype=np.float32)
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    write_bytes_atomic(path, buf.getvalue())
+
+
+def load_latent(path: str | os.PathLike) -> LatentFile:
+    """Read a latent file; I2SError with a one-line reason if it is not one."""
+    p = Path(path)
+    if not p.is_file():
+        raise I2SError(f"{p}: latent file not found")
+    try:
+        with np.load(p, allow_pickle=False) as f:
+            if "w" not in f.files:
+                raise I2SError(f"{p}: not an i2s latent file (no array 'w')")
+            w = f["w"].astype(np.float32)
+            space = str(f["space"]) if "space" in f.files else "w+"
+            sha = str(f["model_sha256"]) if "model_sha256" in f.files else ""
+            z = f["z"].astype(np.float32) if "z" in f.files else None
+    except I2SError:
+        raise
+    except Exception as e:  # numpy raises many types for corrupt archives
+        raise I2SError(f"{p}: cannot read latent file ({type(e).__name__}: {e})") from None
+    if w.ndim != 2:
+        raise I2SError(f"{p}: 'w' must be [num_ws, w_dim], got shape {w.shape}")
+    if space not in SPACES:
+        raise I2SError(f"{p}: unknown space {space!r}")
+    return LatentFile(w=w, space=space, model_sha256=sha, z=z)
+
+
+def check_latent_fits(latent: LatentFile, num_ws: int, w_dim: int, source: str = "latent") -> None:
+    """Refuse a latent whose shape does not fit the model."""
+    if latent.w.shape != (num_ws, w_dim):
+        raise I2SError(f"{source}: shape {tuple(latent.w.shape)} does not fit this model "
+                       f"(needs [{num_ws}, {w_dim}]); it was made with a different model")
+
+
+def check_latent_model(latent: LatentFile, model_sha256: str | None, source: str = "latent"
+                       ) -> None:
+    """Refuse a latent recorded as made with another model file (SHA-256 mismatch)."""
+    if latent.model_sha256 and model_sha256 and latent.model_sha256 != model_sha256:
+        raise I2SError(f"{source}: made with another model (sha256 {latent.model_sha256[:12]}"
+                       f"..., this model is {model_sha256[:12]}...); embed the image with "
+                       "this model")

@@ -1,0 +1,116 @@
+"""Image files in and out. Files are uint8 RGB; tensors are float NCHW in [-1, 1].
+
+Input preprocessing (documented in the README): EXIF orientation applied; grayscale, palette,
+16-bit and float images converted to 8-bit RGB; transparency composited over white; non-square
+images centre-cropped to a square; then resized with Lanczos to the model's resolution.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from i2s.errors import I2SError
+from i2s.media.files import atomic_path
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """Any Pillow mode -> 8-bit RGB."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        a = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if img.mode.startswith("I;16") or a.max() > 255 else 255.0
+        if img.mode == "F" and a.max() <= 1.0:
+            top = 1.0
+        img = Image.fromarray(np.clip(a / top * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+    if img.mode == "P":
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        img = img.convert("RGBA")
+        background = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, img)
+    return img.convert("RGB")
+
+
+def center_crop_square(img: Image.Image) -> Image.Image:
+    """Largest centred square crop."""
+    w, h = img.size
+    s = min(w, h)
+    left, top = (w - s) // 2, (h - s) // 2
+    return img.crop((left, top, left + s, top + s))
+
+
+def read_rgb(path: str | os.PathLike) -> np.ndarray:
+    """Read an image file at full size as uint8 RGB [H, W, 3] (EXIF orientation applied).
+
+    Raises:
+        I2SError: missing, empty, unreadable or non-image file, with a one-line reason.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise I2SError(f"{p}: no such file")
+    if p.is_dir():
+        raise I2SError(f"{p}: is a folder, not an image")
+    if p.stat().st_size == 0:
+        raise I2SError(f"{p}: empty file")
+    try:
+        with Image.open(p) as im:
+            im = ImageOps.exif_transpose(im)
+            im.load()
+            rgb = _to_rgb(im)
+    except UnidentifiedImageError:
+        raise I2SError(f"{p}: not an image Pillow can read") from None
+    except Image.DecompressionBombError as e:
+        raise I2SError(f"{p}: image too large ({e})") from None
+    except (OSError, ValueError, SyntaxError) as e:
+        raise I2SError(f"{p}: cannot read image ({e})") from None
+    if min(rgb.size) < 1:
+        raise I2SError(f"{p}: image has no pixels")
+    return np.asarray(rgb, dtype=np.uint8)
+
+
+def square_resized(image: np.ndarray, resolution: int) -> np.ndarray:
+    """Centre-crop uint8 [H, W, 3] to a square and resize it (Lanczos) to ``resolution``."""
+    rgb = center_crop_square(Image.fromarray(image))
+    if rgb.size != (resolution, resolution):
+        rgb = rgb.resize((resolution, resolution), Image.LANCZOS)
+    return np.asarray(rgb, dtype=np.uint8)
+
+
+def load_image(path: str | os.PathLike, resolution: int) -> np.ndarray:
+    """Read an image file as uint8 RGB [resolution, resolution, 3] (see module docstring)."""
+    return square_resized(read_rgb(path), resolution)
+
+
+def to_tensor(images: np.ndarray) -> torch.Tensor:
+    """uint8 [H, W, 3] or [N, H, W, 3] -> float32 [N, 3, H, W] in [-1, 1]."""
+    a = np.asarray(images)
+    if a.ndim == 3:
+        a = a[None]
+    if a.ndim != 4 or a.shape[-1] != 3 or a.dtype != np.uint8:
+        raise ValueError(f"expected uint8 [N, H, W, 3], got {a.dtype} {a.shape}")
+    t = torch.from_numpy(np.require(a, requirements=["C", "W"])).permute(0, 3, 1, 2).float()
+    return t / 127.5 - 1.0
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """float [N, 3, H, W] or [3, H, W] in [-1, 1] -> uint8 [N, H, W, 3] (or [H, W, 3])."""
+    x = images.detach().float().cpu()
+    squeeze = x.ndim == 3
+    if squeeze:
+        x = x[None]
+    a = ((x + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    return a[0] if squeeze else a
+
+
+def save_image(path: str | os.PathLike, image: np.ndarray) -> None:
+    """Write uint8 [H, W, 3] atomically; the format follows the suffix (PNG, JPEG, ...)."""
+    img = Image.fromarray(np.asarray(image, dtype=np.uint8), "RGB")
+    fmt = Image.registered_extensions().get(Path(path).suffix.lower())
+    if fmt is None:
+        raise I2SError(f"{path}: unknown image format (use .png or .jpg)")
+    with atomic_path(path) as tmp:
+        img.save(tmp, format=fmt)

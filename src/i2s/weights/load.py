@@ -1,0 +1,171 @@
+"""Loading weights: ``load_generator`` (one entry point for registry names, i2s files and
+official checkpoints) and ``load_vgg16``.
+
+* a registry name (``i2s models list``) is downloaded on first use into ``$I2S_HOME/downloads``
+  (verified), converted once to ``$I2S_HOME/models/<name>.safetensors`` and reused afterwards;
+* an i2s ``.safetensors`` file is loaded directly;
+* any other supported checkpoint (StyleGAN v1/StyleGAN2 TF ``.pkl``, StyleGAN2-ADA ``.pkl``,
+  rosinality ``.pt``) is converted once with the restricted unpickler and cached as
+  ``$I2S_HOME/converted/<sha256 prefix>-<name>.safetensors``.
+``I2S_HOME`` defaults to ``~/.cache/i2s``.
+
+VGG-16 (torchvision's ``vgg16-397923af.pth``) is looked for at ``--vgg-weights`` /
+``$I2S_VGG16``, then in the download cache, then in torch's hub cache.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from i2s.errors import I2SError
+from i2s.media.files import sha256_file, write_text_atomic
+from i2s.models.vgg16 import VGG16Features
+from i2s.resources import i2s_home, package_path
+from i2s.weights.convert import convert_file
+from i2s.weights.download import cached_ok, download
+from i2s.weights.generator_file import is_safetensors, load_generator_file
+from i2s.weights.registry import REGISTRY, ModelEntry, get_entry
+
+
+def converted_path(src: Path, sha256: str) -> Path:
+    return i2s_home() / "converted" / f"{sha256[:16]}-{src.stem}.safetensors"
+
+
+def packaged_path(entry: ModelEntry) -> Path:
+    """A model file shipped inside the package (``i2s/data/``)."""
+    return package_path("data", entry.filename)
+
+
+def download_path(entry: ModelEntry) -> Path:
+    """Where a registry file is downloaded to: ``$I2S_HOME/downloads/<file name>``."""
+    return i2s_home() / "downloads" / entry.filename
+
+
+def model_path(entry: ModelEntry) -> Path:
+    if entry.packaged:
+        return packaged_path(entry)
+    return i2s_home() / "models" / f"{entry.name}.safetensors"
+
+
+def fetch(name: str, quiet: bool = False) -> Path:
+    """Download (or reuse) a registry file; for generators also convert it. Returns the file
+    that is used at run time (the safetensors for generators)."""
+    entry = get_entry(name)
+    if entry.packaged:
+        p = packaged_path(entry)
+        if not p.is_file():
+            raise I2SError(f"the '{name}' model is missing from this installation ({p}); "
+                           "reinstall i2s, or make it with 'i2s train-demo'")
+        return p
+    if entry.kind == "generator" and model_path(entry).is_file() and \
+            cached_ok(model_path(entry)):
+        return model_path(entry)
+    src = download(list(entry.urls), download_path(entry), entry.size, entry.sha256, quiet)
+    if entry.kind != "generator":
+        return src
+    dst = model_path(entry)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        convert_file(src, dst)
+    except I2SError as e:
+        # A file that downloads completely but does not convert is not used again.
+        src.unlink(missing_ok=True)
+        src.with_name(src.name + ".sha256").unlink(missing_ok=True)
+        raise I2SError(f"{entry.name}: downloaded file is not a usable checkpoint ({e})") \
+            from None
+    write_text_atomic(dst.with_name(dst.name + ".sha256"), sha256_file(dst) + "\n")
+    return dst
+
+
+def load_generator(model: str | os.PathLike, device: str | torch.device = "cpu"
+                   ) -> torch.nn.Module:
+    """Load a generator by registry name, from an i2s file, or from a supported checkpoint.
+
+    Returns the generator in eval mode, frozen, with ``G.sha256`` the SHA-256 of the
+    safetensors file it was loaded from and ``G.source`` the name or path given.
+    """
+    G = _load_generator(model, device)
+    G.source = str(model)
+    return G
+
+
+def _load_generator(model: str | os.PathLike, device: str | torch.device) -> torch.nn.Module:
+    if isinstance(model, str) and model in REGISTRY:
+        entry = REGISTRY[model]
+        if entry.kind != "generator":
+            raise I2SError(f"'{model}' is not a generator")
+        G = load_generator_file(fetch(model), device)
+        if entry.sha256 and not (G.sha256 or "").startswith(entry.sha256):
+            raise I2SError(f"'{model}': file {fetch(model)} does not have the registered "
+                           f"SHA-256 ({entry.sha256[:12]}...); reinstall i2s")
+        return G
+    p = Path(model)
+    if not p.is_file():
+        raise I2SError(f"model not found: {p} is neither a file nor a registry name "
+                       "(see 'i2s models list')")
+    if p.suffix == ".safetensors" or is_safetensors(p):
+        return load_generator_file(p, device)
+    cached = converted_path(p, sha256_file(p))
+    if not cached.is_file():
+        try:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise I2SError(f"cannot create the cache folder {cached.parent}: "
+                           f"{e.strerror or e}") from None
+        convert_file(p, cached)
+    return load_generator_file(cached, device)
+
+
+def default_vgg16_paths() -> list[Path]:
+    """Where VGG-16's weights are looked for when no path is given, in order: the download
+    cache (``i2s models download vgg16``), then torch's hub cache."""
+    entry = get_entry("vgg16")
+    torch_home = Path(os.environ.get("TORCH_HOME", Path.home() / ".cache" / "torch"))
+    return [download_path(entry), torch_home / "hub" / "checkpoints" / entry.filename]
+
+
+def find_vgg16_weights(path: str | os.PathLike | None = None) -> Path:
+    """The VGG-16 weights file to use: ``path``, else ``$I2S_VGG16``, else the default paths."""
+    entry = get_entry("vgg16")
+    url = entry.urls[0]
+    if path is None:
+        path = os.environ.get("I2S_VGG16") or None
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise I2SError(f"VGG-16 weights not found at {p}; download {url} "
+                           "or use --loss mse to embed without the perceptual loss")
+        return p
+    for p in default_vgg16_paths():
+        if p.is_file():
+            return p
+    raise I2SError(f"VGG-16 weights not found; run 'i2s models download vgg16' (or download "
+                   f"{url}, {entry.approx_mb} MB, to {default_vgg16_paths()[0]}) or pass "
+                   "--vgg-weights PATH, or use --loss mse to embed without the perceptual loss")
+
+
+def load_vgg16(path: str | os.PathLike | None = None,
+               device: str | torch.device = "cpu") -> VGG16Features:
+    """Load torchvision's VGG-16 checkpoint into :class:`VGG16Features` (eval, frozen)."""
+    p = find_vgg16_weights(path)
+    try:
+        state = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises several types for corrupt or foreign files
+        raise I2SError(f"{p}: cannot read VGG-16 weights ({type(e).__name__}: {e})") from None
+    if not isinstance(state, dict):
+        raise I2SError(f"{p}: not a VGG-16 state dict")
+    unexpected = [k for k in state if not k.startswith(("features.", "classifier."))]
+    if unexpected:
+        raise I2SError(f"{p}: unexpected keys for torchvision VGG-16: {unexpected[:3]}")
+    model = VGG16Features()
+    feats = {k.removeprefix("features."): v for k, v in state.items()
+             if k.startswith("features.")}
+    try:
+        model.features.load_state_dict(feats, strict=True)
+    except RuntimeError as e:
+        raise I2SError(f"{p}: not torchvision's VGG-16 layout "
+                       f"({str(e).splitlines()[0]})") from None
+    return model.eval().requires_grad_(False).to(device)

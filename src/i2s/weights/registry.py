@@ -1,0 +1,98 @@
+"""Named pretrained models: where to get them, what they are, under which licence.
+
+Sizes and SHA-256 digests of NVIDIA's files are not published with them and could not be
+checked from this project's machines, so they are ``None`` here. Those downloads are
+verified against the server's Content-Length, and by a successful conversion. The digest
+measured at download is recorded beside the file and checked on every later use. VGG-16's
+file name carries the first 8 hex digits of its SHA-256, which is verified.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from i2s.errors import I2SError
+from i2s.weights.download import gdrive_url
+
+CC_BY_NC = "CC BY-NC 4.0 (NVIDIA)"
+NVIDIA_NC = "NVIDIA Source Code License-NC (non-commercial)"
+ADA = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/"
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    kind: str                     # "generator" or "vgg16"
+    architecture: str             # "stylegan1", "stylegan2", "vgg16"
+    resolution: int | None
+    filename: str
+    urls: tuple[str, ...]
+    licence: str
+    description: str
+    size: int | None = None       # exact bytes, where known
+    approx_mb: int | None = None  # for display when the exact size is unknown
+    sha256: str | None = None     # full digest or a prefix, where known
+    packaged: bool = False        # ships inside the i2s package (src/i2s/data/), no download
+    # Feature networks only: the input they were trained on (RGB in [0, 1], normalised with
+    # mean/std per channel, input_size x input_size images).
+    mean: tuple[float, float, float] | None = None
+    std: tuple[float, float, float] | None = None
+    input_size: int | None = None
+
+
+def _v1(name, res, gid, fname, desc, mb=None):
+    return ModelEntry(name, "generator", "stylegan1", res, fname, (gdrive_url(gid),), CC_BY_NC,
+                      desc, approx_mb=mb)
+
+
+DEMO_LICENCE = ("MIT (i2s); distilled from the DigiFace DCGAN of gan-face-generate 1.1.1, "
+                "MIT (c) 2023 Chien Liu")
+
+REGISTRY: dict[str, ModelEntry] = {e.name: e for e in [
+    ModelEntry("demo", "generator", "stylegan2", 64, "demo.safetensors", (), DEMO_LICENCE,
+               "64 px synthetic faces, a small StyleGAN2 trained by i2s train-demo (ships with "
+               "i2s; the offline default)", size=13726064,
+               sha256="94021ea3bb4f1e4c9aef318e3f9a25f202d029e64512dfcb42d90cfd271f63e4",
+               packaged=True),
+    _v1("stylegan-ffhq-1024", 1024, "1MEGjdvVpUsu1jB4zrXZN7Y4kBBOzizDQ",
+        "karras2019stylegan-ffhq-1024x1024.pkl",
+        "StyleGAN (v1) FFHQ faces, the Image2StyleGAN paper's model", 310),
+    _v1("stylegan-celebahq-1024", 1024, "1MGqJl28pN4t7SAtSrPdSRJSQJqahkzUf",
+        "karras2019stylegan-celebahq-1024x1024.pkl", "StyleGAN (v1) CelebA-HQ faces", 310),
+    _v1("stylegan-bedrooms-256", 256, "1MOSKeGF0FJcivpBI7s63V9YHloUTORiF",
+        "karras2019stylegan-bedrooms-256x256.pkl", "StyleGAN (v1) LSUN bedrooms"),
+    _v1("stylegan-cars-512", 512, "1MJ6iCfNtMIRicihwRorsM3b7mmtmK9c3",
+        "karras2019stylegan-cars-512x384.pkl",
+        "StyleGAN (v1) LSUN cars: 512x384 content in a 512x512 frame"),
+    _v1("stylegan-cats-256", 256, "1MQywl0FNt6lHu8E_EUqnRbviagS7fbiJ",
+        "karras2019stylegan-cats-256x256.pkl", "StyleGAN (v1) LSUN cats"),
+    ModelEntry("stylegan2-ffhq-1024", "generator", "stylegan2", 1024,
+               "stylegan2-ffhq-config-f.pkl",
+               ("https://nvlabs-fi-cdn.nvidia.com/stylegan2/networks/stylegan2-ffhq-config-f.pkl",
+                "https://api.ngc.nvidia.com/v2/models/nvidia/research/stylegan2/versions/1/"
+                "files/stylegan2-ffhq-1024x1024.pkl"),
+               CC_BY_NC, "StyleGAN2 config-f FFHQ faces (TF pickle; NGC mirror in PyTorch format)"),
+    ModelEntry("stylegan2-ada-ffhq-1024", "generator", "stylegan2", 1024, "ada-ffhq.pkl",
+               (ADA + "ffhq.pkl",), NVIDIA_NC, "StyleGAN2-ADA FFHQ faces"),
+    ModelEntry("stylegan2-ada-metfaces-1024", "generator", "stylegan2", 1024, "ada-metfaces.pkl",
+               (ADA + "metfaces.pkl",), NVIDIA_NC, "StyleGAN2-ADA MetFaces (portrait art)"),
+    ModelEntry("stylegan2-ada-afhqcat-512", "generator", "stylegan2", 512, "ada-afhqcat.pkl",
+               (ADA + "afhqcat.pkl",), NVIDIA_NC, "StyleGAN2-ADA AFHQ cats"),
+    ModelEntry("stylegan2-ada-afhqdog-512", "generator", "stylegan2", 512, "ada-afhqdog.pkl",
+               (ADA + "afhqdog.pkl",), NVIDIA_NC, "StyleGAN2-ADA AFHQ dogs"),
+    ModelEntry("stylegan2-ada-afhqwild-512", "generator", "stylegan2", 512, "ada-afhqwild.pkl",
+               (ADA + "afhqwild.pkl",), NVIDIA_NC, "StyleGAN2-ADA AFHQ wild animals"),
+    ModelEntry("vgg16", "vgg16", "vgg16", None, "vgg16-397923af.pth",
+               ("https://download.pytorch.org/models/vgg16-397923af.pth",),
+               "BSD-3-Clause (torchvision); trained on ImageNet, whose terms of use apply",
+               "torchvision's ImageNet VGG-16, for the paper's perceptual loss", approx_mb=528,
+               sha256="397923af", mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
+               input_size=224),
+]}
+
+
+def get_entry(name: str) -> ModelEntry:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise I2SError(f"unknown model '{name}'; known: {', '.join(REGISTRY)}") from None
