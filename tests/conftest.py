@@ -53,7 +53,7 @@ def tiny_G() -> i2s.StyleGAN2Generator:
 @pytest.fixture
 def model_file(tmp_path, tiny_G):
     path = tmp_path / "tiny.safetensors"
-    tiny_G.save(path)
+    i2s.save_generator(tiny_G, path)
     return path
 
 

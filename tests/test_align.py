@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from i2s.faces import align as A
-from i2s import faces
 from i2s.errors import I2SError
+from i2s.faces import alignment as A
+from i2s.faces import detect as faces
+from i2s.faces.identity import identity_distance
+from i2s.faces.paste import paste_back
 from tests.cli_run import run
 
 needs_faces = pytest.mark.skipif(not faces.identity_available(),
@@ -57,7 +59,7 @@ def test_warp_and_paste_back_axis_aligned_square():
     warped = A.warp_quad(img, quad, 100)
     np.testing.assert_array_equal(warped[5:95, 5:95], img[35:125, 55:145])  # a pure crop
     t = A.AlignTransform(quad, (200, 160), 100, np.zeros((68, 2)), (0, 0, 1, 1))
-    out, mask = A.paste_back(warped, img, t, feather=0.1)
+    out, mask = paste_back(warped, img, t, feather=0.1)
     assert np.array_equal(out[mask == 0], img[mask == 0])
     assert mask[80, 100] == pytest.approx(1.0) and mask[0, 0] == 0
     assert psnr(out, img, mask >= 1) > 45
@@ -74,12 +76,12 @@ def test_paste_back_rotated_quad_round_trip():
     quad = (quad - c) @ rot.T + c
     aligned = A.warp_quad(img, quad, 256)
     tr = A.AlignTransform(quad, (240, 240), 256, np.zeros((68, 2)), (0, 0, 1, 1))
-    out, mask = A.paste_back(aligned, img, tr)
+    out, mask = paste_back(aligned, img, tr)
     assert psnr(out, img, mask >= 1) > 35
     assert np.array_equal(out[mask == 0], img[mask == 0])
     # A model-sized (smaller) edit is accepted and lands in the same place.
     small = np.asarray(Image.fromarray(aligned).resize((64, 64), Image.LANCZOS))
-    out64, _ = A.paste_back(small, img, tr)
+    out64, _ = paste_back(small, img, tr)
     assert psnr(out64, img, mask >= 1) > 20
 
 
@@ -95,7 +97,7 @@ def test_transform_json_round_trip_and_bad_files(tmp_path):
         with pytest.raises(I2SError):
             A.AlignTransform.load(p)
     with pytest.raises(I2SError, match="was made on"):
-        A.paste_back(np.zeros((64, 64, 3), np.uint8), np.zeros((10, 10, 3), np.uint8), t)
+        paste_back(np.zeros((64, 64, 3), np.uint8), np.zeros((10, 10, 3), np.uint8), t)
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +136,7 @@ def test_rotated_and_shifted_photo_aligns_the_same(astronaut):
 @needs_faces
 def test_paste_back_of_unedited_face_reproduces_photo(astronaut):
     aligned = A.align(astronaut, size=256)
-    out, mask = A.paste_back(aligned.image, astronaut, aligned.transform)
+    out, mask = paste_back(aligned.image, astronaut, aligned.transform)
     assert (mask >= 1).sum() > 10000
     assert psnr(out, astronaut, mask >= 1) >= 35      # measured 44.1 dB
     assert np.array_equal(out[mask == 0], astronaut[mask == 0])
@@ -145,12 +147,12 @@ def test_no_face_and_identity(astronaut):
     skimage_data = pytest.importorskip("skimage.data")
     with pytest.raises(faces.NoFaceFound, match="no face"):
         A.align(skimage_data.coffee(), size=64)
-    assert faces.identity_distance(astronaut, astronaut) == 0.0
+    assert identity_distance(astronaut, astronaut) == 0.0
     aligned = A.align(astronaut, size=64).image
     flipped = aligned[:, ::-1].copy()
-    assert faces.identity_distance(aligned, flipped) < faces.SAME_PERSON_THRESHOLD
+    assert identity_distance(aligned, flipped) < faces.SAME_PERSON_THRESHOLD
     noise = np.random.default_rng(0).integers(0, 256, aligned.shape, np.uint8)
-    assert faces.identity_distance(aligned, noise) > faces.SAME_PERSON_THRESHOLD
+    assert identity_distance(aligned, noise) > faces.SAME_PERSON_THRESHOLD
 
 
 @needs_faces

@@ -8,9 +8,9 @@ import torch
 from safetensors import safe_open
 
 import i2s
+from i2s.media.files import sha256_file
 from i2s.weights.convert import convert_checkpoint, convert_file
 from i2s.weights.convert.safe_pickle import load_pickle
-from i2s.media.files import sha256_file
 from tests.checkpoint_writers import (
     MALICIOUS_SRC,
     tf_variables_from_i2s,

@@ -11,8 +11,8 @@ import i2s
 from i2s.demo import teacher as dcgan
 from i2s.experiments.image_set import packaged_examples
 from i2s.media.files import sha256_file
-from i2s.weights.generator_file import read_generator_metadata
 from i2s.media.images import to_uint8
+from i2s.weights.generator_file import read_generator_metadata
 from i2s.weights.load import packaged_path
 from i2s.weights.registry import REGISTRY
 from tests.cli_run import run

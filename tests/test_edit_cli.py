@@ -9,8 +9,8 @@ import torch
 from PIL import Image
 
 import i2s
-from i2s.media.files import sha256_file
 from i2s.embedding.latents import LatentFile, load_latent, save_latent
+from i2s.media.files import sha256_file
 from tests.cli_run import run
 
 PAD = 2  # image_grid padding
@@ -160,7 +160,7 @@ def test_edits_work_on_a_stylegan1_model(tmp_path, capsys):
     G = i2s.StyleGANGenerator(resolution=16, fmap_base=256, fmap_max=16, z_dim=16, w_dim=16,
                               mapping_layers=2).eval()
     model = tmp_path / "v1.safetensors"
-    G.save(model)
+    i2s.save_generator(G, model)
     images = []
     with torch.no_grad():
         for i in range(2):

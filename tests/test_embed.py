@@ -4,7 +4,7 @@ import torch
 
 import i2s
 from i2s.embedding.optimisation import initial_latent
-from i2s.models.vgg16 import load_vgg16
+from i2s.weights.load import load_vgg16
 from tests.conftest import make_generator
 
 

@@ -8,8 +8,9 @@ import pytest
 import torch
 from PIL import Image
 
+from i2s.embedding import EmbedConfig
 from i2s.errors import I2SError
-from i2s.experiments import STUDIES, Study, StudySettings, run_studies
+from i2s.experiments import GROUPS, STUDIES, StudyContext, StudyOptions, run_studies
 from i2s.experiments.figures import labelled_grid, tile_size
 from i2s.experiments.image_set import load_image_set, packaged_examples
 from tests.cli_run import run
@@ -46,7 +47,8 @@ def image_dir(tmp_path):
     return root
 
 
-SETTINGS = StudySettings(steps=4, loss="mse", batch_size=2, quick=True)
+SETTINGS = EmbedConfig(steps=4, loss="mse", batch_size=2)
+QUICK = StudyOptions(quick=True)
 
 
 def test_packaged_examples_are_the_documented_set():
@@ -92,36 +94,38 @@ def test_image_set_layouts(tmp_path, image_dir):
 
 def test_embedding_cache_resumes_and_separates_settings(tmp_path, G32):
     targets = load_image_set(None, RES, quick=True).faces[:2]
-    study = Study(G32, tmp_path, SETTINGS)
+    study = StudyContext(G32, tmp_path, SETTINGS, QUICK)
     a = study.embed(targets)
     b = study.embed(targets)
     assert (study.computed, study.reused) == (2, 2)
     assert np.array_equal(a.latent, b.latent) and np.array_equal(a.recon, b.recon)
     assert a.latent.shape == (2, G32.num_ws, G32.w_dim) and a.psnr_curve.shape == (4, 2)
     # Other settings, space or targets: another entry.
-    Study(G32, tmp_path, StudySettings(steps=5, loss="mse")).embed(targets)
+    StudyContext(G32, tmp_path, EmbedConfig(steps=5, loss="mse")).embed(targets)
     study.embed(targets, space="w")
     study.embed(targets[:1])
     assert len(list((tmp_path / "cache").glob("*.npz"))) == 4
     # A damaged entry is recomputed, not trusted.
     for f in (tmp_path / "cache").glob("*.npz"):
         f.write_bytes(b"junk")
-    again = Study(G32, tmp_path, SETTINGS)
+    again = StudyContext(G32, tmp_path, SETTINGS, QUICK)
     c = again.embed(targets)
     assert again.computed == 2 and np.array_equal(c.latent, a.latent)
 
 
 def test_batches_are_independent(tmp_path, G32):
     targets = load_image_set(None, RES, quick=True).faces[:3]
-    one = Study(G32, tmp_path / "a", StudySettings(steps=3, loss="mse", batch_size=1))
-    three = Study(G32, tmp_path / "b", StudySettings(steps=3, loss="mse", batch_size=3))
+    one = StudyContext(G32, tmp_path / "a", EmbedConfig(steps=3, loss="mse", batch_size=1))
+    three = StudyContext(G32, tmp_path / "b", EmbedConfig(steps=3, loss="mse", batch_size=3))
     assert np.allclose(one.embed(targets).latent, three.embed(targets).latent, atol=1e-5)
 
 
 def test_all_studies_quick(tmp_path, G32, image_dir):
     out = tmp_path / "out"
-    res = run_studies(list(STUDIES), G32, "tiny", out, SETTINGS, images=image_dir)
+    G32.source = "tiny"
+    res = run_studies(["all"], G32, out, SETTINGS, QUICK, images=image_dir)
     meta = res["meta"]
+    assert meta["model"] == "tiny" and meta["options"]["quick"]
     assert meta["model_sha256"] == G32.sha256 and meta["settings"]["steps"] == 4
     assert meta["classes"] == {"cats": 1, "faces": 3} and meta["expression_pair"]  # quick: 1 cat
     assert f"torch {torch.__version__}" in meta["machine"] and "logical CPUs" in meta["machine"]
@@ -135,14 +139,14 @@ def test_all_studies_quick(tmp_path, G32, image_dir):
     assert 0 <= exp["defects"]["fill_rate"] <= 1
     assert len(exp["spaces"]["combinations"]) == 6
     assert len(exp["spaces"]["combinations"]["W+, mean"]["psnr_curve_mean"]) == 4
-    edits = exp["edits"]
-    assert edits["morph"]["frames"] == 5 and "face 1 -> cats" in edits["morph"]["cross_class"]
-    assert len(edits["crossover"]["splits"]) == G32.num_ws - 1
-    assert edits["expression"]["pair"].startswith("the neutral and expressive")
+    assert exp["morph"]["frames"] == 5 and "face 1 -> cats" in exp["morph"]["cross_class"]
+    assert len(exp["crossover"]["splits"]) == G32.num_ws - 1
+    assert exp["expression"]["pair"].startswith("the neutral and expressive")
     # Files: report, results, figures of the right sizes.
     report = (out / "report.md").read_text()
     for title in ("Which images embed", "Affine transformations", "Defects",
-                  "Latent space and initialisation", "Edits", "`tiny`", G32.sha256):
+                  "Latent space and initialisation", "Morphing", "Style transfer (crossover)",
+                  "Expression transfer", "`tiny`", G32.sha256):
         assert title in report
     assert json.loads((out / "results.json").read_text())["meta"]["num_ws"] == G32.num_ws
     side = tile_size(RES) + 4
@@ -178,17 +182,26 @@ def test_resume_after_an_interruption(tmp_path, G32, image_dir):
 
     out = tmp_path / "out"
     with pytest.raises(Interrupt):
-        run_studies(["affine"], G32, "tiny", out, SETTINGS, images=image_dir, progress=progress)
+        run_studies(["affine"], G32, out, SETTINGS, QUICK, images=image_dir, progress=progress)
     assert not (out / "report.md").exists()
-    res = run_studies(["affine"], G32, "tiny", out, SETTINGS, images=image_dir)
+    res = run_studies(["affine"], G32, out, SETTINGS, QUICK, images=image_dir)
     assert res["meta"]["embeddings_reused"] == 2 * 3          # two finished conditions
     assert res["meta"]["embeddings_computed"] == (4 - 2) * 3   # of the quick run's four
-    res = run_studies(["affine"], G32, "tiny", out, SETTINGS, images=image_dir)
+    res = run_studies(["affine"], G32, out, SETTINGS, QUICK, images=image_dir)
     assert res["meta"]["embeddings_computed"] == 0
 
 
+def test_groups_expand_in_order_once():
+    from i2s.experiments import expand_names
+
+    assert expand_names(["edits"]) == GROUPS["edits"] == ["morph", "crossover", "expression"]
+    assert expand_names(["morph", "all"]) == ["morph"] + [n for n in STUDIES if n != "morph"]
+    with pytest.raises(I2SError, match="unknown experiment"):
+        expand_names(["nope"])
+
+
 def test_auto_batch_size():
-    from i2s.experiments.context import auto_batch_size
+    from i2s.embedding.config import auto_batch_size
 
     assert [auto_batch_size(r) for r in (16, 64, 128, 256, 1024)] == [16, 16, 4, 1, 1]
 

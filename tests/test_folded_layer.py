@@ -4,10 +4,11 @@ into the convolution (i2s.ops.folded_layer) against the textbook per-sample-weig
 import pytest
 import torch
 
+from i2s.embedding.losses import mean_squared_difference
+from i2s.ops.bias_act import LRELU_GAIN, LRELU_SLOPE, bias_lrelu
 from i2s.ops.fir import make_fir_filter
 from i2s.ops.folded_layer import FoldedSynthesisLayer, channel_dots
-from i2s.models.layers import LRELU_GAIN, LRELU_SLOPE, bias_lrelu
-from i2s.embedding.losses import mean_squared_difference
+from i2s.ops.layer_spec import ConvLayerSpec
 from i2s.ops.modconv import demodulation_coefficients, modulated_conv2d
 
 F64 = torch.float64
@@ -29,13 +30,14 @@ def layer_inputs(up, zero_style=False, seed=0):
 def folded(x, styles, weight, bias, noise, up, clamp):
     fir = make_fir_filter().double()
     dcoefs = demodulation_coefficients(weight, styles)
-    return FoldedSynthesisLayer.apply(x, styles, dcoefs, weight, bias, noise, up, fir,
-                                      LRELU_GAIN, LRELU_SLOPE, clamp)
+    spec = ConvLayerSpec(weight, bias, up, fir, clamp, LRELU_GAIN, LRELU_SLOPE)
+    return FoldedSynthesisLayer.apply(x, styles, dcoefs, noise, spec, None)
 
 
 def textbook(x, styles, weight, bias, noise, up, clamp):
     fir = make_fir_filter().double()
-    y = modulated_conv2d(x, weight, styles, demodulate=True, up=up, fir=fir, fused=True)
+    y = modulated_conv2d(x, weight, styles, demodulate=True, up=up, fir=fir,
+                         per_sample_weights=True)
     return bias_lrelu(y + noise, bias, clamp=clamp)
 
 
@@ -100,7 +102,7 @@ def test_generator_single_sample_path_matches_reference(monkeypatch):
     img = G.synthesis(ws)
     # input sizes: b16 (16 channels, 16^2 > 9 * 16) and b32 folded; b4, b8 (32 channels) not
     assert calls == [8, 16, 16, 32]
-    ref = G.synthesis(ws, fused=True)
+    ref = G.synthesis(ws, reference=True)
     assert (img - ref).abs().max().item() < 1e-12
     g = torch.randn_like(img)
     got = torch.autograd.grad(img, ws, g)[0]
@@ -135,7 +137,7 @@ def test_trainable_weights_take_the_path_with_weight_gradients():
     G.synthesis(ws).square().sum().backward()
     grads = {k: p.grad.clone() for k, p in G.synthesis.named_parameters()}
     G.zero_grad()
-    G.synthesis(ws.detach(), fused=True).square().sum().backward()
+    G.synthesis(ws.detach(), reference=True).square().sum().backward()
     for k, p in G.synthesis.named_parameters():
         if p.grad is None:
             continue

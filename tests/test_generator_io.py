@@ -11,7 +11,7 @@ from tests.conftest import make_generator
 
 def test_save_load_same_image(tmp_path, tiny_G):
     path = tmp_path / "g.safetensors"
-    tiny_G.save(path)
+    i2s.save_generator(tiny_G, path)
     G2 = i2s.load_generator(path)
     assert G2.cfg == tiny_G.cfg
     assert G2.sha256 == sha256_file(path)
@@ -74,6 +74,6 @@ def test_save_is_atomic_on_failure(tmp_path, tiny_G, monkeypatch):
 
     monkeypatch.setattr("i2s.weights.generator_file.save_file", boom)
     with pytest.raises(RuntimeError):
-        tiny_G.save(path)
+        i2s.save_generator(tiny_G, path)
     assert path.read_bytes() == b"previous contents"
     assert [p.name for p in tmp_path.iterdir()] == ["g.safetensors"]

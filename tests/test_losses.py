@@ -3,8 +3,9 @@ import math
 import torch
 import torch.nn.functional as F
 
-from i2s.embedding.losses import EmbedLoss, PerceptualLoss, mse_per_sample, psnr_from_mse
-from i2s.models.vgg16 import load_vgg16
+from i2s.embedding.losses import EmbedLoss, PerceptualLoss, mse_per_sample
+from i2s.media.metrics import psnr as psnr_from_mse
+from i2s.weights.load import load_vgg16
 
 
 def test_mse_and_psnr_known_values():

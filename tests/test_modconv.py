@@ -34,7 +34,7 @@ def test_matches_per_sample_definition(demodulate, k):
     x, w, s = torch.randn(3, 4, 6, 6), torch.randn(5, 4, k, k), torch.randn(3, 4)
     ref = manual_modconv(x, w, s, demodulate)
     for fused in (False, True):
-        out = modulated_conv2d(x, w, s, demodulate=demodulate, fused=fused)
+        out = modulated_conv2d(x, w, s, demodulate=demodulate, per_sample_weights=fused)
         assert torch.allclose(out, ref, atol=1e-5)
 
 
@@ -45,7 +45,7 @@ def test_up_conv_matches_reference_path():
     fir = make_fir_filter().double()
     ref = reference_up_conv(x, w, fir)
     for fused in (False, True):
-        out = modulated_conv2d(x, w, s, demodulate=False, up=2, fir=fir, fused=fused)
+        out = modulated_conv2d(x, w, s, demodulate=False, up=2, fir=fir, per_sample_weights=fused)
         assert out.shape == (2, 6, 10, 10)
         assert torch.allclose(out, ref, atol=1e-10)
 
@@ -73,7 +73,7 @@ def test_gradcheck_float64(up, fused):
     fir = make_fir_filter().double()
 
     def fn(x, w, s):
-        return modulated_conv2d(x, w, s, demodulate=True, up=up, fir=fir, fused=fused)
+        return modulated_conv2d(x, w, s, demodulate=True, up=up, fir=fir, per_sample_weights=fused)
 
     assert torch.autograd.gradcheck(fn, (x, w, s), eps=1e-6, atol=1e-5)
 

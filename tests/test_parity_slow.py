@@ -16,7 +16,7 @@ def test_ffhq1024_fast_path_matches_reference_within_1e4():
                 m.noise_strength.fill_(0.1)
         ws = G.mapping(torch.randn(1, 512))
         fast = G.synthesis(ws)
-        ref = G.synthesis(ws, fused=True)
+        ref = G.synthesis(ws, reference=True)
     assert fast.shape == (1, 3, 1024, 1024)
     assert (fast - ref).abs().max().item() < 1e-4
 
@@ -29,10 +29,11 @@ def test_ffhq1024_latent_gradient_fused_kernels_as_accurate_as_aten_path(monkeyp
     gradient of the first layers here; each differs from float64 by as much.)"""
     import copy
 
-    import i2s.ops.cpu_kernels as fused_cpu
+    import i2s.ops.cpu_kernels as cpu_kernels
+    import i2s.ops.synthesis_path as synthesis_path
 
-    if fused_cpu.fused_kernels() is None:
-        pytest.skip(f"fused kernels unavailable: {fused_cpu.fused_status()}")
+    if cpu_kernels.load_kernels() is None:
+        pytest.skip(f"CPU kernels unavailable: {cpu_kernels.kernel_status()}")
     torch.manual_seed(0)
     G = i2s.StyleGAN2Generator(i2s.StyleGAN2Config(resolution=1024, conv_clamp=256)).eval()
     G.requires_grad_(False)
@@ -50,7 +51,7 @@ def test_ffhq1024_latent_gradient_fused_kernels_as_accurate_as_aten_path(monkeyp
         return img.detach().double(), grad.double()
 
     img, grad = run(G, ws, weights)
-    monkeypatch.setattr(fused_cpu, "MIN_ELEMENTS", 2**62)
+    monkeypatch.setattr(synthesis_path, "KERNEL_MIN_ELEMENTS", 2**62)
     img_aten, grad_aten = run(G, ws, weights)
     img_64, grad_64 = run(copy.deepcopy(G).double(), ws.double(), weights.double())
 

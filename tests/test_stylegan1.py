@@ -136,7 +136,7 @@ def test_shapes_and_interface(res, tmp_path):
     assert G.synthesis(ws).shape == (2, 3, res, res)
     assert torch.allclose(G.mapping(torch.randn(1, 8), truncation_psi=0.0)[0],
                           G.w_avg.expand(G.num_ws, -1))
-    G.save(tmp_path / "v1.safetensors")
+    i2s.save_generator(G, tmp_path / "v1.safetensors")
     G2 = i2s.load_generator(tmp_path / "v1.safetensors")
     assert isinstance(G2, i2s.StyleGANGenerator) and torch.equal(G2.synthesis(ws),
                                                                  G.synthesis(ws))

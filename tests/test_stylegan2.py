@@ -80,7 +80,7 @@ def test_ws_bookkeeping_torgb_shares_index_with_next_conv():
 def test_fused_path_matches_fast_path():
     G = make_generator(resolution=32)
     ws = G.mapping(torch.randn(3, 32))
-    assert torch.allclose(G.synthesis(ws), G.synthesis(ws, fused=True), atol=1e-5)
+    assert torch.allclose(G.synthesis(ws), G.synthesis(ws, reference=True), atol=1e-5)
 
 
 def test_mapping_normalises_z_and_truncates():
@@ -153,7 +153,7 @@ def test_cached_weight_square_sums_follow_weight_changes():
     got = G.synthesis(ws)
     assert layer.weight_square_sums() is not first
     torch.testing.assert_close(layer.weight_square_sums(), first * 2.25)
-    torch.testing.assert_close(got, G.synthesis(ws, fused=True), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(got, G.synthesis(ws, reference=True), rtol=1e-5, atol=1e-5)
     # a trainable weight is never cached: its gradient must flow through the sums
     layer.weight.requires_grad_(True)
     assert layer.weight_square_sums().requires_grad

@@ -7,8 +7,6 @@ import pytest
 import torch
 
 from i2s.demo import teacher as dcgan
-from i2s.errors import I2SError
-from i2s.weights.generator_file import load_generator_file
 from i2s.demo.train import (
     AdversarialConfig,
     TrainDemoConfig,
@@ -17,6 +15,8 @@ from i2s.demo.train import (
     learning_rate,
     pyramid_l1,
 )
+from i2s.errors import I2SError
+from i2s.weights.generator_file import load_generator_file
 from tests.cli_run import run
 
 SHARED_TEACHER = Path(__file__).resolve().parents[2] / "shared" / "data" / "digiface_dcgan64.pt"

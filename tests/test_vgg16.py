@@ -2,7 +2,8 @@ import pytest
 import torch
 
 import i2s
-from i2s.models.vgg16 import CONV_INDEX, VGG16Features, load_vgg16
+from i2s.models.vgg16 import CONV_INDEX, VGG16Features
+from i2s.weights.load import find_vgg16_weights, load_vgg16
 from tests.conftest import make_vgg_state
 
 
@@ -46,9 +47,19 @@ def test_missing_weights_message_says_where_and_how_to_avoid(tmp_path, monkeypat
         load_vgg16(tmp_path / "nope.pth")
 
 
-def test_default_location_is_found(tmp_path, monkeypatch, vgg_file):
-    monkeypatch.setenv("I2S_HOME", str(vgg_file.parent))
+def test_default_locations_are_found(tmp_path, monkeypatch, vgg_file):
+    """The download cache ($I2S_HOME/downloads), then torch's hub cache."""
+    monkeypatch.setenv("I2S_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.delenv("I2S_VGG16", raising=False)
+    hub = tmp_path / "torch" / "hub" / "checkpoints" / vgg_file.name
+    hub.parent.mkdir(parents=True)
+    hub.write_bytes(vgg_file.read_bytes())
+    assert find_vgg16_weights() == hub
+    cached = tmp_path / "home" / "downloads" / vgg_file.name
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(vgg_file.read_bytes())
+    assert find_vgg16_weights() == cached
     assert isinstance(load_vgg16(), VGG16Features)
 
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from i2s.embedding.config import EmbedConfig
+from i2s.embedding.config import INIT_KEYWORDS, EmbedConfig
 from i2s.embedding.latents import check_latent_fits, check_latent_model, load_latent
-from i2s.embedding.optimisation import embed
+from i2s.embedding.optimisation import embed, load_init_latent
 from i2s.embedding.result import StepInfo
 from i2s.errors import I2SError
 from i2s.faces import AlignTransform, FaceModelsMissing, align
@@ -110,6 +110,8 @@ def embed_files(G, images: list[str], out_dir: str | Path, config: EmbedConfig, 
     reason)`` and ``on_done(input, folder, psnr)`` are called as that happens.
     """
     out_dir = Path(out_dir)
+    if config.init not in INIT_KEYWORDS:
+        load_init_latent(config.init)  # a bad start fails before any image is read
     done = EmbeddedFiles(on_failure=on_failure)
     paths, arrays, transforms = [], [], []
     for raw in images:

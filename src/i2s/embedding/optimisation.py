@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -106,6 +107,13 @@ def _latent_file_tensor(G, lat: LatentFile, space: str) -> torch.Tensor:
     return torch.from_numpy(lat.w)[None]
 
 
+def load_init_latent(init: str) -> LatentFile:
+    """The latent file named by ``init`` (neither 'mean' nor 'random')."""
+    if not Path(init).is_file():
+        raise I2SError(f"init {init!r}: use 'mean', 'random' or the path of a latent.npz")
+    return load_latent(init)
+
+
 def latent_to_ws(G, space: str, var: torch.Tensor) -> torch.Tensor:
     """Optimised variable -> W+ codes [N, num_ws, w_dim]."""
     if space == "w+":
@@ -151,7 +159,7 @@ def embed(
     if start is not None:
         cfg = cfg.replace(init=INIT_GIVEN)
     elif cfg.init not in INIT_KEYWORDS:
-        start = load_latent(cfg.init)
+        start = load_init_latent(cfg.init)
     device = G.w_avg.device
     target = images.detach().float().to(device)
     if target.ndim == 3:

@@ -4,18 +4,22 @@ import dataclasses
 import os
 import shutil
 import time
+import warnings
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 import i2s
-import i2s.ops.cpu_kernels as fused_cpu
+import i2s.ops.cpu_kernels as cpu_kernels
+import i2s.ops.synthesis_path as synthesis_path
 from i2s.ops.fir import fir_filter2d, make_fir_filter, separable_taps
 from i2s.ops.folded_block import FoldedSynthesisBlock
-from i2s.ops.folded_layer import FoldedSynthesisLayer, fir_adjoint
-from i2s.models.layers import LRELU_GAIN, LRELU_SLOPE
+from i2s.ops.folded_layer import fir_adjoint
+from i2s.ops.layer_spec import ConvLayerSpec
 from i2s.ops.modconv import demodulation_coefficients
+from i2s.ops.synthesis_layer import conv_layer
+from i2s.ops.synthesis_path import LayerPath, conv_layer_path
 from tests.conftest import make_generator
 
 needs_compiler = pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None,
@@ -25,8 +29,8 @@ needs_compiler = pytest.mark.skipif(shutil.which("c++") is None and shutil.which
 @pytest.fixture
 def kernels_on(monkeypatch):
     """Every folded layer takes the kernels, whatever its size."""
-    monkeypatch.setattr(fused_cpu, "MIN_ELEMENTS", 0)
-    assert fused_cpu.fused_kernels() is not None, fused_cpu.fused_status()
+    monkeypatch.setattr(synthesis_path, "KERNEL_MIN_ELEMENTS", 0)
+    assert cpu_kernels.load_kernels() is not None, cpu_kernels.kernel_status()
 
 
 def general_fir():
@@ -37,7 +41,8 @@ def general_fir():
     return f / f.sum()
 
 
-def run_layer(up, noise_on, clamp, seed=0, fir=None):
+def run_layer(up, noise_on, clamp, kernels, seed=0, fir=None):
+    """One folded layer (with or without the kernels): output and (dL/dx, dL/ds)."""
     g = torch.Generator().manual_seed(seed)
     i, o, h = 6, 20, 7  # 20 channels: a vector remainder in the kernels' channel loops
     x = torch.randn(1, i, h, h, generator=g).contiguous(memory_format=torch.channels_last)
@@ -48,9 +53,9 @@ def run_layer(up, noise_on, clamp, seed=0, fir=None):
     x.requires_grad_(True)
     styles.requires_grad_(True)
     dcoefs = demodulation_coefficients(weight, styles)
-    out = FoldedSynthesisLayer.apply(x, styles, dcoefs, weight, bias, noise, up,
-                                     make_fir_filter() if fir is None else fir, LRELU_GAIN,
-                                     LRELU_SLOPE, clamp)
+    spec = ConvLayerSpec(weight, bias, up, make_fir_filter() if fir is None else fir, clamp)
+    out = conv_layer(x, styles, dcoefs, noise, spec,
+                     LayerPath.KERNELS if kernels else LayerPath.FOLDED)
     grad_out = torch.randn(out.shape, generator=g)
     grads = torch.autograd.grad(out, (x, styles), grad_out)
     return out.detach(), grads
@@ -62,11 +67,9 @@ def run_layer(up, noise_on, clamp, seed=0, fir=None):
 @pytest.mark.parametrize("clamp", [None, 0.8])
 def test_kernels_match_aten_path(monkeypatch, up, fir, noise_on, clamp):
     fir = general_fir() if fir == "general" else None
-    monkeypatch.setattr(fused_cpu, "MIN_ELEMENTS", 2**62)
-    out_ref, grads_ref = run_layer(up, noise_on, clamp, fir=fir)
-    monkeypatch.setattr(fused_cpu, "MIN_ELEMENTS", 0)
-    out, grads = run_layer(up, noise_on, clamp, fir=fir)
-    assert fused_cpu.fused_kernels() is not None
+    assert cpu_kernels.load_kernels() is not None
+    out_ref, grads_ref = run_layer(up, noise_on, clamp, False, fir=fir)
+    out, grads = run_layer(up, noise_on, clamp, True, fir=fir)
     assert out.is_contiguous(memory_format=torch.channels_last)
     if up == 1:
         assert torch.equal(out, out_ref)  # the same float operations in the same order
@@ -85,7 +88,7 @@ def test_generator_through_kernels(kernels_on, monkeypatch):
     ws.requires_grad_(True)
     img = G.synthesis(ws)
     (grad,) = torch.autograd.grad(img.square().sum(), ws)
-    monkeypatch.setattr(fused_cpu, "MIN_ELEMENTS", 2**62)
+    monkeypatch.setattr(synthesis_path, "KERNEL_MIN_ELEMENTS", 2**62)
     img_ref = G.synthesis(ws)
     (grad_ref,) = torch.autograd.grad(img_ref.square().sum(), ws)
     torch.testing.assert_close(img, img_ref, rtol=1e-5, atol=1e-6)
@@ -143,7 +146,7 @@ def test_folded_block_matches_separate_layers(monkeypatch, case):
     ws = G.w_avg.expand(1, G.num_ws, -1) + 0.5 * torch.randn(1, G.num_ws, G.w_dim)
     kw = dict(noise_mode={"no_noise": "none", "random_noise": "random"}.get(case, "const"),
               use_x=case.startswith("features"), use_rgb=case != "features_only")
-    monkeypatch.setattr(fused_cpu, "MIN_ELEMENTS", 2**62)
+    monkeypatch.setattr(synthesis_path, "KERNEL_MIN_ELEMENTS", 2**62)
     b32 = G.synthesis.b32
     seen = {}
     hooks = [m.register_forward_hook(lambda m, i, o, name=name: seen.setdefault(name, o))
@@ -153,7 +156,7 @@ def test_folded_block_matches_separate_layers(monkeypatch, case):
         h.remove()
     if case == "clamp":  # the clamp bites in every layer of the block
         assert all((o.abs() >= 0.6).any() and (o.abs() < 0.6).any() for o in seen.values())
-    monkeypatch.setattr(fused_cpu, "MIN_ELEMENTS", 0)
+    monkeypatch.setattr(synthesis_path, "KERNEL_MIN_ELEMENTS", 0)
     calls = []
     apply = FoldedSynthesisBlock.apply
     monkeypatch.setattr(FoldedSynthesisBlock, "apply", lambda *a: calls.append(1) or apply(*a))
@@ -171,9 +174,9 @@ def test_every_small_block_size_and_odd_channel_counts(monkeypatch):
     G = make_generator(resolution=64, channel_base=256, channel_max=8)
     torch.manual_seed(2)
     ws = G.w_avg.expand(1, G.num_ws, -1) + 0.5 * torch.randn(1, G.num_ws, G.w_dim)
-    monkeypatch.setattr(fused_cpu, "MIN_ELEMENTS", 2**62)
+    monkeypatch.setattr(synthesis_path, "KERNEL_MIN_ELEMENTS", 2**62)
     outs_ref, grad_ref = block_run(G, ws)
-    monkeypatch.setattr(fused_cpu, "MIN_ELEMENTS", 0)
+    monkeypatch.setattr(synthesis_path, "KERNEL_MIN_ELEMENTS", 0)
     calls = []
     apply = FoldedSynthesisBlock.apply
     monkeypatch.setattr(FoldedSynthesisBlock, "apply", lambda *a: calls.append(1) or apply(*a))
@@ -184,38 +187,43 @@ def test_every_small_block_size_and_odd_channel_counts(monkeypatch):
 
 
 def test_switched_off_by_environment(monkeypatch):
-    monkeypatch.setattr(fused_cpu, "_module", None)
-    monkeypatch.setattr(fused_cpu, "_failure", None)
-    monkeypatch.setenv("I2S_FUSED_CPU", "0")
-    assert fused_cpu.fused_kernels() is None
-    assert fused_cpu.fused_status() == "aten path (I2S_FUSED_CPU=0)"
-    assert not fused_cpu.use_fused(torch.zeros(1, 8, 512, 512), 8 * 1024 * 1024)
+    monkeypatch.setattr(cpu_kernels, "_module", None)
+    monkeypatch.setattr(cpu_kernels, "_failure", None)
+    monkeypatch.setenv("I2S_CPU_KERNELS", "0")
+    assert cpu_kernels.load_kernels() is None
+    assert cpu_kernels.kernel_status() == "aten path (I2S_CPU_KERNELS=0)"
+    assert conv_layer_path(batch=1, resolution=1024, out_channels=8, trains=False,
+                           device=torch.device("cpu"), dtype=torch.float32) is LayerPath.FOLDED
 
 
 def test_build_failure_warns_once_and_layer_still_works(monkeypatch):
-    monkeypatch.setattr(fused_cpu, "_module", None)
-    monkeypatch.setattr(fused_cpu, "_failure", None)
-    monkeypatch.setattr(fused_cpu, "MIN_ELEMENTS", 0)
-    monkeypatch.delenv("I2S_FUSED_CPU", raising=False)
-    monkeypatch.setattr(fused_cpu.sys, "platform", "linux")
+    monkeypatch.setattr(cpu_kernels, "_module", None)
+    monkeypatch.setattr(cpu_kernels, "_failure", None)
+    monkeypatch.setattr(synthesis_path, "KERNEL_MIN_ELEMENTS", 0)
+    monkeypatch.delenv("I2S_CPU_KERNELS", raising=False)
+    monkeypatch.setattr(cpu_kernels.sys, "platform", "linux")
 
     def broken_build():
         raise RuntimeError("Error building extension 'x'\nc++: command not found")
 
-    monkeypatch.setattr(fused_cpu, "_build", broken_build)
+    monkeypatch.setattr(cpu_kernels, "_build", broken_build)
+    kw = dict(batch=1, resolution=64, out_channels=20, trains=False,
+              device=torch.device("cpu"), dtype=torch.float32)
     with pytest.warns(RuntimeWarning, match="c\\+\\+: command not found"):
-        out, _ = run_layer(2, True, None)
-    assert fused_cpu.fused_status() == "aten path (RuntimeError: c++: command not found)"
-    monkeypatch.setattr(fused_cpu, "MIN_ELEMENTS", 2**62)
-    out_ref, _ = run_layer(2, True, None)
-    torch.testing.assert_close(out, out_ref, rtol=1e-6, atol=1e-6)
+        assert conv_layer_path(**kw) is LayerPath.FOLDED
+    assert cpu_kernels.kernel_status() == "aten path (RuntimeError: c++: command not found)"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once only
+        assert conv_layer_path(**kw) is LayerPath.FOLDED
+    out, _ = run_layer(2, True, None, False)
+    assert torch.isfinite(out).all()
 
 
 @needs_compiler
 def test_large_layers_take_the_streaming_store_path_correctly():
     """From 32 MB on (with AVX-512) the FIR kernels write with streaming stores; the small
     tests above never get there."""
-    k = fused_cpu.fused_kernels()
+    k = cpu_kernels.load_kernels()
     g = torch.Generator().manual_seed(0)
     c, r = 16, 1024  # 64 MB activations
     cl = torch.channels_last
@@ -245,10 +253,10 @@ def test_stale_build_lock_is_removed(tmp_path, monkeypatch):
     monkeypatch.setattr(cpp_extension, "_get_build_directory", lambda name, verbose: tmp_path)
     lock = tmp_path / "lock"
     lock.write_text("")
-    fused_cpu._remove_stale_lock(cpp_extension, "x")
+    cpu_kernels._remove_stale_lock(cpp_extension, "x")
     assert lock.exists()  # a fresh lock belongs to a build in progress
-    old = time.time() - fused_cpu.STALE_LOCK_SECONDS - 60
+    old = time.time() - cpu_kernels.STALE_LOCK_SECONDS - 60
     os.utime(lock, (old, old))
     with pytest.warns(RuntimeWarning, match="stale build lock"):
-        fused_cpu._remove_stale_lock(cpp_extension, "x")
+        cpu_kernels._remove_stale_lock(cpp_extension, "x")
     assert not lock.exists()
