@@ -24,12 +24,12 @@ import numpy as np
 import torch
 
 import i2s
+from i2s.demo.train import compute_w_avg
 from i2s.experiments.image_set import packaged_examples
 from i2s.media.grid import image_grid
 from i2s.media.images import load_image, save_image, to_tensor, to_uint8
-from i2s.embedding.losses import mse_per_sample, psnr_from_mse
+from i2s.media.metrics import mse, psnr
 from i2s.provenance import describe_machine
-from i2s.demo.train import compute_w_avg
 
 FACE_SEEDS = list(range(100, 116))
 
@@ -40,8 +40,7 @@ def embed_psnr(G, targets: torch.Tensor, steps: int) -> tuple[np.ndarray, np.nda
     res = i2s.embed(G, targets, space="w+", steps=steps, loss="mse", seed=0)
     seconds = time.perf_counter() - t
     recon = to_uint8(res.image)
-    mse = mse_per_sample(to_tensor(recon), to_tensor(to_uint8(targets)))
-    return psnr_from_mse(mse).numpy(), recon, seconds
+    return psnr(mse(recon, to_uint8(targets))), recon, seconds
 
 
 def main() -> None:

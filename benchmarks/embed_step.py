@@ -7,9 +7,9 @@ channel_max 512, 8 mapping layers), random weights (same cost as trained ones).
 
 Prints seconds per step (best and median), peak memory, the FLOPs of one step
 (``torch.utils.flop_counter``; difference of a 2-step and a 1-step run, counted on the aten
-path because the counter cannot see inside the compiled kernels of ``i2s.ops.cpu_kernels``), the
-measured dense 3x3-conv throughput of this machine, and the ratio step time / (FLOPs /
-throughput). ``I2S_FUSED_CPU=0`` times the aten path instead.
+path because the counter cannot see inside the compiled kernels of ``i2s.ops.cpu_kernels``),
+the measured dense 3x3-conv throughput of this machine, and the ratio step time / (FLOPs /
+throughput). ``I2S_CPU_KERNELS=0`` times the aten path instead.
 
     python benchmarks/embed_step.py                 # 256 and 1024 px on the CPU
     python benchmarks/embed_step.py --device cuda --resolutions 1024
@@ -29,10 +29,11 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode, conv_flop_count
 
 import i2s
-import i2s.ops.cpu_kernels as fused_cpu
-from i2s.ops.cpu_allocator import keep_freed_memory
-from i2s.provenance import describe_machine
+import i2s.ops.synthesis_path as synthesis_path
 from i2s.models.vgg16 import VGG16Features
+from i2s.ops.cpu_allocator import keep_freed_memory
+from i2s.ops.cpu_kernels import kernel_status
+from i2s.provenance import describe_machine
 
 
 def _sync(device: torch.device) -> None:
@@ -108,15 +109,15 @@ def measure(resolution: int, device: torch.device, steps: int, warmup: int) -> d
     else:  # before the FLOP-counting runs below, which take the aten path
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         peak_kind = "process peak RSS"
-    # FLOPs are counted on the aten path: the compiled kernels of i2s.ops.cpu_kernels do part of the
-    # same arithmetic (ToRGB gradients, channel sums) where the counter cannot see it.
+    # FLOPs are counted on the aten path: the compiled kernels of i2s.ops.cpu_kernels do part
+    # of the same arithmetic (ToRGB gradients, channel sums) where the counter cannot see it.
     flops = []
-    kernel_threshold, fused_cpu.MIN_ELEMENTS = fused_cpu.MIN_ELEMENTS, 2**62
+    threshold, synthesis_path.KERNEL_MIN_ELEMENTS = synthesis_path.KERNEL_MIN_ELEMENTS, 2**62
     for n in (1, 2):
         with FlopCounterMode(display=False, custom_mapping=FLOP_FORMULAS) as fc:
             i2s.embed(G, target, steps=n, vgg=vgg)
         flops.append(fc.get_total_flops())
-    fused_cpu.MIN_ELEMENTS = kernel_threshold
+    synthesis_path.KERNEL_MIN_ELEMENTS = threshold
     times.sort()
     return {"resolution": resolution, "device": str(device), "steps_timed": steps,
             "throughput_gflops": gflops,
@@ -140,7 +141,7 @@ def main() -> None:
         return
     print(f"machine: {describe_machine()}")
     if device.type == "cpu":
-        print(f"large layers: {fused_cpu.fused_status()}")
+        print(f"large layers: {kernel_status()}")
     if device.type == "cuda":
         print(f"gpu: {torch.cuda.get_device_name(device)}")
     print("throughput: dense 3x3 conv, fp32, median of 7 runs per layer shape, best shape, "
@@ -161,7 +162,7 @@ def main() -> None:
               f"ratio {r['ratio_to_floor']:.2f}x, {r['peak_kind']} {r['peak_mib']:.0f} MiB")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"machine": describe_machine(), "kernels": fused_cpu.fused_status(),
+            json.dump({"machine": describe_machine(), "kernels": kernel_status(),
                    "rows": rows}, f, indent=2)
 
 

@@ -14,8 +14,8 @@ import argparse
 import shutil
 
 from i2s.demo import teacher as dcgan
-from i2s.faces.align import align
 from i2s.experiments.image_set import packaged_examples
+from i2s.faces import align
 from i2s.media.images import save_image, square_resized, to_uint8
 
 FACE_SEEDS = list(range(100, 116))   # held out: training uses seeds >= 1e9 (i2s.demo.train)

@@ -127,6 +127,153 @@ def test_rosinality_checkpoint_converts_exactly(tmp_path, legacy):
     assert_same_images(G, conv.G)
 
 
+def _rosinality_g_ema_16(seed: int = 11) -> dict[str, torch.Tensor]:
+    """A rosinality ``g_ema`` state dict written by hand from the documented layout (not via
+    the inverse mapping): size 16, style_dim 8, n_mlp 2, channels 16 / 16 / 8 at 4 / 8 / 16 px.
+
+    ``style.0`` is the pixel norm (no weights), so the dense layers are ``style.1..n_mlp``
+    ([out, in], stored as randn / lr_mul like NVIDIA's); modulated convs hold ``conv.weight``
+    [1, out, in, k, k] and ``conv.modulation`` [in, style_dim] (bias initialised to 1);
+    StyledConv adds ``noise.weight`` [1] and ``activate.bias`` [out]; ToRGB's bias is
+    [1, 3, 1, 1]; up-sampling convs keep ``conv.blur.kernel`` and ToRGBs after the first
+    ``upsample.kernel`` (the normalised [1,3,3,1] outer product times factor**2 = 4); noise
+    buffers ``noises.noise_{i}`` are [1, 1, R, R] with R = 2 ** ((i + 5) // 2)."""
+    gen = torch.Generator().manual_seed(seed)
+
+    def rnd(*shape):
+        return torch.randn(shape, generator=gen)
+
+    taps = torch.tensor([1.0, 3.0, 3.0, 1.0])
+    kern = torch.outer(taps, taps) / 64.0 * 4
+    g = {"style.1.weight": rnd(8, 8), "style.1.bias": rnd(8),
+         "style.2.weight": rnd(8, 8), "style.2.bias": rnd(8),
+         "input.input": rnd(1, 16, 4, 4)}
+
+    def styled(name, c_in, c_out, up=False):
+        g[f"{name}.conv.weight"] = rnd(1, c_out, c_in, 3, 3)
+        g[f"{name}.conv.modulation.weight"] = rnd(c_in, 8)
+        g[f"{name}.conv.modulation.bias"] = 1 + 0.1 * rnd(c_in)
+        g[f"{name}.noise.weight"] = rnd(1)
+        g[f"{name}.activate.bias"] = rnd(c_out)
+        if up:
+            g[f"{name}.conv.blur.kernel"] = kern.clone()
+
+    def to_rgb(name, c_in, up=True):
+        g[f"{name}.conv.weight"] = rnd(1, 3, c_in, 1, 1)
+        g[f"{name}.conv.modulation.weight"] = rnd(c_in, 8)
+        g[f"{name}.conv.modulation.bias"] = 1 + 0.1 * rnd(c_in)
+        g[f"{name}.bias"] = rnd(1, 3, 1, 1)
+        if up:
+            g[f"{name}.upsample.kernel"] = kern.clone()
+
+    styled("conv1", 16, 16)
+    to_rgb("to_rgb1", 16, up=False)
+    styled("convs.0", 16, 16, up=True)
+    styled("convs.1", 16, 16)
+    to_rgb("to_rgbs.0", 16)
+    styled("convs.2", 16, 8, up=True)
+    styled("convs.3", 8, 8)
+    to_rgb("to_rgbs.1", 8)
+    for i, r in enumerate([4, 8, 8, 16, 16]):
+        g[f"noises.noise_{i}"] = rnd(1, 1, r, r)
+    return g
+
+
+def test_rosinality_known_answers(tmp_path):
+    """Hand-built rosinality checkpoint: each documented fact lands exactly where it should."""
+    g = _rosinality_g_ema_16()
+    # Up-sampling conv: one tap. rosinality's convert_weight.py flips TF's Conv0_up weights, as
+    # NVIDIA's TF -> ADA conversion does, so both store the same transposed-conv weight:
+    # no flip and no in/out swap between them, only the leading 1 dropped.
+    up = torch.zeros(1, 8, 16, 3, 3)
+    up[0, 5, 11, 0, 2] = 5.0
+    g["convs.2.conv.weight"] = up
+    plain = torch.zeros(1, 16, 16, 3, 3)
+    plain[0, 3, 7, 2, 1] = 7.0
+    g["convs.1.conv.weight"] = plain
+    rgb = torch.zeros(1, 3, 16, 1, 1)
+    rgb[0, 2, 9, 0, 0] = 3.0
+    g["to_rgbs.0.conv.weight"] = rgb
+    g["convs.2.noise.weight"] = torch.tensor([0.25])
+    g["to_rgbs.1.bias"] = torch.tensor([0.1, 0.2, 0.3]).reshape(1, 3, 1, 1)
+    g["conv1.conv.modulation.bias"] = 1.0 + torch.arange(16.0) / 100
+    latent_avg = torch.linspace(-1, 1, 8)
+    src = tmp_path / "stylegan2-ffhq-config-f.pt"
+    torch.save({"g_ema": g, "latent_avg": latent_avg}, src)
+    conv = convert_checkpoint(src)
+    cfg, sd = conv.G.cfg, conv.G.state_dict()
+
+    # Config from the shapes: 4 * 2**len(to_rgbs) px, style_dim for z and w, n_mlp layers.
+    assert conv.source_format == "rosinality"
+    assert (cfg.resolution, cfg.z_dim, cfg.w_dim, cfg.mapping_layers) == (16, 8, 8, 2)
+    assert [cfg.channels(r) for r in (4, 8, 16)] == [16, 16, 8]
+    # 1. Conv weights: [1, out, in, k, k] -> [out, in, k, k], same taps (no flip, even when up).
+    w = sd["synthesis.b16.conv0.weight"]
+    assert w.shape == (8, 16, 3, 3) and w[5, 11, 0, 2] == 5.0 and w.abs().sum() == 5.0
+    w = sd["synthesis.b8.conv1.weight"]
+    assert w[3, 7, 2, 1] == 7.0 and w.abs().sum() == 7.0
+    w = sd["synthesis.b8.torgb.weight"]
+    assert w.shape == (3, 16, 1, 1) and w[2, 9, 0, 0] == 3.0 and w.abs().sum() == 3.0
+    # 2. Modulation: stored as used (bias initialised to 1, no TF-style offset), [in, style_dim].
+    assert torch.equal(sd["synthesis.b4.conv1.affine.bias"], g["conv1.conv.modulation.bias"])
+    assert torch.equal(sd["synthesis.b16.conv1.affine.weight"],
+                       g["convs.3.conv.modulation.weight"])
+    assert torch.equal(sd["synthesis.b16.torgb.affine.bias"],
+                       g["to_rgbs.1.conv.modulation.bias"])
+    # 3. Noise buffers by layer order: noise_0 -> b4.conv1, then convs.{j} -> noise_{j+1}.
+    for i, key in enumerate(["b4.conv1", "b8.conv0", "b8.conv1", "b16.conv0", "b16.conv1"]):
+        assert torch.equal(sd[f"synthesis.{key}.noise_const"], g[f"noises.noise_{i}"][0, 0])
+    # 4. NoiseInjection weight [1] -> 0-d noise_strength.
+    assert sd["synthesis.b16.conv0.noise_strength"].shape == ()
+    assert sd["synthesis.b16.conv0.noise_strength"].item() == 0.25
+    # 5. FusedLeakyReLU bias [C] -> conv bias; ToRGB bias [1, 3, 1, 1] -> [3].
+    assert torch.equal(sd["synthesis.b16.conv1.bias"], g["convs.3.activate.bias"])
+    assert torch.equal(sd["synthesis.b4.conv1.bias"], g["conv1.activate.bias"])
+    assert torch.equal(sd["synthesis.b16.torgb.bias"], torch.tensor([0.1, 0.2, 0.3]))
+    # 6. Const input [1, C, 4, 4] -> [C, 4, 4]; latent_avg -> w_avg.
+    assert torch.equal(sd["synthesis.b4.const"], g["input.input"][0])
+    assert torch.equal(sd["mapping.w_avg"], latent_avg)
+    # 7. Mapping: style.{i+1} -> fc{i} unscaled (both store W / lr_mul and b unscaled) ...
+    for i in range(2):
+        assert torch.equal(sd[f"mapping.fc{i}.weight"], g[f"style.{i + 1}.weight"])
+        assert torch.equal(sd[f"mapping.fc{i}.bias"], g[f"style.{i + 1}.bias"])
+    # ... and the converted mapping computes rosinality's: pixel norm (eps 1e-8), then
+    # lrelu_0.2(x @ (W * lr_mul / sqrt(in)).T + b * lr_mul) * sqrt(2), lr_mul 0.01.
+    z = torch.randn(4, 8, generator=torch.Generator().manual_seed(1))
+    x = z * torch.rsqrt(z.square().mean(1, keepdim=True) + 1e-8)
+    for i in (1, 2):
+        y = x @ (g[f"style.{i}.weight"] * 0.01 / 8 ** 0.5).T + g[f"style.{i}.bias"] * 0.01
+        x = torch.nn.functional.leaky_relu(y, 0.2) * 2 ** 0.5
+    ws = conv.G.mapping(z)
+    assert ws.shape == (4, conv.G.num_ws, 8)
+    assert torch.allclose(ws[:, 0], x, atol=1e-5) and torch.equal(ws[:, 0], ws[:, -1])
+    # 8. The blur / upsample kernels (sum 4) are the normalised [1,3,3,1] filter.
+    taps = torch.tensor([1.0, 3.0, 3.0, 1.0])
+    fir = torch.outer(taps, taps) / 64.0
+    assert torch.allclose(sd["synthesis.b16.conv0.resample_filter"], fir)
+    assert torch.allclose(sd["synthesis.b16.resample_filter"], fir)
+
+
+@pytest.mark.parametrize("key", ["convs.2.conv.blur.kernel", "to_rgbs.0.upsample.kernel"])
+def test_rosinality_other_blur_kernel_refused(tmp_path, key):
+    g = _rosinality_g_ema_16()
+    taps = torch.tensor([1.0, 2.0, 2.0, 1.0])  # not StyleGAN2's filter
+    g[key] = torch.outer(taps, taps) / 36.0 * 4
+    src = tmp_path / "r.pt"
+    torch.save({"g_ema": g, "latent_avg": torch.zeros(8)}, src)
+    with pytest.raises(i2s.I2SError, match="not the \\[1, 3, 3, 1\\] filter"):
+        convert_checkpoint(src)
+
+
+def test_rosinality_unknown_key_refused(tmp_path):
+    g = _rosinality_g_ema_16()
+    g["convs.1.conv.extra"] = torch.zeros(2)
+    src = tmp_path / "r.pt"
+    torch.save({"g_ema": g, "latent_avg": torch.zeros(8)}, src)
+    with pytest.raises(i2s.I2SError, match="not used"):
+        convert_checkpoint(src)
+
+
 def test_cli_convert_then_embed(tmp_path, capsys):
     G = source_generator()
     src = tmp_path / "ffhq.pkl"

@@ -6,7 +6,6 @@ from safetensors.torch import save_file
 
 import i2s
 from i2s.media.files import sha256_file
-from tests.conftest import make_generator
 
 
 def test_save_load_same_image(tmp_path, tiny_G):
@@ -30,14 +29,132 @@ def test_float16_file_loads_as_float32(tmp_path, tiny_G):
     assert (G2.synthesis(ws) - tiny_G.synthesis(ws)).abs().max() < 0.05
 
 
-def test_official_state_dict_loads_strict(tmp_path):
-    """A state dict with NVIDIA's names (as taken from G_ema.state_dict()) loads strictly."""
-    src = make_generator(resolution=32, seed=1)
-    G = i2s.StyleGAN2Generator(src.cfg)
-    G.load_state_dict({k: v.clone() for k, v in src.state_dict().items()}, strict=True)
-    ws = src.mapping(torch.randn(1, 32))
-    with torch.no_grad():  # same evaluation path for both (trainable weights take another)
-        assert torch.equal(G.synthesis(ws), src.synthesis(ws))
+# NVIDIA's StyleGAN2-ADA ``G_ema`` layout, written out by hand from the documented names
+# (docs: formats.md, "StyleGAN2-ADA G_ema names") for resolution 16, z_dim 12, w_dim 10,
+# channel_base 128, channel_max 16 (channels min(128 // r, 16): 16 at 4 and 8 px, 8 at 16 px),
+# 2 mapping layers, 3 image channels. fc weights are [out, in]; affine layers map w to the
+# conv's *input* channels ([in, w_dim]); conv weights are [out, in, k, k]; noise_strength is
+# 0-d; noise_const is [R, R]; every conv layer and every block (b4 included) holds a [4, 4]
+# resample_filter; ToRGB holds none; b4 has conv1 only.
+ADA_G_EMA_16 = {
+    "mapping.fc0.weight": (10, 12),
+    "mapping.fc0.bias": (10,),
+    "mapping.fc1.weight": (10, 10),
+    "mapping.fc1.bias": (10,),
+    "mapping.w_avg": (10,),
+    "synthesis.b4.const": (16, 4, 4),
+    "synthesis.b4.resample_filter": (4, 4),
+    "synthesis.b4.conv1.weight": (16, 16, 3, 3),
+    "synthesis.b4.conv1.bias": (16,),
+    "synthesis.b4.conv1.affine.weight": (16, 10),
+    "synthesis.b4.conv1.affine.bias": (16,),
+    "synthesis.b4.conv1.noise_const": (4, 4),
+    "synthesis.b4.conv1.noise_strength": (),
+    "synthesis.b4.conv1.resample_filter": (4, 4),
+    "synthesis.b4.torgb.weight": (3, 16, 1, 1),
+    "synthesis.b4.torgb.bias": (3,),
+    "synthesis.b4.torgb.affine.weight": (16, 10),
+    "synthesis.b4.torgb.affine.bias": (16,),
+    "synthesis.b8.resample_filter": (4, 4),
+    "synthesis.b8.conv0.weight": (16, 16, 3, 3),
+    "synthesis.b8.conv0.bias": (16,),
+    "synthesis.b8.conv0.affine.weight": (16, 10),
+    "synthesis.b8.conv0.affine.bias": (16,),
+    "synthesis.b8.conv0.noise_const": (8, 8),
+    "synthesis.b8.conv0.noise_strength": (),
+    "synthesis.b8.conv0.resample_filter": (4, 4),
+    "synthesis.b8.conv1.weight": (16, 16, 3, 3),
+    "synthesis.b8.conv1.bias": (16,),
+    "synthesis.b8.conv1.affine.weight": (16, 10),
+    "synthesis.b8.conv1.affine.bias": (16,),
+    "synthesis.b8.conv1.noise_const": (8, 8),
+    "synthesis.b8.conv1.noise_strength": (),
+    "synthesis.b8.conv1.resample_filter": (4, 4),
+    "synthesis.b8.torgb.weight": (3, 16, 1, 1),
+    "synthesis.b8.torgb.bias": (3,),
+    "synthesis.b8.torgb.affine.weight": (16, 10),
+    "synthesis.b8.torgb.affine.bias": (16,),
+    "synthesis.b16.resample_filter": (4, 4),
+    "synthesis.b16.conv0.weight": (8, 16, 3, 3),
+    "synthesis.b16.conv0.bias": (8,),
+    "synthesis.b16.conv0.affine.weight": (16, 10),
+    "synthesis.b16.conv0.affine.bias": (16,),
+    "synthesis.b16.conv0.noise_const": (16, 16),
+    "synthesis.b16.conv0.noise_strength": (),
+    "synthesis.b16.conv0.resample_filter": (4, 4),
+    "synthesis.b16.conv1.weight": (8, 8, 3, 3),
+    "synthesis.b16.conv1.bias": (8,),
+    "synthesis.b16.conv1.affine.weight": (8, 10),
+    "synthesis.b16.conv1.affine.bias": (8,),
+    "synthesis.b16.conv1.noise_const": (16, 16),
+    "synthesis.b16.conv1.noise_strength": (),
+    "synthesis.b16.conv1.resample_filter": (4, 4),
+    "synthesis.b16.torgb.weight": (3, 8, 1, 1),
+    "synthesis.b16.torgb.bias": (3,),
+    "synthesis.b16.torgb.affine.weight": (8, 10),
+    "synthesis.b16.torgb.affine.bias": (8,),
+}
+
+
+def _ada_state_16() -> dict[str, torch.Tensor]:
+    """Random tensors at the hand-written shapes; FIR buffers are the normalised [1,3,3,1]."""
+    gen = torch.Generator().manual_seed(7)
+    taps = torch.tensor([1.0, 3.0, 3.0, 1.0])
+    fir = torch.outer(taps, taps) / 64.0
+    return {k: fir.clone() if k.endswith("resample_filter") else torch.randn(shape, generator=gen)
+            for k, shape in ADA_G_EMA_16.items()}
+
+
+def _g16() -> i2s.StyleGAN2Generator:
+    cfg = i2s.StyleGAN2Config(resolution=16, z_dim=12, w_dim=10, channel_base=128,
+                              channel_max=16, mapping_layers=2, img_channels=3)
+    return i2s.StyleGAN2Generator(cfg)
+
+
+def test_state_dict_matches_nvidia_g_ema_layout():
+    """i2s's names and shapes are exactly NVIDIA's G_ema ones (independent, hand-written list)."""
+    own = {k: tuple(v.shape) for k, v in _g16().state_dict().items()}
+    assert sorted(set(own) - set(ADA_G_EMA_16)) == []  # nothing i2s-only
+    assert sorted(set(ADA_G_EMA_16) - set(own)) == []  # nothing of NVIDIA's missing
+    bad_shapes = {k: (own[k], s) for k, s in ADA_G_EMA_16.items() if own[k] != s}
+    assert bad_shapes == {}
+
+
+def test_official_state_dict_loads_strict():
+    """A state dict built from the hand-written G_ema layout loads with strict=True, every value
+    lands under its own name, and the generator runs on it."""
+    sd = _ada_state_16()
+    G = _g16()
+    G.load_state_dict(sd, strict=True)
+    got = G.state_dict()
+    for k, v in sd.items():
+        assert torch.equal(got[k], v), k
+    with torch.no_grad():
+        img = G(torch.randn(2, 12))
+    assert img.shape == (2, 3, 16, 16) and torch.isfinite(img).all()
+
+
+@pytest.mark.parametrize("change", [
+    ("rename", "synthesis.b8.conv0.noise_strength", "synthesis.b8.conv0.noise.strength"),
+    ("rename", "mapping.w_avg", "mapping.dlatent_avg"),
+    ("drop", "synthesis.b4.resample_filter", None),
+    ("extra", "synthesis.b4.conv0.weight", (16, 16, 3, 3)),
+    ("shape", "synthesis.b16.conv0.affine.weight", (10, 16)),   # transposed affine
+    ("shape", "synthesis.b16.conv0.weight", (16, 8, 3, 3)),     # in/out swapped
+    ("shape", "synthesis.b8.torgb.bias", (1, 3, 1, 1)),         # rosinality's ToRGB bias
+])
+def test_layout_deviations_are_refused(change):
+    kind, key, arg = change
+    sd = _ada_state_16()
+    if kind == "rename":
+        sd[arg] = sd.pop(key)
+    elif kind == "drop":
+        del sd[key]
+    else:
+        sd[key] = torch.zeros(arg)
+    with pytest.raises(RuntimeError, match="size mismatch" if kind == "shape" else
+                       "Missing key|Unexpected key"):
+        _g16().load_state_dict(sd, strict=True)
 
 
 def test_bad_files(tmp_path, tiny_G):

@@ -18,11 +18,11 @@ import torch
 
 import i2s
 from i2s.demo import teacher as dcgan
+from i2s.demo.train import teacher_targets
 from i2s.errors import I2SError
 from i2s.experiments.figures import labelled_grid
 from i2s.media.images import save_image, to_uint8
 from i2s.models.common import seed_z
-from i2s.demo.train import teacher_targets
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 SAMPLE_SEEDS = range(32)

@@ -6,7 +6,7 @@ import click
 import torch
 
 from i2s.cli.common import info
-from i2s.cli.editing import EditSession, edit_options
+from i2s.cli.edit_session import EditSession, edit_options
 from i2s.edits import transfer_expression
 from i2s.errors import I2SError
 from i2s.media.grid import image_grid

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 import torch
 
-from i2s.cli.editing import EditSession, edit_options
+from i2s.cli.edit_session import EditSession, edit_options
 from i2s.edits import crossover, default_crossover_layers, parse_layers
 from i2s.media.grid import image_grid
 from i2s.media.images import save_image

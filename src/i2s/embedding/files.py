@@ -151,8 +151,8 @@ def embed_files(G, images: list[str], out_dir: str | Path, config: EmbedConfig, 
                 frames(s)
 
         try:
-            result = embed(G, to_tensor(targets).to(G.w_avg.device), config.replace(
-                batch_size=len(idx)), callback=step, vgg=vgg)
+            result = embed(G, to_tensor(targets).to(G.w_avg.device), config, callback=step,
+                           vgg=vgg)  # one batch: as many images as config.batch_for(R)
         except BaseException:
             if frames is not None:
                 frames.abort()

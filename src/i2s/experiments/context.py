@@ -117,7 +117,7 @@ class StudyContext:
             callback = self.progress(desc, config.steps) if self.progress else None
             try:
                 parts.append(embed(self.G, to_tensor(chunk).to(self.device), config,
-                                   batch_size=len(chunk), vgg=self.vgg, callback=callback))
+                                   vgg=self.vgg, callback=callback))
             finally:
                 if callback is not None:
                     callback.close()

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from typing import Any, Self
 
 import torch
+from torch import nn
 
 NOISE_MODES = ("const", "random", "none")
 
@@ -45,6 +46,46 @@ class GeneratorConfig:
         if unknown:
             raise ValueError(f"unknown {cls.__name__} fields: {sorted(unknown)}")
         return cls(**d)
+
+
+class Generator(nn.Module):
+    """What both generators share: the config, the latent sizes, ``w_avg``, z -> image.
+
+    Subclasses set ``architecture``, ``config_class`` and, in their ``__init__`` after this
+    one's, ``mapping`` (z [N, z_dim] -> ws [N, num_ws, w_dim]) and ``synthesis``.
+
+    Attributes:
+        z_dim, w_dim, num_ws, resolution, img_channels; ``w_avg`` [w_dim] (the mean of the
+        mapping network's outputs, the paper's initialisation, section 1); ``sha256`` of the
+        weights file and ``source`` (the name or path it was loaded by) when loaded with
+        :func:`i2s.load_generator`.
+    """
+
+    architecture: str
+    config_class: type[GeneratorConfig]
+
+    def __init__(self, cfg: GeneratorConfig | None = None, **kwargs: Any) -> None:
+        super().__init__()
+        if cfg is None:
+            cfg = self.config_class(**kwargs)
+        elif kwargs:
+            cfg = dataclasses.replace(cfg, **kwargs)
+        self.cfg = cfg
+        self.z_dim, self.w_dim, self.num_ws = cfg.z_dim, cfg.w_dim, cfg.num_ws
+        self.resolution, self.img_channels = cfg.resolution, cfg.img_channels
+        self.sha256: str | None = None
+        self.source: str | None = None
+
+    @property
+    def w_avg(self) -> torch.Tensor:
+        """Mean of the mapping network's outputs, [w_dim]."""
+        return self.mapping.w_avg
+
+    def forward(self, z: torch.Tensor, truncation_psi: float = 1.0,
+                truncation_cutoff: int | None = None, noise_mode: str = "const") -> torch.Tensor:
+        """z [N, z_dim] -> image [N, img_channels, R, R] in about [-1, 1]."""
+        ws = self.mapping(z, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
+        return self.synthesis(ws, noise_mode=noise_mode)
 
 
 def check_resolution(r: int) -> None:

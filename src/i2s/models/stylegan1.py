@@ -18,7 +18,6 @@ The paper's model (StyleGAN FFHQ 1024) uses this architecture. Math, per docs/fo
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -27,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from i2s.models.common import (
+    Generator,
     GeneratorConfig,
     broadcast_ws,
     check_resolution,
@@ -195,30 +195,13 @@ class SynthesisNetwork(nn.Module):
         return F.conv2d(x, self.torgb_weight * self.torgb_gain, self.torgb_bias)
 
 
-class StyleGANGenerator(nn.Module):
+class StyleGANGenerator(Generator):
     """StyleGAN (v1) generator with the same interface as :class:`StyleGAN2Generator`."""
 
     architecture = "stylegan1"
+    config_class = StyleGANConfig
 
     def __init__(self, cfg: StyleGANConfig | None = None, **kwargs) -> None:
-        super().__init__()
-        if cfg is None:
-            cfg = StyleGANConfig(**kwargs)
-        elif kwargs:
-            cfg = dataclasses.replace(cfg, **kwargs)
-        self.cfg = cfg
-        self.z_dim, self.w_dim, self.num_ws = cfg.z_dim, cfg.w_dim, cfg.num_ws
-        self.resolution, self.img_channels = cfg.resolution, cfg.img_channels
-        self.mapping = MappingNetwork(cfg)
-        self.synthesis = SynthesisNetwork(cfg)
-        self.sha256: str | None = None
-        self.source: str | None = None
-
-    @property
-    def w_avg(self) -> torch.Tensor:
-        return self.mapping.w_avg
-
-    def forward(self, z: torch.Tensor, truncation_psi: float = 1.0,
-                truncation_cutoff: int | None = None, noise_mode: str = "const") -> torch.Tensor:
-        ws = self.mapping(z, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
-        return self.synthesis(ws, noise_mode=noise_mode)
+        super().__init__(cfg, **kwargs)
+        self.mapping = MappingNetwork(self.cfg)
+        self.synthesis = SynthesisNetwork(self.cfg)

@@ -8,7 +8,6 @@ is implemented (all released StyleGAN2/ADA face, animal and art models).
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -16,6 +15,7 @@ import torch
 from torch import nn
 
 from i2s.models.common import (
+    Generator,
     GeneratorConfig,
     broadcast_ws,
     check_resolution,
@@ -284,43 +284,16 @@ class SynthesisNetwork(nn.Module):
         return img
 
 
-class StyleGAN2Generator(nn.Module):
-    """StyleGAN2 generator: ``mapping`` (z -> ws) and ``synthesis`` (ws -> image).
-
-    Attributes:
-        z_dim, w_dim, num_ws, resolution, img_channels; ``w_avg`` [w_dim] (the mean of the
-        mapping network's outputs, the paper's initialisation, section 1); ``sha256`` of the
-        weights file and ``source`` (the name or path it was loaded by) when loaded with
-        :func:`i2s.load_generator`.
-    """
+class StyleGAN2Generator(Generator):
+    """StyleGAN2 generator: ``mapping`` (z -> ws) and ``synthesis`` (ws -> image); see
+    :class:`i2s.models.common.Generator` for the attributes."""
 
     architecture = "stylegan2"
+    config_class = StyleGAN2Config
 
     def __init__(self, cfg: StyleGAN2Config | None = None, **kwargs) -> None:
-        super().__init__()
-        if cfg is None:
-            cfg = StyleGAN2Config(**kwargs)
-        elif kwargs:
-            cfg = dataclasses.replace(cfg, **kwargs)
-        self.cfg = cfg
-        self.z_dim = cfg.z_dim
-        self.w_dim = cfg.w_dim
-        self.num_ws = cfg.num_ws
-        self.resolution = cfg.resolution
-        self.img_channels = cfg.img_channels
+        super().__init__(cfg, **kwargs)
+        cfg = self.cfg
         self.mapping = MappingNetwork(cfg.z_dim, cfg.w_dim, cfg.num_ws, cfg.mapping_layers,
                                       cfg.mapping_lr_multiplier)
         self.synthesis = SynthesisNetwork(cfg)
-        self.sha256: str | None = None
-        self.source: str | None = None
-
-    @property
-    def w_avg(self) -> torch.Tensor:
-        """Mean of the mapping network's outputs, [w_dim]."""
-        return self.mapping.w_avg
-
-    def forward(self, z: torch.Tensor, truncation_psi: float = 1.0,
-                truncation_cutoff: int | None = None, noise_mode: str = "const") -> torch.Tensor:
-        """z [N, z_dim] -> image [N, img_channels, R, R] in about [-1, 1]."""
-        ws = self.mapping(z, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
-        return self.synthesis(ws, noise_mode=noise_mode)
