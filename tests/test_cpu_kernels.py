@@ -1,6 +1,7 @@
 """The compiled CPU kernels of the folded layer (i2s.ops.cpu_kernels) against its aten path."""
 
 import dataclasses
+import logging
 import os
 import shutil
 import time
@@ -260,3 +261,20 @@ def test_stale_build_lock_is_removed(tmp_path, monkeypatch):
     with pytest.warns(RuntimeWarning, match="stale build lock"):
         cpu_kernels._remove_stale_lock(cpp_extension, "x")
     assert not lock.exists()
+
+
+def test_a_build_is_announced_once_and_a_cached_one_is_not(tmp_path, monkeypatch, caplog):
+    from torch.utils import cpp_extension
+
+    loaded = []
+    monkeypatch.setattr(cpp_extension, "_get_build_directory", lambda name, verbose: tmp_path)
+    monkeypatch.setattr(cpp_extension, "load", lambda name, **kw: loaded.append(name) or name)
+    with caplog.at_level(logging.INFO, logger="i2s"):
+        name = cpu_kernels._build()
+    assert loaded == [name] and "compiling i2s's CPU kernels" in caplog.text
+    assert "I2S_CPU_KERNELS=0" in caplog.text
+    caplog.clear()
+    (tmp_path / f"{name}.so").write_bytes(b"")  # what a finished build leaves
+    with caplog.at_level(logging.INFO, logger="i2s"):
+        cpu_kernels._build()
+    assert caplog.text == ""

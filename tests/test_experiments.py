@@ -200,12 +200,6 @@ def test_groups_expand_in_order_once():
         expand_names(["nope"])
 
 
-def test_auto_batch_size():
-    from i2s.embedding.config import auto_batch_size
-
-    assert [auto_batch_size(r) for r in (16, 64, 128, 256, 1024)] == [16, 16, 4, 1, 1]
-
-
 def test_labelled_grid_layout():
     tiles = [[np.zeros((32, 32, 3), np.uint8), None], [np.ones((32, 32, 3), np.uint8)] * 2]
     g = labelled_grid(tiles)

@@ -22,6 +22,7 @@ from i2s.demo.train import teacher_targets
 from i2s.errors import I2SError
 from i2s.experiments.figures import labelled_grid
 from i2s.media.images import save_image, to_uint8
+from i2s.media.metrics import mse, psnr
 from i2s.models.common import seed_z
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -52,9 +53,8 @@ def main() -> None:
         rows = [list(to_uint8(teacher_targets(T, z))), list(to_uint8(G(z)))]
     save_image(DOCS / "demo_vs_teacher.png",
                labelled_grid(rows, ["teacher (DCGAN)", "demo (StyleGAN2)"]))
-    psnr = -10 * np.log10(np.mean(((np.stack(rows[0]).astype(float) - np.stack(rows[1]))
-                                   / 255) ** 2))
-    print(f"wrote {DOCS / 'demo_vs_teacher.png'}; student vs teacher PSNR {psnr:.2f} dB")
+    db = float(psnr(mse(np.stack(rows[0]), np.stack(rows[1])).mean()))
+    print(f"wrote {DOCS / 'demo_vs_teacher.png'}; student vs teacher PSNR {db:.2f} dB")
 
 
 if __name__ == "__main__":

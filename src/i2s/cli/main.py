@@ -62,7 +62,6 @@ def _set_up_process() -> None:
     logger = logging.getLogger("i2s")
     if not any(isinstance(h, _NoteHandler) for h in logger.handlers):
         logger.addHandler(_NoteHandler(logging.WARNING))
-        logger.propagate = False
         logger.setLevel(logging.WARNING)
     keep_freed_memory()
 

@@ -48,6 +48,7 @@ from i2s.errors import I2SError
 from i2s.media.files import atomic_path, sha256_file, write_text_atomic
 from i2s.media.grid import image_grid
 from i2s.media.images import save_image, to_uint8
+from i2s.media.metrics import psnr
 from i2s.models.stylegan2 import StyleGAN2Config, StyleGAN2Generator
 from i2s.weights.generator_file import save_generator
 
@@ -124,9 +125,8 @@ def distillation_loss(fake: torch.Tensor, real: torch.Tensor, levels: int
     l1 = (fake - real).abs().mean()
     lap = pyramid_l1(fake, real, levels)
     with torch.no_grad():
-        mse01 = ((fake - real) / 2).square().mean().item()
-    return l1 + lap, {"l1": l1.item(), "pyramid": lap.item(),
-                      "psnr": -10 * math.log10(max(mse01, 1e-12))}
+        mse01 = ((fake - real) / 2).square().mean().clamp(min=1e-12)
+    return l1 + lap, {"l1": l1.item(), "pyramid": lap.item(), "psnr": psnr(mse01).item()}
 
 
 def teacher_targets(teacher: torch.nn.Module, z: torch.Tensor) -> torch.Tensor:
