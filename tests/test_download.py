@@ -188,6 +188,8 @@ def test_models_cli(net, capsys, monkeypatch):
     assert code == 0 and "stylegan-ffhq-1024" in out and "vgg16" in out
     code, out, _ = run(["models", "info", "vgg16"], capsys)
     assert code == 0 and "397923af" in out and "download.pytorch.org" in out
+    assert "mean (0.485, 0.456, 0.406), std (0.229, 0.224, 0.225)" in out and "224 px" in out
+    assert "downloads" in out  # where load_vgg16 looks, with no special case
     monkeypatch.setenv("I2S_OFFLINE", "1")
     code, _, err = run(["models", "download", "stylegan2-ada-ffhq-1024"], capsys)
     assert code == 1 and "offline" in err and "ffhq.pkl" in err

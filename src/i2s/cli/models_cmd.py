@@ -52,6 +52,8 @@ def info_command(name: str) -> int:
             ("packaged" if e.packaged else "cache path",
              model_path(e) if e.kind == "generator" else download_path(e))]
     rows += [("url", u) for u in e.urls]
+    if e.mean is not None:  # a feature network: the input it was trained on
+        rows += [("input", f"RGB in [0, 1], {e.input_size} px, mean {e.mean}, std {e.std}")]
     for k, v in rows:
         click.echo(f"{k + ':':<13} {v}")
     return 0
