@@ -22,7 +22,7 @@ def test_ffhq1024_fast_path_matches_reference_within_1e4():
 
 
 @pytest.mark.slow
-def test_ffhq1024_latent_gradient_fused_kernels_as_accurate_as_aten_path(monkeypatch):
+def test_ffhq1024_latent_gradient_cpu_kernels_as_accurate_as_aten_path(monkeypatch):
     """The compiled kernels at full size (32-1024 px blocks, streaming stores, clamp): image and
     latent gradient as close to a float64 evaluation as the float32 aten path's are. (The two
     float32 paths differ from each other by float rounding, up to ~1e-3 relative in the

@@ -77,7 +77,7 @@ def test_ws_bookkeeping_torgb_shares_index_with_next_conv():
         assert not torch.allclose(G.synthesis(w2), base), idx
 
 
-def test_fused_path_matches_fast_path():
+def test_reference_path_matches_fast_path():
     G = make_generator(resolution=32)
     ws = G.mapping(torch.randn(3, 32))
     assert torch.allclose(G.synthesis(ws), G.synthesis(ws, reference=True), atol=1e-5)
