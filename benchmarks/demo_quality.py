@@ -29,7 +29,7 @@ from i2s.experiments.image_set import packaged_examples
 from i2s.media.grid import image_grid
 from i2s.media.images import load_image, save_image, to_tensor, to_uint8
 from i2s.media.metrics import mse, psnr
-from i2s.provenance import describe_machine
+from i2s.provenance import run_record
 
 FACE_SEEDS = list(range(100, 116))
 
@@ -77,9 +77,8 @@ def main() -> None:
         save_image(out / (name.split(":")[0].replace(" ", "_") + f"_{len(targets)}.png"), grid)
         print(f"{name:<40} mean {psnr.mean():6.2f} dB  (min {psnr.min():.2f}, max "
               f"{psnr.max():.2f})  {seconds:.0f} s", flush=True)
-    info = {"model": args.model, "model_sha256": G.sha256, "steps": args.steps,
-            "face_seeds": FACE_SEEDS, "loss": "mse", "space": "w+",
-            "machine": describe_machine(), "results": rows}
+    settings = i2s.EmbedConfig(steps=args.steps, loss="mse", space="w+").to_dict()
+    info = {**run_record(G, settings), "face_seeds": FACE_SEEDS, "results": rows}
     (out / "results.json").write_text(json.dumps(info, indent=2) + "\n")
 
 

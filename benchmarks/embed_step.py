@@ -33,7 +33,7 @@ import i2s.ops.synthesis_path as synthesis_path
 from i2s.models.vgg16 import VGG16Features
 from i2s.ops.cpu_allocator import keep_freed_memory
 from i2s.ops.cpu_kernels import kernel_status
-from i2s.provenance import describe_machine
+from i2s.provenance import describe_machine, run_record
 
 
 def _sync(device: torch.device) -> None:
@@ -162,8 +162,8 @@ def main() -> None:
               f"ratio {r['ratio_to_floor']:.2f}x, {r['peak_kind']} {r['peak_mib']:.0f} MiB")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"machine": describe_machine(), "kernels": kernel_status(),
-                   "rows": rows}, f, indent=2)
+            json.dump({**run_record(device=device), "kernels": kernel_status(), "rows": rows},
+                      f, indent=2)
 
 
 if __name__ == "__main__":
