@@ -10,6 +10,7 @@ from i2s.cli.common import ensure_writable_dir, report_error
 from i2s.embedding.files import unique_stems
 from i2s.errors import I2SError
 from i2s.faces import FaceModelsMissing, align
+from i2s.media.files import output_lock
 from i2s.media.images import read_rgb, save_image
 
 
@@ -30,20 +31,21 @@ def align_command(photos, out, size, all_faces) -> int:
     out_dir = ensure_writable_dir(out)
     paths = [Path(p) for p in photos]
     failed = 0
-    for path, stem in zip(paths, unique_stems(paths), strict=True):
-        try:
-            image = read_rgb(path)
-            result = align(image, size=size, all_faces=all_faces, source=str(path))
-        except FaceModelsMissing:
-            raise
-        except I2SError as e:
-            report_error(str(e))
-            failed += 1
-            continue
-        faces = result if all_faces else [result]
-        for i, face in enumerate(faces):
-            name = f"{stem}_{i}" if all_faces else stem
-            save_image(out_dir / f"{name}.png", face.image)
-            face.transform.save(out_dir / f"{name}.json")
-            click.echo(f"{path} -> {out_dir / name}.png")
+    with output_lock(out_dir):
+        for path, stem in zip(paths, unique_stems(paths), strict=True):
+            try:
+                image = read_rgb(path)
+                result = align(image, size=size, all_faces=all_faces, source=str(path))
+            except FaceModelsMissing:
+                raise
+            except I2SError as e:
+                report_error(str(e))
+                failed += 1
+                continue
+            faces = result if all_faces else [result]
+            for i, face in enumerate(faces):
+                name = f"{stem}_{i}" if all_faces else stem
+                save_image(out_dir / f"{name}.png", face.image)
+                face.transform.save(out_dir / f"{name}.json")
+                click.echo(f"{path} -> {out_dir / name}.png")
     return 1 if failed else 0

@@ -4,7 +4,7 @@ writing results (image + latent) and edit.json."""
 
 from __future__ import annotations
 
-import json
+import contextlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,7 +18,7 @@ from i2s.embedding import LatentFile, save_latent
 from i2s.embedding.files import is_latent_path, latents_for_inputs
 from i2s.errors import I2SError
 from i2s.faces import AlignTransform, paste_back
-from i2s.media.files import write_text_atomic
+from i2s.media.files import output_lock, staged_outputs, write_json_atomic
 from i2s.media.images import read_rgb, save_image
 from i2s.models import render
 from i2s.provenance import run_record
@@ -46,21 +46,41 @@ def edit_options(f: Callable) -> Callable:
 
 
 class EditSession:
-    """Loads the model, resolves the inputs to W+ codes and writes the results of one edit."""
+    """Loads the model, resolves the inputs to W+ codes and writes the results of one edit.
+
+    Use as a context manager: it holds the output folder's lock (one run per folder) and
+    stages the edit's files, which appear in OUT only when the edit succeeds."""
 
     def __init__(self, model: str, out: str, device: str, quiet: bool, kwargs: dict) -> None:
+        self.model, self.device, self.quiet = model, device, quiet
         self.paste_into = kwargs.pop("paste_into")
         self.transform_path = kwargs.pop("transform")
-        self.original: np.ndarray | None = None
-        self.transform: AlignTransform | None = None
-        if self.paste_into is not None:
-            self.original = read_rgb(self.paste_into)
-            if self.transform_path is not None:
-                self.transform = AlignTransform.load(self.transform_path)
         self.args = pop_embedding_args(kwargs)
-        self.quiet = quiet
         self.out = ensure_writable_dir(out)
-        self.G = load_generator(model, device=pick_device(device))
+        self._stack = contextlib.ExitStack()
+
+    def __enter__(self) -> EditSession:
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(output_lock(self.out))
+            self.original: np.ndarray | None = None
+            self.transform: AlignTransform | None = None
+            if self.paste_into is not None:
+                self.original = read_rgb(self.paste_into)
+                if self.transform_path is not None:
+                    self.transform = AlignTransform.load(self.transform_path)
+            self.G = load_generator(self.model, device=pick_device(self.device))
+            self.stage = stack.enter_context(staged_outputs(self.out))
+            self._stack = stack.pop_all()
+        return self
+
+    def __exit__(self, *exc) -> bool | None:
+        return self._stack.__exit__(*exc)
+
+    def path(self, name: str | Path) -> Path:
+        """Where the edit writes its output ``name`` (renamed to ``OUT/name`` at the end)."""
+        p = self.stage / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        return p
 
     def codes(self, inputs: list[str]) -> list[torch.Tensor]:
         """One W+ code [num_ws, w_dim] per input (images are embedded first)."""
@@ -93,8 +113,7 @@ class EditSession:
 
     def write(self, stem: str | Path, w: torch.Tensor, image: np.ndarray) -> None:
         """``OUT/<stem>.png`` and ``OUT/<stem>.npz`` (a W+ latent file of this model)."""
-        path = self.out / stem
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path = self.path(stem)
         save_image(path.with_suffix(".png"), image)
         if self.original is not None:
             pasted, _ = paste_back(image, self.original, self.transform)
@@ -109,4 +128,4 @@ class EditSession:
                   "paste_back": None if self.original is None else {
                       "original": str(self.paste_into), "transform": self.transform.to_dict()},
                   **run_record(self.G, self.args.config.to_dict())}
-        write_text_atomic(self.out / "edit.json", json.dumps(record, indent=2) + "\n")
+        write_json_atomic(self.path("edit.json"), record)

@@ -7,6 +7,7 @@ import click
 from i2s.cli.common import StepBar, ensure_writable_dir, info, pick_device, report_error
 from i2s.cli.options import device_option, embedding_options, model_option, pop_embedding_args
 from i2s.embedding.files import embed_files
+from i2s.media.files import output_lock
 from i2s.weights import load_generator
 
 
@@ -28,6 +29,11 @@ def embed_command(images, model, out, device, video, quiet, **kwargs) -> int:
     """
     args = pop_embedding_args(kwargs)
     out_dir = ensure_writable_dir(out)
+    with output_lock(out_dir):
+        return _embed(images, model, out_dir, device, video, quiet, args)
+
+
+def _embed(images, model, out_dir, device, video, quiet, args) -> int:
     G = load_generator(model, device=pick_device(device))
     done = embed_files(
         G, list(images), out_dir, args.config, aligned=args.align, video=video,

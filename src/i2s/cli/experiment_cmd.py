@@ -10,6 +10,7 @@ from i2s.cli.common import StepBar, ensure_writable_dir, info, pick_device
 from i2s.cli.options import device_option, embedding_options, model_option, pop_embedding_args
 from i2s.errors import I2SError
 from i2s.experiments import GROUPS, STUDIES, StudyOptions, run_studies
+from i2s.media.files import output_lock
 from i2s.weights import load_generator
 from i2s.weights.load import find_vgg16_weights, load_vgg16
 
@@ -58,12 +59,13 @@ def experiment_command(name, model, images, out, quick, max_images, device, quie
     args = pop_embedding_args(kwargs, **({"steps": QUICK_STEPS} if quick else {}))
     out_dir = ensure_writable_dir(out)
     dev = pick_device(device)
-    G = load_generator(model, device=dev)
-    vgg = _vgg_for(args.config.needs_vgg, args.vgg_weights, dev)
-    bar = None if quiet else functools.partial(StepBar, leave=False, every=25)
-    results = run_studies([name], G, out_dir, args.config,
-                          StudyOptions(quick=quick, max_images=max_images), images=images,
-                          vgg=vgg, progress=bar, log=None if quiet else info)
+    with output_lock(out_dir):
+        G = load_generator(model, device=dev)
+        vgg = _vgg_for(args.config.needs_vgg, args.vgg_weights, dev)
+        bar = None if quiet else functools.partial(StepBar, leave=False, every=25)
+        results = run_studies([name], G, out_dir, args.config,
+                              StudyOptions(quick=quick, max_images=max_images), images=images,
+                              vgg=vgg, progress=bar, log=None if quiet else info)
     meta = results["meta"]
     click.echo(f"wrote {out_dir / 'report.md'} ({', '.join(results['experiments'])}; "
                f"{meta['seconds'] / 60:.1f} min, {meta['embeddings_computed']} embeddings "

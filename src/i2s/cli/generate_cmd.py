@@ -6,10 +6,10 @@ import click
 import torch
 
 from i2s.cli.common import ensure_parent_dir, pick_device
-from i2s.cli.options import device_option, model_option
+from i2s.cli.options import FiniteFloat, device_option, model_option
 from i2s.embedding.latents import check_latent_fits, check_latent_model, load_latent
 from i2s.errors import I2SError
-from i2s.media.images import save_image
+from i2s.media.images import image_format, save_image
 from i2s.models import NOISE_MODES, render
 from i2s.models.common import seed_z
 from i2s.weights import load_generator
@@ -22,9 +22,9 @@ from i2s.weights import load_generator
               help="Render this latent.npz (from i2s embed) instead of a seed.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False),
               help="Output image (.png or .jpg).")
-@click.option("--truncation", type=float, default=1.0, show_default=True,
+@click.option("--truncation", type=FiniteFloat(), default=1.0, show_default=True,
               help="Truncation psi towards w_avg (seed sampling only).")
-@click.option("--truncation-cutoff", type=int, default=None,
+@click.option("--truncation-cutoff", type=click.IntRange(min=1), default=None,
               help="Truncate only the first N style inputs (default: all).")
 @click.option("--noise-mode", type=click.Choice(NOISE_MODES), default="const",
               show_default=True, help="Per-layer noise: stored constant, seeded random, or off.")
@@ -37,8 +37,12 @@ def generate_command(model, seed, latent, out, truncation, truncation_cutoff, no
     if latent is not None and (truncation != 1.0 or truncation_cutoff is not None):
         raise click.UsageError("--truncation applies to --seed sampling only")
     out = ensure_parent_dir(out)
+    image_format(out)
     dev = pick_device(device)
     G = load_generator(model, device=dev)
+    if truncation_cutoff is not None and truncation_cutoff > G.num_ws:
+        raise I2SError(f"--truncation-cutoff {truncation_cutoff}: this model has {G.num_ws} "
+                       "style inputs")
     with torch.no_grad():
         if seed is not None:
             if not 0 <= seed < 2**63:

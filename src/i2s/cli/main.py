@@ -10,6 +10,7 @@ import click
 
 from i2s._version import __version__
 from i2s.cli.align_cmd import align_command
+from i2s.cli.common import one_line
 from i2s.cli.convert_cmd import convert_command
 from i2s.cli.embed_cmd import embed_command
 from i2s.cli.experiment_cmd import experiment_command
@@ -66,26 +67,45 @@ def _set_up_process() -> None:
     keep_freed_memory()
 
 
+def _usage_line(e: click.UsageError) -> str:
+    """A usage error as one line: the reason and where to look."""
+    where = e.ctx.command_path if e.ctx is not None else "i2s"
+    hint = ""
+    if isinstance(e, click.NoSuchOption) and not e.option_name.startswith("--"):
+        hint = "; put -- before a file name that starts with '-'"
+    return f"{e.format_message()} (see '{where} --help'{hint})"
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Run the CLI; map errors to one-line messages and exit codes (2 = usage, 1 = failure)."""
+    """Run the CLI; map errors to one-line messages and exit codes (2 = usage, 1 = failure).
+
+    This is the one place where exceptions become what the user sees: ``error: <reason>`` on
+    one line (control characters in it, e.g. from a file name, are escaped), never a
+    traceback."""
     _set_up_process()
     try:
         rc = cli.main(args=argv, prog_name="i2s", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
+    except click.UsageError as e:
+        click.echo(f"error: {one_line(_usage_line(e))}", err=True)
+        sys.exit(2)
     except click.ClickException as e:
-        e.show()
+        click.echo(f"error: {one_line(e.format_message())}", err=True)
         sys.exit(e.exit_code)
     except I2SError as e:
-        click.echo(f"error: {e}", err=True)
+        click.echo(f"error: {one_line(str(e))}", err=True)
         sys.exit(1)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)
+    except MemoryError:
+        click.echo("error: out of memory", err=True)
+        sys.exit(1)
     except OSError as e:
         where = f" ({e.filename})" if e.filename else ""
-        click.echo(f"error: {e.strerror or e}{where}", err=True)
+        click.echo(f"error: {one_line(f'{e.strerror or e}{where}')}", err=True)
         sys.exit(1)
     sys.exit(rc if isinstance(rc, int) else 0)
 

@@ -4,6 +4,7 @@ and ``--align``, which say where the inputs come from)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -13,12 +14,26 @@ from click.core import ParameterSource
 
 from i2s.cli.common import DEVICE_CHOICES
 from i2s.embedding import EmbedConfig
+from i2s.embedding.config import MAX_STEPS
 from i2s.embedding.latents import SPACES
 from i2s.embedding.losses import LOSS_KINDS, VGG_TAPS
 from i2s.models.common import NOISE_MODES
 
 DEFAULT_MODEL = "demo"
 _DEFAULTS = EmbedConfig()
+
+
+class FiniteFloat(click.FloatRange):
+    """A float option in a range that is also finite (click's FloatRange lets NaN through,
+    since every comparison with NaN is false, and inf where there is no upper bound)."""
+
+    name = "number"
+
+    def convert(self, value, param, ctx):
+        v = super().convert(value, param, ctx)
+        if not math.isfinite(v):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return v
 
 model_option = click.option(
     "--model", default=DEFAULT_MODEL, show_default=True,
@@ -40,15 +55,15 @@ def _config_option(field: str, help: str, **kw: Any) -> tuple[str, Callable]:
 # (parameter name, option): the EmbedConfig fields, and the two input options
 _EMBED_OPTIONS: list[tuple[str, Callable]] = [
     _config_option("space", "Latent space to optimise.", type=click.Choice(SPACES)),
-    _config_option("steps", "Adam steps.", type=click.IntRange(min=1)),
+    _config_option("steps", "Adam steps.", type=click.IntRange(min=1, max=MAX_STEPS)),
     _config_option("lr", "Adam learning rate (betas 0.9/0.999, eps 1e-8).",
-                   type=click.FloatRange(min=0, min_open=True)),
+                   type=FiniteFloat(min=0, min_open=True)),
     _config_option("init", "'mean' (w_avg), 'random' (seeded) or a latent.npz to start from."),
     _config_option("loss", "Pixel MSE + VGG-16 perceptual loss (paper), or either alone.",
                    type=click.Choice(LOSS_KINDS)),
-    _config_option("lambda_mse", "Weight of the MSE term.", type=click.FloatRange(min=0)),
+    _config_option("lambda_mse", "Weight of the MSE term.", type=FiniteFloat(min=0)),
     _config_option("lambda_perceptual", "Weight of the VGG-16 term.",
-                   type=click.FloatRange(min=0)),
+                   type=FiniteFloat(min=0)),
     ("vgg_weights", click.option(
         "--vgg-weights", type=click.Path(dir_okay=False), default=None,
         help="torchvision's vgg16-397923af.pth (default: $I2S_VGG16, the download cache, "

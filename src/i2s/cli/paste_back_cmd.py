@@ -5,8 +5,9 @@ from __future__ import annotations
 import click
 
 from i2s.cli.common import ensure_parent_dir
+from i2s.cli.options import FiniteFloat
 from i2s.faces import AlignTransform, paste_back
-from i2s.media.images import read_rgb, save_image
+from i2s.media.images import image_format, read_rgb, save_image
 
 
 @click.command("paste-back")
@@ -18,12 +19,13 @@ from i2s.media.images import read_rgb, save_image
                    "--align).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False),
               help="Output image (.png or .jpg).")
-@click.option("--feather", type=click.FloatRange(0, 0.5), default=0.1, show_default=True,
+@click.option("--feather", type=FiniteFloat(0, 0.5), default=0.1, show_default=True,
               help="Soft edge width, as a fraction of the aligned square's side.")
 def paste_back_command(edited, original, transform, out, feather) -> int:
     """Warp EDITED (an aligned face at any resolution) back into the photo with a feathered
     mask; pixels outside the face square are left exactly as they were."""
     out = ensure_parent_dir(out)
+    image_format(out)
     t = AlignTransform.load(transform)
     result, _ = paste_back(read_rgb(edited), read_rgb(original), t, feather)
     save_image(out, result)

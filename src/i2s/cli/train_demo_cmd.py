@@ -8,7 +8,7 @@ import click
 import torch
 
 from i2s.cli.common import ensure_writable_dir, info
-from i2s.media.files import sha256_file
+from i2s.media.files import output_lock, sha256_file
 
 
 @click.command("train-demo")
@@ -42,7 +42,8 @@ def train_demo_command(out, teacher, download_teacher, steps, gan_steps, batch,
     adv = AdversarialConfig(steps=gan_steps)
     info(f"teacher {path}; {cfg.steps} distillation + {adv.steps} adversarial steps of "
          f"{cfg.batch} into {out}")
-    trainer = Trainer(cfg, Path(out), T, sha256_file(path), log=info, adv=adv)
-    final = trainer.run()
+    with output_lock(out):
+        trainer = Trainer(cfg, Path(out), T, sha256_file(path), log=info, adv=adv)
+        final = trainer.run()
     click.echo(f"wrote {final}")
     return 0

@@ -22,6 +22,7 @@ from i2s.models.common import NOISE_MODES
 from i2s.models.vgg16 import CONV_INDEX
 
 INIT_KEYWORDS = ("mean", "random")
+MAX_STEPS = 1_000_000  # 15 days at 1024 px on a 2-core CPU: more is a typo
 INIT_GIVEN = "latent"  # what the record says when the start was a tensor given in code
 
 
@@ -60,8 +61,9 @@ class EmbedConfig:
         _one_of("loss", self.loss, LOSS_KINDS)
         _one_of("vgg_taps", self.vgg_taps, VGG_TAPS)
         _one_of("noise_mode", self.noise_mode, NOISE_MODES)
-        if not isinstance(self.steps, int) or self.steps < 1:
-            raise I2SError(f"steps must be a whole number of at least 1, got {self.steps}")
+        if not isinstance(self.steps, int) or not 1 <= self.steps <= MAX_STEPS:
+            raise I2SError(f"steps must be a whole number from 1 to {MAX_STEPS:,}, got "
+                           f"{self.steps}")
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise I2SError(f"lr must be a positive number, got {self.lr}")
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):

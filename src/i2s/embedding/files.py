@@ -74,8 +74,9 @@ class _VideoFrames:
     """Per-step callback writing ``target | current`` frames (step 1, then every
     ``steps // VIDEO_FRAMES`` steps; :meth:`finish` adds the final reconstruction)."""
 
-    def __init__(self, folders: list[Path], targets: np.ndarray, steps: int) -> None:
-        self.videos = [VideoWriter(f / "optimisation.mp4") for f in folders]
+    def __init__(self, paths: list[Path], targets: np.ndarray, steps: int) -> None:
+        self.paths = paths
+        self.videos = [VideoWriter(p) for p in paths]
         self.targets = targets
         self.every = max(1, steps // VIDEO_FRAMES)
 
@@ -131,18 +132,12 @@ def embed_files(G, images: list[str], out_dir: str | Path, config: EmbedConfig, 
     batch = config.batch_for(G.resolution)
     for start in range(0, len(paths), batch):
         idx = list(range(start, min(start + batch, len(paths))))
-        try:
-            for i in idx:
-                (out_dir / stems[i]).mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            for i in idx:
-                done.fail(str(paths[i]), f"cannot create {e.filename}: {e.strerror}")
-            continue
         targets = np.stack([arrays[i] for i in idx])
         desc = paths[idx[0]].name if len(idx) == 1 else f"{len(idx)} images"
         bar = progress(desc, config.steps) if progress else None
-        frames = _VideoFrames([out_dir / stems[i] for i in idx], targets,
-                              config.steps) if video else None
+        # videos are written aside and moved into the image folders by EmbedResult.save
+        frames = _VideoFrames([out_dir / f".{stems[i]}.optimisation.partial.mp4" for i in idx],
+                              targets, config.steps) if video else None
 
         def step(s: StepInfo, bar=bar, frames=frames) -> None:
             if bar is not None:
@@ -160,11 +155,18 @@ def embed_files(G, images: list[str], out_dir: str | Path, config: EmbedConfig, 
         finally:
             if bar is not None:
                 bar.close()
+        extra = None
         if frames is not None:
             frames.finish(to_uint8(result.image))
-        folders = result.save(out_dir, [stems[i] for i in idx],
-                              sources=[str(paths[i]) for i in idx],
-                              transforms=[transforms[i] for i in idx])
+            extra = [{"optimisation.mp4": p} for p in frames.paths]
+        try:
+            folders = result.save(out_dir, [stems[i] for i in idx],
+                                  sources=[str(paths[i]) for i in idx],
+                                  transforms=[transforms[i] for i in idx], extra_files=extra)
+        finally:
+            for files in extra or []:
+                for p in files.values():
+                    p.unlink(missing_ok=True)
         for i, folder, db in zip(idx, folders, psnr(result.file_mse()), strict=True):
             done.folders[str(paths[i])] = folder
             done.psnr[str(paths[i])] = float(db)

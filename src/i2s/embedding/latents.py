@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from i2s.errors import I2SError
-from i2s.media.files import write_bytes_atomic
+from i2s.media.files import file_problem, write_bytes_atomic
 
 SPACES = ("w+", "w", "z")
 
@@ -41,8 +41,9 @@ def save_latent(path: str | os.PathLike, latent: LatentFile) -> None:
 def load_latent(path: str | os.PathLike) -> LatentFile:
     """Read a latent file; I2SError with a one-line reason if it is not one."""
     p = Path(path)
-    if not p.is_file():
-        raise I2SError(f"{p}: latent file not found")
+    problem = file_problem(p)
+    if problem is not None:
+        raise I2SError(f"{p}: latent file: {problem}")
     try:
         with np.load(p, allow_pickle=False) as f:
             if "w" not in f.files:
@@ -55,8 +56,10 @@ def load_latent(path: str | os.PathLike) -> LatentFile:
         raise
     except Exception as e:  # numpy raises many types for corrupt archives
         raise I2SError(f"{p}: cannot read latent file ({type(e).__name__}: {e})") from None
-    if w.ndim != 2:
+    if w.ndim != 2 or w.size == 0:
         raise I2SError(f"{p}: 'w' must be [num_ws, w_dim], got shape {w.shape}")
+    if not np.isfinite(w).all() or (z is not None and not np.isfinite(z).all()):
+        raise I2SError(f"{p}: the latent holds NaN or infinite values")
     if space not in SPACES:
         raise I2SError(f"{p}: unknown space {space!r}")
     return LatentFile(w=w, space=space, model_sha256=sha, z=z)

@@ -200,6 +200,9 @@ def _embed_batch(G, target: torch.Tensor, cfg: EmbedConfig, perceptual: Perceptu
             img = G.synthesis(latent_to_ws(G, cfg.space, var), noise_mode=cfg.noise_mode,
                               generator=noise_gen)
             terms = criterion(img)
+            if not bool(torch.isfinite(terms["loss"]).all()):
+                raise I2SError(f"the optimisation diverged at step {step + 1} (the loss is not "
+                               "a finite number); lower --lr or the loss weights")
             opt.zero_grad(set_to_none=True)
             terms["loss"].sum().backward()
             opt.step()
@@ -217,6 +220,9 @@ def _embed_batch(G, target: torch.Tensor, cfg: EmbedConfig, perceptual: Perceptu
             final_noise = "const" if cfg.noise_mode == "random" else cfg.noise_mode
             img = G.synthesis(ws, noise_mode=final_noise)
             terms = criterion(img)
+            if not (bool(torch.isfinite(ws).all()) and bool(torch.isfinite(terms["loss"]).all())):
+                raise I2SError("the optimisation diverged in its last step (the latent or the "
+                               "loss is not finite); lower --lr or the loss weights")
     seconds = time.perf_counter() - t0
     final = {k: v.detach().cpu().numpy().astype(np.float64) for k, v in terms.items()}
     final["psnr"] = psnr(terms["mse"]).cpu().numpy().astype(np.float64)

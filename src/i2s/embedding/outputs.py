@@ -9,7 +9,6 @@ identity distance where the face models are installed, and the run record
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Sequence
@@ -19,7 +18,7 @@ from typing import TYPE_CHECKING
 from i2s.embedding.latents import LatentFile, save_latent
 from i2s.errors import I2SError
 from i2s.faces.identity import identity_metrics
-from i2s.media.files import write_text_atomic
+from i2s.media.files import staged_folder, write_json_atomic
 from i2s.media.images import save_image, to_uint8
 from i2s.media.metrics import psnr
 
@@ -30,13 +29,15 @@ if TYPE_CHECKING:
 def write_embedding(result: EmbedResult, out: str | os.PathLike,
                     names: Sequence[str] | None = None, *, model=None,
                     sources: Sequence[str] | None = None, transforms=None,
-                    identity: bool = True) -> list[Path]:
+                    identity: bool = True,
+                    extra_files: Sequence[dict[str, Path]] | None = None) -> list[Path]:
     """See :meth:`i2s.EmbedResult.save`."""
     n = result.latent.shape[0]
     names = [f"image{i}" for i in range(n)] if names is None else list(names)
     sources = names if sources is None else list(sources)
     transforms = [None] * n if transforms is None else list(transforms)
-    if not len(names) == len(sources) == len(transforms) == n:
+    extra_files = [{}] * n if extra_files is None else list(extra_files)
+    if not len(names) == len(sources) == len(transforms) == len(extra_files) == n:
         raise I2SError(f"save: {n} images, but {len(names)} names, {len(sources)} sources and "
                        f"{len(transforms)} transforms")
     if len(set(names)) != n:
@@ -49,21 +50,23 @@ def write_embedding(result: EmbedResult, out: str | os.PathLike,
     mse8 = result.file_mse()
     folders = []
     for j, name in enumerate(names):
-        folder = Path(out) / name
-        folder.mkdir(parents=True, exist_ok=True)
-        z = result.z[j].cpu().numpy() if result.z is not None else None
-        save_latent(folder / "latent.npz", LatentFile(
-            w=result.latent[j].cpu().numpy(), space=result.space,
-            model_sha256=sha or "", z=z))
-        save_image(folder / "target.png", targets[j])
-        save_image(folder / "reconstruction.png", recons[j])
-        if transforms[j] is not None:
-            transforms[j].save(folder / "transform.json")
         metrics = image_metrics(result, j, targets[j], recons[j], float(mse8[j]), identity)
         metrics.update(image=str(sources[j]), aligned=transforms[j] is not None)
         metrics.update(result.record)
-        write_text_atomic(folder / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-        folders.append(folder)
+        # One folder holds one run's files: written aside, then renamed into place.
+        with staged_folder(Path(out) / name) as folder:
+            z = result.z[j].cpu().numpy() if result.z is not None else None
+            save_latent(folder / "latent.npz", LatentFile(
+                w=result.latent[j].cpu().numpy(), space=result.space,
+                model_sha256=sha or "", z=z))
+            save_image(folder / "target.png", targets[j])
+            save_image(folder / "reconstruction.png", recons[j])
+            if transforms[j] is not None:
+                transforms[j].save(folder / "transform.json")
+            write_json_atomic(folder / "metrics.json", metrics)
+            for file_name, src in extra_files[j].items():
+                os.replace(src, folder / file_name)
+        folders.append(Path(out) / name)
     return folders
 
 

@@ -79,7 +79,8 @@ class EmbedResult:
 
     def save(self, out: str | os.PathLike, names: Sequence[str] | None = None, *,
              model=None, sources: Sequence[str] | None = None, transforms=None,
-             identity: bool = True) -> list[Path]:
+             identity: bool = True,
+             extra_files: Sequence[dict[str, Path]] | None = None) -> list[Path]:
         """Write ``out/<name>/`` for each image: ``latent.npz``, ``target.png``,
         ``reconstruction.png``, ``metrics.json`` (and ``transform.json`` for aligned inputs)
         -- what ``i2s embed`` writes; every file atomically.
@@ -92,8 +93,11 @@ class EmbedResult:
             sources: the input each image came from, for ``metrics.json`` (default: names).
             transforms: the :class:`i2s.faces.AlignTransform` of each aligned image, or None.
             identity: compute the dlib identity distance when the face models are installed.
+            extra_files: per image, files to move into its folder ({name in the folder:
+                existing file}), e.g. the optimisation video.
         Returns:
             The folders written, in order.
         """
         return write_embedding(self, out, names, model=model, sources=sources,
-                               transforms=transforms, identity=identity)
+                               transforms=transforms, identity=identity,
+                               extra_files=extra_files)

@@ -32,7 +32,7 @@ from PIL import Image, ImageFilter
 
 from i2s.errors import I2SError
 from i2s.faces.detect import Face, NoFaceFound, detect_faces
-from i2s.media.files import write_text_atomic
+from i2s.media.files import file_problem, write_text_atomic
 
 TRANSFORM_FORMAT = "i2s-align-transform"
 
@@ -59,6 +59,9 @@ class AlignTransform:
     @classmethod
     def load(cls, path: str | os.PathLike) -> AlignTransform:
         p = Path(path)
+        problem = file_problem(p)
+        if problem is not None:
+            raise I2SError(f"{p}: transform file: {problem}")
         try:
             d = json.loads(p.read_text())
             if d.get("format") != TRANSFORM_FORMAT:
@@ -67,8 +70,6 @@ class AlignTransform:
             lms = np.asarray(d.get("landmarks", np.zeros((68, 2))), dtype=np.float64)
             w, h = (int(v) for v in d["original_size"])
             t = cls(quad, (w, h), int(d["size"]), lms, tuple(int(v) for v in d["box"]))
-        except FileNotFoundError:
-            raise I2SError(f"{p}: transform file not found") from None
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
             raise I2SError(f"{p}: not a valid alignment transform ({e})") from None
         if t.quad.shape != (4, 2) or not np.isfinite(t.quad).all() or min(w, h, t.size) < 1:

@@ -15,7 +15,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from i2s.errors import I2SError
-from i2s.media.files import atomic_path
+from i2s.media.files import atomic_path, file_problem
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
@@ -50,10 +50,9 @@ def read_rgb(path: str | os.PathLike) -> np.ndarray:
         I2SError: missing, empty, unreadable or non-image file, with a one-line reason.
     """
     p = Path(path)
-    if not p.exists():
-        raise I2SError(f"{p}: no such file")
-    if p.is_dir():
-        raise I2SError(f"{p}: is a folder, not an image")
+    problem = file_problem(p)
+    if problem is not None:
+        raise I2SError(f"{p}: {problem}")
     if p.stat().st_size == 0:
         raise I2SError(f"{p}: empty file")
     try:
@@ -97,8 +96,16 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """float [N, 3, H, W] or [3, H, W] in [-1, 1] -> uint8 [N, H, W, 3] (or [H, W, 3])."""
+    """float [N, 3, H, W] or [3, H, W] in [-1, 1] -> uint8 [N, H, W, 3] (or [H, W, 3]).
+
+    Raises:
+        I2SError: for NaN or infinite pixels (a model or latent out of its range), which
+            would otherwise become black pixels silently.
+    """
     x = images.detach().float().cpu()
+    if not torch.isfinite(x).all():
+        raise I2SError("the generator gave NaN or infinite pixel values (a latent or model "
+                       "outside its range)")
     squeeze = x.ndim == 3
     if squeeze:
         x = x[None]
@@ -106,11 +113,20 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
     return a[0] if squeeze else a
 
 
-def save_image(path: str | os.PathLike, image: np.ndarray) -> None:
-    """Write uint8 [H, W, 3] atomically; the format follows the suffix (PNG, JPEG, ...)."""
-    img = Image.fromarray(np.asarray(image, dtype=np.uint8), "RGB")
-    fmt = Image.registered_extensions().get(Path(path).suffix.lower())
+IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
+
+
+def image_format(path: str | os.PathLike) -> str:
+    """The format an output image is written in, from its suffix: PNG or JPEG only."""
+    fmt = IMAGE_FORMATS.get(Path(path).suffix.lower())
     if fmt is None:
-        raise I2SError(f"{path}: unknown image format (use .png or .jpg)")
+        raise I2SError(f"{path}: output images are .png or .jpg")
+    return fmt
+
+
+def save_image(path: str | os.PathLike, image: np.ndarray) -> None:
+    """Write uint8 [H, W, 3] atomically as PNG or JPEG (from the suffix)."""
+    fmt = image_format(path)
+    img = Image.fromarray(np.asarray(image, dtype=np.uint8), "RGB")
     with atomic_path(path) as tmp:
         img.save(tmp, format=fmt)
