@@ -274,3 +274,52 @@ def test_a_perfect_reconstruction_writes_valid_json(tmp_path, capsys):
     r = i2s.embed(G, target, steps=1, loss="mse", lr=1e-30)
     r.save(tmp_path / "o", names=["x"])
     no_non_finite_json(tmp_path / "o")
+
+
+def test_an_interrupted_experiment_resumes_to_the_same_numbers(tmp_path, capsys):
+    """Interrupted in the middle of a study (some embeddings cached, the report not written),
+    then resumed: the same results as a run that was never interrupted."""
+    from i2s.embedding import EmbedConfig
+    from i2s.experiments import StudyOptions, run_studies
+
+    G = make_generator(resolution=32)
+    G.sha256 = "e" * 64
+    cfg, opts = EmbedConfig(steps=3, loss="mse", batch_size=2), StudyOptions(quick=True)
+
+    class Interrupt(Exception):
+        pass
+
+    calls = []
+
+    def progress(desc, steps):
+        calls.append(desc)
+        if len(calls) == 4:
+            raise Interrupt
+
+        class Bar:
+            def __call__(self, s):
+                pass
+
+            def close(self):
+                pass
+        return Bar()
+
+    with pytest.raises(Interrupt):
+        run_studies(["classes", "spaces"], G, tmp_path / "a", cfg, opts, progress=progress)
+    assert not (tmp_path / "a" / "results.json").exists()
+    cached = list((tmp_path / "a" / "cache").glob("*.npz"))
+    assert cached and not list((tmp_path / "a" / "cache").glob(".*"))  # whole entries only
+    resumed = run_studies(["classes", "spaces"], G, tmp_path / "a", cfg, opts)
+    fresh = run_studies(["classes", "spaces"], G, tmp_path / "b", cfg, opts)
+    assert resumed["meta"]["embeddings_reused"] > 0
+    assert _without_timings(resumed["experiments"]) == _without_timings(fresh["experiments"])
+    no_non_finite_json(tmp_path / "a")
+
+
+def _without_timings(d):
+    if isinstance(d, dict):
+        return {k: _without_timings(v) for k, v in d.items()
+                if k not in ("seconds", "embedding_seconds")}
+    if isinstance(d, list):
+        return [_without_timings(v) for v in d]
+    return d

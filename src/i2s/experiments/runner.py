@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -16,7 +15,7 @@ from i2s.experiments import affine, classes, crossover, defects, expression, mor
 from i2s.experiments.context import StudyContext, StudyOptions
 from i2s.experiments.image_set import load_image_set
 from i2s.experiments.report import Section, md_table
-from i2s.media.files import write_text_atomic
+from i2s.media.files import write_json_atomic, write_text_atomic
 from i2s.provenance import run_record
 
 STUDIES: dict[str, Callable[[StudyContext, object], Section]] = {
@@ -91,7 +90,7 @@ def run_studies(names: list[str], G, out: str | Path, config: EmbedConfig | None
     results = {"meta": meta, "experiments": {
         s.name: {"title": s.title, "seconds": s.seconds, "figures": s.figures, **s.results}
         for s in sections}}
-    write_text_atomic(out / "results.json", json.dumps(results, indent=1, default=float) + "\n")
+    write_json_atomic(out / "results.json", results, indent=1)
     write_text_atomic(out / "report.md", render_report(meta, sections))
     return results
 
