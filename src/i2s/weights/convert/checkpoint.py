@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -15,11 +15,11 @@ from i2s.media.files import sha256_file
 from i2s.models.stylegan1 import StyleGANConfig, StyleGANGenerator
 from i2s.models.stylegan2 import StyleGAN2Generator
 from i2s.ops.fir import make_fir_filter
-from i2s.weights.convert.rosinality import convert_rosinality
-from i2s.weights.convert.safe_pickle import TFNetwork, load_pickle
-from i2s.weights.convert.stylegan1_tf import convert_tf_stylegan1
+from i2s.weights.convert.rosinality import W_AVG_ESTIMATED, W_AVG_SAMPLES, convert_rosinality
+from i2s.weights.convert.safe_pickle import TFNetwork, load_pickle, one_line
+from i2s.weights.convert.stylegan1_tf import convert_tf_stylegan1, is_stylegan1_tf
 from i2s.weights.convert.stylegan2_ada import convert_ada, is_ada_pickle
-from i2s.weights.convert.stylegan2_tf import convert_tf_stylegan2
+from i2s.weights.convert.stylegan2_tf import convert_tf_stylegan2, is_stylegan2_tf
 from i2s.weights.convert.variables import load_strict
 from i2s.weights.generator_file import save_generator
 
@@ -29,16 +29,21 @@ ZIP_MAGIC = b"PK\x03\x04"
 @dataclass
 class Converted:
     G: torch.nn.Module
-    source_format: str     # "stylegan2-ada-pytorch", "stylegan2-tf", "stylegan1-tf", "rosinality"
+    # "stylegan2-ada-pytorch", "stylegan2-ada-tf", "stylegan2-tf", "stylegan1-tf", "rosinality"
+    source_format: str
     source_sha256: str
     seconds: float
+    # What the conversion had to decide, recorded in the file's metadata, e.g.
+    # {"w_avg": "estimated from 4096 z"} or {"num_fp16_res": "4"}.
+    notes: dict[str, str] = field(default_factory=dict)
 
     def summary(self, src: Path, dst: Path | None = None) -> str:
         n = sum(p.numel() for p in self.G.parameters())
         to = f" -> {dst}" if dst is not None else ""
+        notes = "".join(f", {k}: {v}" for k, v in self.notes.items())
         return (f"converted {src.name} ({self.source_format}, sha256 {self.source_sha256[:12]}"
                 f"){to}: {self.G.architecture} {self.G.resolution}px, {self.G.num_ws} ws, "
-                f"{n / 1e6:.1f}M parameters, {self.seconds:.1f}s")
+                f"{n / 1e6:.1f}M parameters{notes}, {self.seconds:.1f}s")
 
 
 def _torch_load(path: Path):
@@ -51,60 +56,95 @@ def _torch_load(path: Path):
         raise I2SError(f"{path}: cannot read torch checkpoint safely ({first})") from None
 
 
+def _read_object(p: Path):
+    """(unpickled object, True if it is a torch.save file) of a checkpoint file."""
+    with open(p, "rb") as f:
+        head = f.read(4)
+    if head == ZIP_MAGIC:
+        return _torch_load(p), True
+    obj = load_pickle(p)
+    if isinstance(obj, int):  # legacy torch.save files start with a pickled magic number
+        return _torch_load(p), True
+    return obj, False
+
+
+def _convert(obj, torch_file: bool, source: str):
+    """(config, state dict, format name, notes) of an unpickled checkpoint."""
+    if torch_file or (isinstance(obj, dict) and "g_ema" in obj):
+        if not isinstance(obj, dict):
+            raise I2SError(f"{source}: not a rosinality checkpoint (not a dict with 'g_ema')")
+        return _with_format(convert_rosinality(obj, source), "rosinality")
+    if is_ada_pickle(obj):
+        return _with_format(convert_ada(obj, source), "stylegan2-ada-pytorch")
+    if isinstance(obj, tuple) and len(obj) == 3 and all(isinstance(x, TFNetwork) for x in obj):
+        gs = obj[2]
+        # Recognised by the variables: StyleGAN2-ADA TF (version 5) names its synthesis
+        # function G_synthesis, as StyleGAN v1 does.
+        if is_stylegan2_tf(gs):
+            fmt = "stylegan2-ada-tf" if gs.state.get("version") == 5 else "stylegan2-tf"
+            return _with_format(convert_tf_stylegan2(gs, source), fmt)
+        if is_stylegan1_tf(gs):
+            return _with_format(convert_tf_stylegan1(gs, source), "stylegan1-tf")
+        raise I2SError(f"{source}: TF network (version {str(gs.state.get('version'))[:10]}) "
+                       "holds neither StyleGAN nor StyleGAN2 synthesis variables")
+    raise I2SError(f"{source}: not a recognised StyleGAN checkpoint (expected a StyleGAN2-ADA "
+                   "pickle, a TF (G, D, Gs) pickle or a rosinality checkpoint)")
+
+
+def _with_format(converted: tuple, fmt: str):
+    cfg, state, notes = converted
+    return cfg, state, fmt, notes
+
+
 def read_checkpoint(path: str | os.PathLike):
-    """(config, state dict, format name) of any supported checkpoint file."""
+    """(config, state dict, format name, notes) of any supported checkpoint file."""
     p = Path(path)
     if not p.is_file():
         raise I2SError(f"checkpoint not found: {p}")
-    with open(p, "rb") as f:
-        head = f.read(4)
     source = str(p)
-    if head == ZIP_MAGIC:
-        obj, fmt = _torch_load(p), "rosinality"
-    else:
-        obj = load_pickle(p)
-        if isinstance(obj, int):  # legacy torch.save files start with a pickled magic number
-            obj, fmt = _torch_load(p), "rosinality"
-        else:
-            fmt = None
-    if fmt == "rosinality" or (isinstance(obj, dict) and "g_ema" in obj):
-        return (*convert_rosinality(obj, source), "rosinality")
-    if is_ada_pickle(obj):
-        return (*convert_ada(obj, source), "stylegan2-ada-pytorch")
-    if isinstance(obj, tuple) and len(obj) == 3 and all(isinstance(x, TFNetwork) for x in obj):
-        gs = obj[2]
-        version = gs.state.get("version")
-        synthesis = gs.components.get("synthesis")
-        func = synthesis.state.get("build_func_name", "") if synthesis is not None else ""
-        if version == 4 or func == "G_synthesis_stylegan2":
-            return (*convert_tf_stylegan2(gs, source), "stylegan2-tf")
-        if version == 3 or func == "G_synthesis":
-            return (*convert_tf_stylegan1(gs, source), "stylegan1-tf")
-        raise I2SError(f"{source}: unknown TF network version {version!r}")
-    raise I2SError(f"{source}: not a recognised StyleGAN checkpoint (expected a StyleGAN2-ADA "
-                   "pickle, a TF (G, D, Gs) pickle or a rosinality checkpoint)")
+    obj, torch_file = _read_object(p)
+    try:
+        return _convert(obj, torch_file, source)
+    except I2SError:
+        raise
+    except Exception as e:  # a malformed value the checks above did not anticipate
+        raise I2SError(f"{source}: malformed checkpoint ({type(e).__name__}: "
+                       f"{one_line(e)})") from None
+
+
+def estimate_w_avg(G: torch.nn.Module, n: int = W_AVG_SAMPLES, seed: int = 0) -> torch.Tensor:
+    """The mean of the mapping network's output over ``n`` fixed z (standard normal from a CPU
+    generator seeded with ``seed``), [w_dim]: the same for every run and machine."""
+    z = torch.randn(n, G.z_dim, generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        return torch.cat([G.mapping(c)[:, 0] for c in z.split(1024)]).mean(0)
 
 
 def convert_checkpoint(path: str | os.PathLike) -> Converted:
     """Convert any supported checkpoint into an i2s generator (nothing in it is executed)."""
     t0 = time.perf_counter()
-    cfg, state, fmt = read_checkpoint(path)
+    cfg, state, fmt, notes = read_checkpoint(path)
     G = StyleGANGenerator(cfg) if isinstance(cfg, StyleGANConfig) else StyleGAN2Generator(cfg)
     if fmt != "stylegan2-ada-pytorch":
         # TF and rosinality store no FIR buffers: they are the fixed [1, 3, 3, 1] filter.
         for k in G.state_dict():
             if k.endswith("resample_filter"):
                 state.setdefault(k, make_fir_filter())
+    estimate = notes.get("w_avg") == W_AVG_ESTIMATED
+    if estimate:
+        state["mapping.w_avg"] = torch.zeros(cfg.w_dim)
     load_strict(G, state, str(path))
     G.eval().requires_grad_(False)
+    if estimate:
+        G.mapping.w_avg.copy_(estimate_w_avg(G))
     return Converted(G=G, source_format=fmt, source_sha256=sha256_file(path),
-                     seconds=time.perf_counter() - t0)
+                     seconds=time.perf_counter() - t0, notes=dict(notes))
 
 
 def convert_file(src: str | os.PathLike, dst: str | os.PathLike) -> Converted:
     """Convert ``src`` and write ``dst`` (safetensors, atomically) with provenance metadata."""
     conv = convert_checkpoint(src)
     save_generator(conv.G, dst, extra_metadata={
-        "source_format": conv.source_format, "source_sha256": conv.source_sha256,
+        **conv.notes, "source_format": conv.source_format, "source_sha256": conv.source_sha256,
         "source_name": Path(src).name})
     return conv

@@ -4,29 +4,54 @@ NVIDIA's pickles run code twice when loaded naively: pickle can call any global,
 source stored in the file (``build_module_src`` in TF pickles, ``module_src`` in StyleGAN2-ADA
 pickles) is ``exec``-ed. This unpickler:
 
-* resolves only the globals in :data:`ALLOWED`; any other global is refused with an error that
-  names it, and nothing it names is imported or called;
+* resolves only the globals in :data:`ALLOWED` (Python 2 names of protocol 0-2 pickles are
+  first mapped to Python 3 ones, as pickle itself does); any other global is refused with an
+  error that names it, and nothing it names is imported or called;
 * replaces NVIDIA's reconstruction entry points (``dnnlib.tflib.network.Network``,
   ``torch_utils.persistence._reconstruct_persistent_obj``, ``dnnlib.util.EasyDict``) with
   stubs that only keep the stored state; the stored source is never executed;
 * reads tensors stored with ``torch.storage._load_from_bytes`` through
-  ``torch.load(..., weights_only=True)``.
+  ``torch.load(..., weights_only=True)``, after checking the stored record's sizes;
+* never allocates more than the file can hold: every length field is compared with what is
+  left of the file before anything is read or allocated, numpy arrays and tensor views are
+  checked against their data (shape, strides, offset) before they are built, and only plain
+  numeric numpy dtypes are accepted;
+* lets ``BUILD`` (``__setstate__``) touch only the few types a checkpoint holds.
+
+Every failure while reading a file is one :class:`~i2s.errors.I2SError` naming the file.
 """
 
 from __future__ import annotations
 
+import _compat_pickle
 import collections
 import io
+import math
 import os
 import pickle
+import re
+import struct
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
 
 from i2s.errors import I2SError
+
+MAX_DIMS = 32  # more dimensions than any checkpoint tensor or array has
+
+
+def _refuse(msg: str) -> pickle.UnpicklingError:
+    return pickle.UnpicklingError(msg)
+
+
+def one_line(e: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message, shortened to ``limit`` characters."""
+    text = str(e).strip()
+    first = text.splitlines()[0] if text else type(e).__name__
+    return first if len(first) <= limit else first[:limit] + "..."
 
 
 class EasyDict(dict):
@@ -43,21 +68,37 @@ class TFNetwork:
     """Stand-in for ``dnnlib.tflib.network.Network``: keeps the pickled state dict only.
 
     ``state`` keys: version, name, static_kwargs, components, build_module_src (never run),
-    build_func_name, variables (list of (name, numpy array)).
+    build_func_name, variables (list of (name, numpy array)); version 5 (StyleGAN2-ADA TF) adds
+    input_shapes, output_shapes, input_names, output_names.
     """
 
     def __setstate__(self, state: dict) -> None:
         if not isinstance(state, dict):
-            raise pickle.UnpicklingError("TF Network state is not a dict")
+            raise _refuse("TF Network state is not a dict")
         self.state = state
 
     @property
     def variables(self) -> dict[str, np.ndarray]:
-        return {str(k): np.asarray(v) for k, v in self.state.get("variables", [])}
+        out = {}
+        for item in self.state.get("variables") or []:
+            if not isinstance(item, (tuple, list)) or len(item) != 2:
+                raise I2SError("TF network variables are not (name, array) pairs")
+            out[str(item[0])] = np.asarray(item[1])
+        return out
 
     @property
     def components(self) -> dict[str, TFNetwork]:
-        return dict(self.state.get("components", {}))
+        comps = self.state.get("components") or {}
+        if not isinstance(comps, dict):
+            raise I2SError("TF network components are not a dict")
+        return dict(comps)
+
+    @property
+    def static_kwargs(self) -> dict:
+        kw = self.state.get("static_kwargs") or {}
+        if not isinstance(kw, dict):
+            raise I2SError("TF network static_kwargs are not a dict")
+        return dict(kw)
 
 
 class PersistentObject:
@@ -65,18 +106,30 @@ class PersistentObject:
 
     def __init__(self, meta: dict) -> None:
         if not isinstance(meta, dict) or meta.get("type") != "class":
-            raise pickle.UnpicklingError("unexpected torch_utils.persistence record")
-        self.class_name = str(meta.get("class_name"))
-        self.state = meta.get("state") or {}  # meta["module_src"] is ignored, never executed
+            raise _refuse("unexpected torch_utils.persistence record")
+        state = meta.get("state") or {}
+        if not isinstance(state, dict):
+            raise _refuse("torch_utils.persistence record without a state dict")
+        self.class_name = str(meta.get("class_name"))[:100]
+        self.state = state  # meta["module_src"] is ignored, never executed
 
     def tensors(self, prefix: str = "") -> dict[str, torch.Tensor]:
         """Parameters and buffers of this module and its submodules, as ``state_dict()``."""
         out: dict[str, torch.Tensor] = {}
         for group in ("_parameters", "_buffers"):
-            for name, t in (self.state.get(group) or {}).items():
-                if t is not None:
-                    out[prefix + name] = t
-        for name, sub in (self.state.get("_modules") or {}).items():
+            tensors = self.state.get(group) or {}
+            if not isinstance(tensors, dict):
+                raise I2SError(f"{prefix}{group} is not a dict")
+            for name, t in tensors.items():
+                if t is None:
+                    continue
+                if not isinstance(t, torch.Tensor):
+                    raise I2SError(f"{prefix}{name} is a {type(t).__name__}, not a tensor")
+                out[prefix + str(name)] = t
+        modules = self.state.get("_modules") or {}
+        if not isinstance(modules, dict):
+            raise I2SError(f"{prefix}_modules is not a dict")
+        for name, sub in modules.items():
             if isinstance(sub, PersistentObject):
                 out.update(sub.tensors(f"{prefix}{name}."))
             elif sub is not None:
@@ -86,11 +139,15 @@ class PersistentObject:
 
     @property
     def init_kwargs(self) -> dict:
-        return dict(self.state.get("_init_kwargs") or {})
+        kw = self.state.get("_init_kwargs") or {}
+        if not isinstance(kw, dict):
+            raise I2SError("the stored constructor arguments (_init_kwargs) are not a dict")
+        return dict(kw)
 
 
 class TorchModuleState:
-    """Stand-in for plain ``torch.nn`` modules inside a pickle: keeps ``__dict__`` only."""
+    """Stand-in for plain ``torch.nn`` modules inside a pickle: keeps ``__dict__`` only. One
+    class serves every ``torch.nn.modules.*`` name, so a pickle cannot create classes."""
 
     def __setstate__(self, state: dict) -> None:
         self.state = state
@@ -100,27 +157,36 @@ def _reconstruct_persistent_obj(meta: dict) -> PersistentObject:
     return PersistentObject(meta)
 
 
-def _load_from_bytes(b: bytes) -> Any:
-    return torch.load(io.BytesIO(b), weights_only=True, map_location="cpu")
+# --- numpy: only plain numeric dtypes, arrays checked against their data --------------------
+
+_DTYPE_SPEC = re.compile(r"[<>|=]?(b1|[iu][1248]|f[248]|c(8|16)|[?bBhHiIlLqQefdFD])")
+_NDARRAY = object()  # what ``numpy.ndarray`` resolves to: only _reconstruct's first argument
+_RECONSTRUCT = object()  # numpy's _reconstruct: each unpickler's own, bound to its file size
 
 
-def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False,
-                       backward_hooks=None, metadata=None) -> torch.Tensor:
-    if isinstance(storage, torch.TypedStorage):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # TypedStorage deprecation notice
-            dtype, storage = storage.dtype, storage.untyped()
-    else:
-        raise pickle.UnpicklingError(f"unexpected storage type {type(storage).__name__}")
-    t = torch.empty(0, dtype=dtype)
-    t.set_(storage, storage_offset, tuple(size), tuple(stride))
-    return t
+def _check_dtype(d: Any) -> np.dtype:
+    if not isinstance(d, np.dtype) or d.kind not in "biufc" or d.names is not None \
+            or d.subdtype is not None:
+        raise _refuse(f"numpy dtype {d!s:.40} is not a plain numeric type")
+    return d
 
 
-def _rebuild_parameter(data, requires_grad=False, backward_hooks=None, *state) -> torch.Tensor:
-    if not isinstance(data, torch.Tensor):
-        raise pickle.UnpicklingError("parameter data is not a tensor")
-    return data
+def _dtype(spec: Any, align: Any = False, copy: Any = False) -> np.dtype:
+    """``numpy.dtype`` for the plain numeric type codes numpy pickles use ('f4', 'i8', ...)."""
+    if isinstance(spec, bytes):
+        spec = spec.decode("latin1")
+    if not isinstance(spec, str) or not _DTYPE_SPEC.fullmatch(spec):
+        raise _refuse(f"numpy dtype {spec!r:.40} is not a plain numeric type")
+    return _check_dtype(np.dtype(spec))
+
+
+def _check_dtype_state(state: Any) -> None:
+    """A dtype's ``__setstate__`` argument: (version, byteorder, None, None, None, -1, -1,
+    flags) for the plain types numpy pickles."""
+    if not (isinstance(state, tuple) and len(state) in (8, 9) and state[0] in (3, 4)
+            and state[1] in ("<", ">", "|", "=") and state[2:5] == (None, None, None)
+            and all(type(x) is int for x in state[5:8])):
+        raise _refuse("unexpected numpy dtype state")
 
 
 def _numpy_core(name: str):
@@ -128,19 +194,261 @@ def _numpy_core(name: str):
     return getattr(core.multiarray, name)
 
 
+def _shape(shape: Any, what: str) -> tuple[int, ...]:
+    if not isinstance(shape, (tuple, list)) or len(shape) > MAX_DIMS or \
+            any(type(d) is not int or d < 0 for d in shape):
+        raise _refuse(f"{what}: invalid shape {str(shape):.60}")
+    return tuple(shape)
+
+
+class RestrictedUnpickler(pickle._Unpickler):
+    """Pure-Python ``pickle`` unpickler that resolves only :data:`ALLOWED` globals and checks
+    every size against the file (see module doc).
+
+    The pure-Python implementation is used because the C one allocates ``BYTEARRAY8`` buffers
+    before it reads them; checkpoints hold few, large records, so it is not slower in practice.
+    """
+
+    dispatch = dict(pickle._Unpickler.dispatch)
+
+    def __init__(self, file: BinaryIO, size: int, **kwargs: Any) -> None:
+        super().__init__(file, **kwargs)
+        self.budget = size  # no array, tensor or buffer may claim more bytes than this
+
+    def find_class(self, module: str, name: str) -> Any:
+        original = f"{module}.{name}"
+        if self.proto < 3 and self.fix_imports:  # Python 2 names, mapped as pickle does
+            if (module, name) in _compat_pickle.NAME_MAPPING:
+                module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+            elif module in _compat_pickle.IMPORT_MAPPING:
+                module = _compat_pickle.IMPORT_MAPPING[module]
+        key = (module, name)
+        if key in ALLOWED:
+            obj = ALLOWED[key]
+            return self.reconstruct if obj is _RECONSTRUCT else obj
+        if module == "torch" and name in _TORCH_DTYPES:
+            return getattr(torch, name)
+        if module.startswith("torch.nn.modules.") and name.isidentifier():
+            return TorchModuleState
+        shown = original if original == f"{module}.{name}" else f"{original} ({module}.{name})"
+        raise _refuse(f"refusing global '{shown[:120]}' (not on the allowlist of checkpoint "
+                      "types)")
+
+    def persistent_load(self, pid: Any) -> Any:
+        raise _refuse("persistent ids are not allowed in this pickle")
+
+    # --- opcodes that need more checks than pickle's own ---------------------------------
+
+    def load_bytearray8(self) -> None:
+        (n,) = struct.unpack("<Q", self.read(8))
+        if n > self.budget:
+            raise _refuse(f"a BYTEARRAY8 record claims {n} bytes, more than the file holds")
+        b = bytearray(n)
+        self.readinto(b)
+        self.append(b)
+
+    dispatch[pickle.BYTEARRAY8[0]] = load_bytearray8
+
+    def load_build(self) -> None:
+        state, inst = self.stack[-1], self.stack[-2]
+        if isinstance(inst, np.ndarray) and type(inst) is np.ndarray:
+            self._check_array_state(state)
+        elif isinstance(inst, np.dtype):
+            _check_dtype_state(state)
+        elif type(inst) not in _BUILD_TYPES:
+            raise _refuse(f"setting the state of a {type(inst).__name__[:40]} is not allowed")
+        pickle._Unpickler.load_build(self)
+        if isinstance(inst, np.dtype):
+            _check_dtype(inst)
+
+    dispatch[pickle.BUILD[0]] = load_build
+
+    def _check_array_state(self, state: Any) -> None:
+        """numpy's array state (version, shape, dtype, fortran, data): the data must be raw
+        bytes of exactly shape x itemsize."""
+        if not isinstance(state, tuple) or len(state) not in (4, 5):
+            raise _refuse("unexpected numpy array state")
+        shape, dtype, fortran, data = state[-4:]
+        shape = _shape(shape, "numpy array")
+        _check_dtype(dtype)
+        nbytes = math.prod(shape) * dtype.itemsize
+        if not isinstance(data, (bytes, bytearray, str)) or len(data) != nbytes:
+            size = len(data) if isinstance(data, (bytes, bytearray, str)) else "no"
+            raise _refuse(f"numpy array of shape {shape} {dtype} needs {nbytes} bytes, the "
+                          f"file stores {size}")
+        if not isinstance(fortran, bool):
+            raise _refuse("unexpected numpy array state")
+
+    def reconstruct(self, subtype: Any, shape: Any, dtype: Any) -> np.ndarray:
+        """``numpy.core.multiarray._reconstruct``: numpy pickles call it with (ndarray, (0,),
+        b'b') and then set the real shape and data; a larger empty array is refused."""
+        if subtype is not _NDARRAY:
+            raise _refuse("numpy _reconstruct of something other than ndarray")
+        shape = _shape(shape, "numpy array")
+        d = _dtype(dtype)
+        if math.prod(shape) * d.itemsize > self.budget:
+            raise _refuse(f"numpy array of shape {shape} is larger than the file")
+        return _numpy_core("_reconstruct")(np.ndarray, shape, d)
+
+
+def _scalar(dtype: Any, data: Any = None) -> Any:
+    """``numpy.core.multiarray.scalar`` for plain numeric dtypes and their raw bytes."""
+    d = _check_dtype(dtype)
+    if not isinstance(data, (bytes, str)) or len(data) != d.itemsize:
+        raise _refuse(f"numpy scalar of {d} needs {d.itemsize} bytes")
+    return _numpy_core("scalar")(d, data)
+
+
+def _latin1_encode(text: Any, encoding: Any = "latin1", *rest: Any) -> bytes:
+    """``_codecs.encode`` as protocol 0-2 pickles use it for bytes: (str, 'latin1') only."""
+    if rest or not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise _refuse("_codecs.encode is only allowed as encode(str, 'latin1')")
+    return text.encode("latin1")
+
+
+def _empty_bytes(*args: Any) -> bytes:
+    """``bytes()``: protocol 0-2 pickles store empty bytes as a call without arguments."""
+    if args:
+        raise _refuse("bytes(...) with arguments is not allowed")
+    return b""
+
+
+# --- torch: stored storages and the views built on them --------------------------------------
+
+# ``torch.<Name>Storage`` as legacy storage records name them -> their dtype.
+_STORAGE_DTYPES = {
+    "DoubleStorage": torch.float64, "FloatStorage": torch.float32, "HalfStorage": torch.float16,
+    "BFloat16Storage": torch.bfloat16, "LongStorage": torch.int64, "IntStorage": torch.int32,
+    "ShortStorage": torch.int16, "CharStorage": torch.int8, "ByteStorage": torch.uint8,
+    "BoolStorage": torch.bool, "ComplexFloatStorage": torch.complex64,
+    "ComplexDoubleStorage": torch.complex128,
+}
+_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+_LEGACY_PROTOCOL = 1001
+
+
+class _StorageRecord:
+    def __init__(self, dtype: torch.dtype, key: str, numel: int) -> None:
+        self.dtype, self.key, self.numel = dtype, key, numel
+
+
+class _StorageRecordUnpickler(pickle._Unpickler):
+    """Reads the small pickles of a legacy ``torch.save`` record of one storage without
+    building anything: storage types resolve to their dtypes, the storage to a record."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module == "torch" and name in _STORAGE_DTYPES:
+            return _STORAGE_DTYPES[name]
+        raise _refuse(f"refusing global '{module[:60]}.{name[:60]}' in a tensor record")
+
+    def persistent_load(self, pid: Any) -> Any:
+        if not (isinstance(pid, tuple) and len(pid) == 6 and pid[0] == "storage"
+                and isinstance(pid[1], torch.dtype) and isinstance(pid[2], str)
+                and isinstance(pid[3], str) and type(pid[4]) is int and pid[4] >= 0
+                and pid[5] is None):
+            raise _refuse("unexpected storage record in a tensor record")
+        return _StorageRecord(pid[1], pid[2], pid[4])
+
+
+def check_storage_bytes(b: bytes) -> tuple[torch.dtype, int]:
+    """Check a legacy ``torch.save`` record of one storage (what ``TypedStorage.__reduce__``
+    writes and ``torch.storage._load_from_bytes`` reads) without allocating anything: the
+    header pickles, one storage record, its key, and a data block of exactly the claimed size.
+    Returns (dtype, number of elements)."""
+    f = io.BytesIO(b)
+
+    def small_pickle() -> Any:
+        return _StorageRecordUnpickler(f, encoding="latin1").load()
+
+    if small_pickle() != _LEGACY_MAGIC or small_pickle() != _LEGACY_PROTOCOL:
+        raise _refuse("tensor record is not a torch.save storage record")
+    info = small_pickle()
+    if not isinstance(info, dict) or info.get("little_endian") is not True:
+        raise _refuse("tensor record: unsupported byte order")
+    rec = small_pickle()
+    if not isinstance(rec, _StorageRecord):
+        raise _refuse("tensor record does not hold one storage")
+    if small_pickle() != [rec.key]:
+        raise _refuse("tensor record: unexpected storage keys")
+    count = f.read(8)
+    elsize = torch.empty(0, dtype=rec.dtype).element_size()
+    left = len(b) - f.tell()
+    if len(count) != 8 or int.from_bytes(count, "little", signed=True) != rec.numel \
+            or rec.numel * elsize != left:
+        raise _refuse(f"tensor record claims {rec.numel} elements of {elsize} bytes, it stores "
+                      f"{max(left, 0)} bytes")
+    return rec.dtype, rec.numel
+
+
+def _load_from_bytes(b: Any) -> Any:
+    if not isinstance(b, bytes):
+        raise _refuse("tensor record is not bytes")
+    dtype, numel = check_storage_bytes(b)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # TypedStorage deprecation notice
+            storage = torch.load(io.BytesIO(b), weights_only=True, map_location="cpu")
+    except Exception as e:  # torch raises many types; the record was already checked
+        raise _refuse(f"unreadable tensor record ({one_line(e)})") from None
+    if not isinstance(storage, torch.TypedStorage) or storage.dtype != dtype:
+        raise _refuse("tensor record does not hold the storage it claims")
+    return storage
+
+
+def check_view(n_storage: int, offset: Any, size: Any, stride: Any) -> None:
+    """A tensor view must lie inside its storage and not repeat elements (numel <= storage)."""
+    size = _shape(size, "tensor")
+    stride = _shape(stride, "tensor strides")
+    if len(stride) != len(size):
+        raise _refuse(f"tensor has {len(size)} sizes but {len(stride)} strides")
+    if type(offset) is not int or offset < 0:
+        raise _refuse(f"tensor storage offset {str(offset):.40} is not a non-negative integer")
+    numel = math.prod(size)
+    if numel == 0:
+        if offset > n_storage:
+            raise _refuse(f"tensor offset {offset} is beyond its storage of {n_storage}")
+        return
+    last = offset + sum((n - 1) * s for n, s in zip(size, stride, strict=True))
+    if last >= n_storage or numel > n_storage:
+        raise _refuse(f"tensor of size {size}, stride {stride}, offset {offset} does not fit "
+                      f"in its storage of {n_storage} elements")
+
+
+def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False,
+                       backward_hooks=None, metadata=None) -> torch.Tensor:
+    if not isinstance(storage, torch.TypedStorage):
+        raise _refuse(f"unexpected storage type {type(storage).__name__[:40]}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # TypedStorage deprecation notice
+        dtype, untyped, n = storage.dtype, storage.untyped(), storage.size()
+    check_view(n, storage_offset, size, stride)
+    t = torch.empty(0, dtype=dtype)
+    t.set_(untyped, storage_offset, tuple(size), tuple(stride))
+    return t
+
+
+def _rebuild_parameter(data, requires_grad=False, backward_hooks=None, *state) -> torch.Tensor:
+    if not isinstance(data, torch.Tensor):
+        raise _refuse("parameter data is not a tensor")
+    return data
+
+
 _TORCH_DTYPES = {name for name in dir(torch) if isinstance(getattr(torch, name), torch.dtype)}
 
-# (module, name) -> object returned to pickle. Nothing else is ever resolved.
+# (module, name) -> object returned to pickle. Nothing else is ever resolved. Python 2 names
+# (``__builtin__.set``) are mapped to these first, as pickle's own find_class maps them.
 ALLOWED: dict[tuple[str, str], Any] = {
     ("collections", "OrderedDict"): collections.OrderedDict,
     ("builtins", "set"): set,
     ("builtins", "frozenset"): frozenset,
-    ("numpy", "ndarray"): np.ndarray,
-    ("numpy", "dtype"): np.dtype,
-    ("numpy.core.multiarray", "_reconstruct"): _numpy_core("_reconstruct"),
-    ("numpy._core.multiarray", "_reconstruct"): _numpy_core("_reconstruct"),
-    ("numpy.core.multiarray", "scalar"): _numpy_core("scalar"),
-    ("numpy._core.multiarray", "scalar"): _numpy_core("scalar"),
+    ("builtins", "bytes"): _empty_bytes,
+    ("_codecs", "encode"): _latin1_encode,
+    ("numpy", "ndarray"): _NDARRAY,
+    ("numpy", "dtype"): _dtype,
+    ("numpy.core.multiarray", "_reconstruct"): _RECONSTRUCT,
+    ("numpy._core.multiarray", "_reconstruct"): _RECONSTRUCT,
+    ("numpy.core.multiarray", "scalar"): _scalar,
+    ("numpy._core.multiarray", "scalar"): _scalar,
     ("dnnlib.tflib.network", "Network"): TFNetwork,
     ("dnnlib.util", "EasyDict"): EasyDict,
     ("torch_utils.persistence", "_reconstruct_persistent_obj"): _reconstruct_persistent_obj,
@@ -150,33 +458,61 @@ ALLOWED: dict[tuple[str, str], Any] = {
     ("torch.storage", "_load_from_bytes"): _load_from_bytes,
 }
 
+# Types whose state BUILD may set (numpy arrays and dtypes are checked first).
+_BUILD_TYPES = (TFNetwork, TorchModuleState, EasyDict, collections.OrderedDict)
 
-class RestrictedUnpickler(pickle.Unpickler):
-    """``pickle.Unpickler`` that resolves only :data:`ALLOWED` globals (see module doc)."""
 
-    def find_class(self, module: str, name: str) -> Any:
-        key = (module, name)
-        if key in ALLOWED:
-            return ALLOWED[key]
-        if module == "torch" and name in _TORCH_DTYPES:
-            return getattr(torch, name)
-        if module.startswith("torch.nn.modules.") and name.isidentifier():
-            return type(name, (TorchModuleState,), {"__module__": "i2s.weights.convert.stub"})
-        raise pickle.UnpicklingError(f"refusing global '{module}.{name}' (not on the "
-                                     "allowlist of checkpoint types)")
+class _BoundedReader:
+    """The file as the unpickler sees it: a read that claims more than what is left of the
+    file is refused before anything is allocated."""
 
-    def persistent_load(self, pid: Any) -> Any:
-        raise pickle.UnpicklingError("persistent ids are not allowed in this pickle")
+    def __init__(self, f: BinaryIO, size: int) -> None:
+        self._f, self.left = f, size
+
+    def _claim(self, n: int | None) -> int:
+        if n is None or n < 0:
+            return self.left
+        if n > self.left:
+            raise _refuse(f"a length field claims {n} bytes, but only {self.left} are left in "
+                          "the file")
+        return n
+
+    def read(self, n: int | None = -1) -> bytes:
+        data = self._f.read(self._claim(n))
+        self.left -= len(data)
+        return data
+
+    def readinto(self, buf: Any) -> int:
+        self._claim(memoryview(buf).nbytes)
+        got = self._f.readinto(buf)
+        self.left -= got
+        return got
+
+    def readline(self, limit: int | None = -1) -> bytes:
+        line = self._f.readline(self._claim(limit))
+        self.left -= len(line)
+        return line
 
 
 def load_pickle(path: str | os.PathLike) -> Any:
-    """Unpickle a checkpoint with :class:`RestrictedUnpickler` (latin1 for TF-era numpy)."""
+    """Unpickle a checkpoint with :class:`RestrictedUnpickler` (latin1 for TF-era numpy).
+
+    Any failure is one :class:`I2SError` naming the file."""
     p = Path(path)
     try:
         with open(p, "rb") as f:
-            return RestrictedUnpickler(f, encoding="latin1").load()
-    except pickle.UnpicklingError as e:
+            size = os.fstat(f.fileno()).st_size
+            return RestrictedUnpickler(_BoundedReader(f, size), size, encoding="latin1").load()
+    except I2SError as e:
         raise I2SError(f"{p}: {e}") from None
-    except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError) as e:
-        raise I2SError(f"{p}: not a readable checkpoint pickle ({type(e).__name__}: {e})") \
-            from None
+    except pickle.UnpicklingError as e:
+        raise I2SError(f"{p}: {one_line(e)}") from None
+    except OSError as e:
+        raise I2SError(f"{p}: cannot read the file ({e.strerror or one_line(e)})") from None
+    except (MemoryError, OverflowError, RecursionError) as e:
+        raise I2SError(f"{p}: not a readable checkpoint pickle (it needs more memory or depth "
+                       f"than it can hold: {type(e).__name__})") from None
+    except Exception as e:  # anything else a malformed stream makes pickle or numpy raise
+        raise I2SError(f"{p}: not a readable checkpoint pickle ({type(e).__name__}: "
+                       f"{one_line(e)})") from None
+

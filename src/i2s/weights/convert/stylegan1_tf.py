@@ -31,35 +31,53 @@ from i2s.weights.convert.variables import (
 def _layer(src: SourceVariables, scope: str, prefix: str, noise: str, state: dict,
            conv: bool) -> None:
     if conv:
-        state[f"{prefix}.weight"] = src.take(f"{scope}/weight").permute(3, 2, 0, 1).contiguous()
+        w = src.take(f"{scope}/weight", 4)
+        state[f"{prefix}.weight"] = w.permute(3, 2, 0, 1).contiguous()
     state[f"{prefix}.noise_strength"] = src.take(f"{scope}/Noise/weight")
-    state[f"{prefix}.noise_const"] = src.take(noise)[0, 0]
+    state[f"{prefix}.noise_const"] = src.take(noise, 4)[0, 0]
     state[f"{prefix}.bias"] = src.take(f"{scope}/bias")
-    state[f"{prefix}.style.weight"] = src.take(f"{scope}/StyleMod/weight").t().contiguous()
+    state[f"{prefix}.style.weight"] = src.take(f"{scope}/StyleMod/weight", 2).t().contiguous()
     state[f"{prefix}.style.bias"] = src.take(f"{scope}/StyleMod/bias")
 
 
+def is_stylegan1_tf(gs: TFNetwork) -> bool:
+    """Whether a TF ``Gs`` holds StyleGAN (v1) synthesis variables (style modulation)."""
+    synth = gs.components.get("synthesis")
+    if not isinstance(synth, TFNetwork):
+        return False
+    return any(k == "ToRGB_lod0/weight" or k.endswith("/StyleMod/weight")
+               for k in synth.variables)
+
+
 def convert_tf_stylegan1(gs: TFNetwork, source: str
-                         ) -> tuple[StyleGANConfig, dict[str, torch.Tensor]]:
+                         ) -> tuple[StyleGANConfig, dict[str, torch.Tensor], dict[str, str]]:
     mapping, synth, own, kw = tf_generator_variables(gs, source)
     for vs in (own, synth):
+        if "lod" in vs and vs.take("lod").numel() != 1:
+            raise I2SError(f"{source}: 'lod' is not a scalar")
         if "lod" in vs and float(vs.take("lod").reshape(-1)[0]) != 0.0:
             raise I2SError(f"{source}: network is mid-way through progressive growing "
                            "(lod != 0); only finished networks can be converted")
     res_list = sorted(int(m.group(1)) for k in synth.arrays
-                      if (m := re.match(r"(\d+)x\d+/Conv1/weight$", k)))
+                      if (m := re.fullmatch(r"(\d+)x\1/Conv1/weight", k)))
     res_list = [4] + res_list
     resolution = res_list[-1]
+    expected = [2**i for i in range(2, int(math.log2(resolution)) + 1)]
+    if res_list != expected:
+        gap = next(r for r in expected if r not in res_list)
+        raise I2SError(f"{source}: missing variable '{gap}x{gap}/Conv1/weight'")
     n_map = tf_mapping_layers(mapping)
-    cfg = StyleGANConfig(
-        resolution=resolution, z_dim=int(mapping.arrays["Dense0/weight"].shape[0]),
-        w_dim=int(mapping.arrays[f"Dense{n_map - 1}/weight"].shape[1]),
-        fmap_base=int(kw.get("fmap_base", 8192)), fmap_max=int(kw.get("fmap_max", 512)),
-        mapping_layers=n_map,
-        img_channels=int(synth.arrays["ToRGB_lod0/weight"].shape[3]))
+    try:
+        cfg = StyleGANConfig(
+            resolution=resolution, z_dim=mapping.shape("Dense0/weight", 2)[0],
+            w_dim=mapping.shape(f"Dense{n_map - 1}/weight", 2)[1],
+            fmap_base=int(kw.get("fmap_base", 8192)), fmap_max=int(kw.get("fmap_max", 512)),
+            mapping_layers=n_map, img_channels=synth.shape("ToRGB_lod0/weight", 4)[3])
+    except (ValueError, TypeError) as e:
+        raise I2SError(f"{source}: unsupported network ({e})") from None
     for r in res_list:
         scope = "4x4/Conv" if r == 4 else f"{r}x{r}/Conv1"
-        got = int(synth.arrays[f"{scope}/weight"].shape[3])
+        got = synth.shape(f"{scope}/weight", 4)[3]
         if got != cfg.channels(r):
             raise I2SError(f"{source}: {scope} has {got} channels, fmap_base/fmap_max give "
                            f"{cfg.channels(r)}")
@@ -71,11 +89,11 @@ def convert_tf_stylegan1(gs: TFNetwork, source: str
         second = "4x4/Conv" if r == 4 else f"{r}x{r}/Conv1"
         _layer(synth, first[0], f"{b}.layer0", f"noise{n}", state, conv=first[1])
         _layer(synth, second, f"{b}.layer1", f"noise{n + 1}", state, conv=True)
-    state["synthesis.torgb_weight"] = synth.take("ToRGB_lod0/weight").permute(3, 2, 0, 1)
+    state["synthesis.torgb_weight"] = synth.take("ToRGB_lod0/weight", 4).permute(3, 2, 0, 1)
     state["synthesis.torgb_bias"] = synth.take("ToRGB_lod0/bias")
     for k in list(synth.arrays):
         if re.match(r"ToRGB_lod[1-9]\d*/(weight|bias)$", k):
             synth.skip(k)  # progressive-growing outputs, unused once lod == 0
     for vs in (mapping, synth, own):
         vs.check_all_used()
-    return cfg, state
+    return cfg, state, {}

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from i2s.errors import I2SError
+from i2s.weights.convert.safe_pickle import TFNetwork
 
 
 class SourceVariables:
@@ -21,14 +22,30 @@ class SourceVariables:
     def __contains__(self, name: str) -> bool:
         return name in self.arrays
 
-    def take(self, name: str) -> torch.Tensor:
-        """The named variable as a float32 tensor (copy), marked as used."""
+    def shape(self, name: str, ndim: int | None = None) -> tuple[int, ...]:
+        """The named variable's shape (not marked as used); I2SError if it is missing or does
+        not have ``ndim`` dimensions."""
         if name not in self.arrays:
             raise I2SError(f"{self.source}: missing variable '{name}'")
+        v = self.arrays[name]
+        if not isinstance(v, (torch.Tensor, np.ndarray)) or \
+                (isinstance(v, np.ndarray) and v.dtype.kind not in "biuf"):
+            raise I2SError(f"{self.source}: variable '{name}' is not a numeric array")
+        shape = tuple(int(d) for d in v.shape)
+        if ndim is not None and len(shape) != ndim:
+            raise I2SError(f"{self.source}: variable '{name}' has shape {shape}, expected "
+                           f"{ndim} dimensions")
+        return shape
+
+    def take(self, name: str, ndim: int | None = None) -> torch.Tensor:
+        """The named variable as a float32 tensor (copy), marked as used; with ``ndim``, it
+        must have that many dimensions."""
+        self.shape(name, ndim)
         self.used.add(name)
         v = self.arrays[name]
-        t = v.detach().clone() if isinstance(v, torch.Tensor) else torch.from_numpy(np.array(v))
-        return t.float()
+        if isinstance(v, torch.Tensor):
+            return v.detach().to(torch.float32, copy=True)
+        return torch.from_numpy(np.array(v, dtype=np.float32))
 
     def skip(self, name: str) -> None:
         """Mark a variable as deliberately not needed (the caller documents why)."""
@@ -54,25 +71,34 @@ def load_strict(G: torch.nn.Module, state: dict[str, torch.Tensor], source: str)
         if tuple(v.shape) != tuple(own[k].shape):
             raise I2SError(f"{source}: '{k}' has shape {tuple(v.shape)}, the model needs "
                            f"{tuple(own[k].shape)}")
+        if v.is_floating_point() and not bool(torch.isfinite(v).all()):
+            raise I2SError(f"{source}: '{k}' holds NaN or infinite values")
     G.load_state_dict(state, strict=True)
 
 
 def tf_generator_variables(gs, source: str
                            ) -> tuple[SourceVariables, SourceVariables, SourceVariables, dict]:
-    """Split a TF ``Gs`` network into (mapping, synthesis, own) variables and the synthesis
-    network's static kwargs."""
+    """Split a TF ``Gs`` network into (mapping, synthesis, own) variables and the static
+    kwargs its networks were built with (Gs's, which ``G_main`` passes on to both components,
+    updated with the components' own)."""
     comps = gs.components
-    if "mapping" not in comps or "synthesis" not in comps:
+    if not all(isinstance(comps.get(k), TFNetwork) for k in ("mapping", "synthesis")):
         raise I2SError(f"{source}: Gs has no mapping/synthesis components")
+    kw = {**gs.static_kwargs, **comps["mapping"].static_kwargs,
+          **comps["synthesis"].static_kwargs}
     return (SourceVariables(comps["mapping"].variables, f"{source} (mapping)"),
             SourceVariables(comps["synthesis"].variables, f"{source} (synthesis)"),
-            SourceVariables(gs.variables, f"{source} (Gs)"),
-            dict(comps["synthesis"].state.get("static_kwargs") or {}))
+            SourceVariables(gs.variables, f"{source} (Gs)"), kw)
 
 
 def tf_mapping_layers(mapping: SourceVariables) -> int:
-    """Number of ``Dense{i}`` layers of a TF mapping network."""
-    return sum(1 for k in mapping.arrays if re.match(r"Dense\d+/weight$", k))
+    """Number of ``Dense{i}`` layers of a TF mapping network (``Dense0`` ... without gaps)."""
+    idx = sorted(int(m.group(1)) for k in mapping.arrays
+                 if (m := re.fullmatch(r"Dense(\d+)/weight", k)))
+    gap = next((i for i, j in enumerate(idx) if i != j), len(idx))
+    if gap < len(idx) or not idx:
+        raise I2SError(f"{mapping.source}: missing variable 'Dense{gap}/weight'")
+    return len(idx)
 
 
 def tf_mapping_state(mapping: SourceVariables, own: SourceVariables, synth: SourceVariables,
@@ -82,8 +108,8 @@ def tf_mapping_state(mapping: SourceVariables, own: SourceVariables, synth: Sour
     ``synthesis.b4.const``."""
     state: dict[str, torch.Tensor] = {}
     for i in range(n_map):
-        state[f"mapping.fc{i}.weight"] = mapping.take(f"Dense{i}/weight").t().contiguous()
+        state[f"mapping.fc{i}.weight"] = mapping.take(f"Dense{i}/weight", 2).t().contiguous()
         state[f"mapping.fc{i}.bias"] = mapping.take(f"Dense{i}/bias")
     state["mapping.w_avg"] = own.take("dlatent_avg")
-    state["synthesis.b4.const"] = synth.take("4x4/Const/const")[0]
+    state["synthesis.b4.const"] = synth.take("4x4/Const/const", 4)[0]
     return state
