@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import math
 import pickle
+import struct
 import sys
 import types
 from collections import OrderedDict
@@ -92,24 +93,41 @@ def _persistent_tree(module: torch.nn.Module, names, class_name: str, init_kwarg
     return _Persistent(names.reconstruct, meta)
 
 
-def write_ada_pickle(path, G, module_src: str = "# training/networks.py", extra_keys=None):
-    """StyleGAN2-ADA layout: dict with G, D, G_ema, training_set_kwargs, augment_pipe."""
+def ada_init_kwargs(G, flat: bool = False) -> dict:
+    """``G_ema``'s constructor arguments as stylegan2-ada-pytorch's train.py passes them
+    (``mapping_kwargs`` and ``synthesis_kwargs`` nested); ``flat``: as the StyleGAN3
+    repository's StyleGAN2 takes them (synthesis arguments at the top level)."""
     cfg = G.cfg
+    synthesis = {"channel_base": cfg.channel_base, "channel_max": cfg.channel_max,
+                 "num_fp16_res": 0, "conv_clamp": cfg.conv_clamp}
     kwargs = {"z_dim": cfg.z_dim, "c_dim": 0, "w_dim": cfg.w_dim,
               "img_resolution": cfg.resolution, "img_channels": cfg.img_channels,
-              "mapping_kwargs": {"num_layers": cfg.mapping_layers},
-              "synthesis_kwargs": {"channel_base": cfg.channel_base,
-                                   "channel_max": cfg.channel_max, "num_fp16_res": 0,
-                                   "conv_clamp": cfg.conv_clamp}}
+              "mapping_kwargs": {"num_layers": cfg.mapping_layers}}
+    if flat:
+        return {**kwargs, **synthesis, "fused_modconv_default": "inference_only"}
+    return {**kwargs, "synthesis_kwargs": synthesis}
+
+
+def write_ada_pickle(path, G, module_src: str = "# training/networks.py", extra_keys=None,
+                     init_kwargs=None, protocol: int = 3):
+    """StyleGAN2-ADA layout: dict with G, D, G_ema, training_set_kwargs, augment_pipe.
+    ``init_kwargs`` replaces G_ema's constructor arguments (default :func:`ada_init_kwargs`)."""
+    cfg = G.cfg
+    kwargs = ada_init_kwargs(G) if init_kwargs is None else init_kwargs
+
+    def easy(d):
+        return names.EasyDict({k: easy(v) if isinstance(v, dict) else v for k, v in d.items()})
+
     with nvidia_module_names() as names:
-        g_ema = _persistent_tree(G, names, "Generator", kwargs, module_src)
+        g_ema = _persistent_tree(G, names, "Generator", {}, module_src)
+        g_ema._meta["state"]["_init_kwargs"] = easy(kwargs)
         if extra_keys:
             g_ema._meta["state"]["_parameters"].update(extra_keys)
         data = {"G": g_ema, "D": None, "G_ema": g_ema,
                 "training_set_kwargs": names.EasyDict(resolution=cfg.resolution),
                 "augment_pipe": None}
         with open(path, "wb") as f:
-            pickle.dump(data, f, protocol=3)
+            pickle.dump(data, f, protocol=protocol)
 
 
 def tf_variables_from_i2s(G) -> tuple[dict, dict, dict]:
@@ -148,7 +166,7 @@ def tf_variables_from_i2s(G) -> tuple[dict, dict, dict]:
 
 
 def write_tf_pickle(path, mapping, synth, own, version=4, build_module_src="# networks",
-                    fmap_base=None, synthesis_kwargs=None):
+                    fmap_base=None, synthesis_kwargs=None, protocol: int = 3):
     def net(names, name, variables, func, components=None, kwargs=None):
         return names.Network({
             "version": version, "name": name, "static_kwargs": kwargs or {},
@@ -166,7 +184,54 @@ def write_tf_pickle(path, mapping, synth, own, version=4, build_module_src="# ne
                  components={"mapping": m, "synthesis": s})
         d = net(names, "D", {}, "D_stylegan2")
         with open(path, "wb") as f:
-            pickle.dump((gs, d, gs), f, protocol=3)
+            pickle.dump((gs, d, gs), f, protocol=protocol)
+
+
+def write_tf_ada_pickle(path, G, conv_clamp=256, num_fp16_res=4, static_kwargs=None,
+                        build_module_src="# training/networks.py", protocol: int = 3):
+    """A StyleGAN2-ADA TensorFlow pickle (NVlabs/stylegan2-ada) in its exact layout:
+    ``(G, D, Gs)`` of ``dnnlib.tflib.network.Network`` states of version 5 (which add
+    input/output shapes and names). Its train.py builds G from the dataset's
+    num_channels/resolution/label_size and G_args (fmap_base, fmap_max, mapping_layers,
+    num_fp16_res 4 and conv_clamp 256 for mixed precision); G_main passes those kwargs on to
+    both components (G_mapping also gets dlatent_broadcast). The synthesis function is named
+    ``G_synthesis``, as StyleGAN v1's; variables are StyleGAN2's, Gs owns only dlatent_avg."""
+    cfg = G.cfg
+    mapping, synth, own = tf_variables_from_i2s(G)
+    kwargs = {"num_channels": cfg.img_channels, "resolution": cfg.resolution,
+              "label_size": 0, "fmap_base": cfg.channel_base // 2,
+              "fmap_max": cfg.channel_max, "mapping_layers": cfg.mapping_layers,
+              "num_fp16_res": num_fp16_res, "conv_clamp": conv_clamp, **(static_kwargs or {})}
+    res, num_ws, w_dim, z_dim = cfg.resolution, cfg.num_ws, cfg.w_dim, cfg.z_dim
+
+    def net(names, name, variables, func, kw, inputs, outputs, components=None):
+        return names.Network({
+            "version": 5, "name": name, "static_kwargs": dict(kw),
+            "components": components or {}, "build_module_src": build_module_src,
+            "build_func_name": func, "variables": list(variables.items()),
+            "input_shapes": [shape for _, shape in inputs],
+            "output_shapes": [shape for _, shape in outputs],
+            "input_names": [n for n, _ in inputs], "output_names": [n for n, _ in outputs]})
+
+    with nvidia_module_names() as names:
+        def generator(name):
+            m = net(names, "G_mapping", mapping, "G_mapping",
+                    {**kwargs, "dlatent_broadcast": num_ws},
+                    [("latents_in", [None, z_dim]), ("labels_in", [None, 0])],
+                    [("dlatents_out", [None, num_ws, w_dim])])
+            s = net(names, "G_synthesis", synth, "G_synthesis", kwargs,
+                    [("dlatents_in", [None, num_ws, w_dim])],
+                    [("images_out", [None, cfg.img_channels, res, res])])
+            return net(names, name, own, "G_main", kwargs,
+                       [("latents_in", [None, z_dim]), ("labels_in", [None, 0])],
+                       [("images_out", [None, cfg.img_channels, res, res])],
+                       components={"mapping": m, "synthesis": s})
+
+        d = net(names, "D", {}, "D_main", kwargs,
+                [("images_in", [None, cfg.img_channels, res, res]), ("labels_in", [None, 0])],
+                [("scores_out", [None, 1])])
+        with open(path, "wb") as f:
+            pickle.dump((generator("G"), d, generator("Gs")), f, protocol=protocol)
 
 
 def rosinality_state_from_i2s(G) -> dict:
@@ -204,11 +269,31 @@ def rosinality_state_from_i2s(G) -> dict:
     return out
 
 
-def write_rosinality(path, G, legacy: bool = False):
-    """rosinality's train.py layout; ``legacy`` writes torch's pre-1.6 (non-zip) format."""
-    torch.save({"g_ema": rosinality_state_from_i2s(G), "latent_avg": G.w_avg.clone(),
-                "args": argparse.Namespace(size=G.resolution, n_mlp=G.cfg.mapping_layers)},
-               path, _use_new_zipfile_serialization=not legacy)
+def write_rosinality(path, G, legacy: bool = False, layout: str = "convert_weight"):
+    """A rosinality checkpoint; ``legacy`` writes torch's pre-1.6 (non-zip) format.
+
+    ``layout``: "convert_weight" (its convert_weight.py: g_ema and latent_avg, here also args)
+    or "train" (its train.py: g, d, g_ema, g_optim, d_optim, args, ada_aug_p; no latent_avg)."""
+    g_ema = rosinality_state_from_i2s(G)
+    args = argparse.Namespace(size=G.resolution, n_mlp=G.cfg.mapping_layers)
+    if layout == "convert_weight":
+        ckpt = {"g_ema": g_ema, "latent_avg": G.w_avg.clone(), "args": args}
+    else:
+        d = {"convs.0.0.weight": torch.randn(8, 3, 1, 1), "convs.0.1.bias": torch.zeros(8),
+             "final_linear.1.weight": torch.randn(1, 8)}
+
+        def optim(state):
+            return {"state": {i: {"step": torch.tensor(10.0), "exp_avg": torch.zeros_like(v),
+                                  "exp_avg_sq": torch.zeros_like(v)}
+                              for i, v in enumerate(state.values())},
+                    "param_groups": [{"lr": 0.002, "betas": (0.0, 0.99), "eps": 1e-8,
+                                      "weight_decay": 0, "amsgrad": False,
+                                      "params": list(range(len(state)))}]}
+
+        g = {k: v.clone() for k, v in g_ema.items()}
+        ckpt = {"g": g, "d": d, "g_ema": g_ema, "g_optim": optim(g), "d_optim": optim(d),
+                "args": args, "ada_aug_p": 0.0}
+    torch.save(ckpt, path, _use_new_zipfile_serialization=not legacy)
 
 
 def random_tf_stylegan1(resolution=128, fmap_base=256, fmap_max=8, dim=8, mapping_layers=2,
@@ -246,3 +331,65 @@ def random_tf_stylegan1(resolution=128, fmap_base=256, fmap_max=8, dim=8, mappin
         synth[f"ToRGB_lod{lod}/bias"] = rnd(3, scale=0.1)
     own = {"dlatent_avg": rnd(dim, scale=0.5), "lod": np.float32(0.0)}
     return mapping, synth, own, {"fmap_base": fmap_base, "fmap_max": fmap_max}
+
+
+# --- pickle streams written opcode by opcode (hostile inputs) --------------------------------
+
+
+def op_global(module: str, name: str) -> bytes:
+    """GLOBAL: push ``module.name`` (resolved by the unpickler's find_class)."""
+    return pickle.GLOBAL + f"{module}\n{name}\n".encode()
+
+
+def op_stack_global(module: str, name: str) -> bytes:
+    """STACK_GLOBAL (protocol 4): the same, with the names pushed as strings first."""
+    return op_str(module) + op_str(name) + pickle.STACK_GLOBAL
+
+
+def op_str(s: str) -> bytes:
+    b = s.encode("utf-8", "surrogatepass")
+    return pickle.BINUNICODE + struct.pack("<I", len(b)) + b
+
+
+def op_bytes(b: bytes) -> bytes:
+    return pickle.BINBYTES + struct.pack("<I", len(b)) + b
+
+
+def op_int(n: int) -> bytes:
+    if -2**31 <= n < 2**31:
+        return pickle.BININT + struct.pack("<i", n)
+    raw = n.to_bytes((n.bit_length() + 8) // 8, "little", signed=True)
+    return pickle.LONG1 + bytes([len(raw)]) + raw
+
+
+def op_tuple(*items: bytes) -> bytes:
+    return pickle.MARK + b"".join(items) + pickle.TUPLE
+
+
+def op_call(func: bytes, *args: bytes) -> bytes:
+    """REDUCE: ``func(*args)``."""
+    return func + op_tuple(*args) + pickle.REDUCE
+
+
+def op_build(obj: bytes, state: bytes) -> bytes:
+    return obj + state + pickle.BUILD
+
+
+def pickle_stream(*parts: bytes, proto: int = 3) -> bytes:
+    return pickle.PROTO + bytes([proto]) + b"".join(parts) + pickle.STOP
+
+
+def storage_record(data: bytes, numel: int, dtype_name: str = "FloatStorage",
+                   count: int | None = None) -> bytes:
+    """What ``TypedStorage.__reduce__`` stores for ``torch.storage._load_from_bytes``: torch's
+    legacy save of one storage (magic number, protocol 1001, system info, a persistent id
+    ('storage', type, key, 'cpu', numel, None), the key list, then the element count and the
+    raw data), with ``numel`` (and the stored ``count``) free to lie about ``data``."""
+    info = {"protocol_version": 1001, "little_endian": True,
+            "type_sizes": {"short": 2, "int": 4, "long": 4}}
+    main = pickle_stream(op_tuple(op_str("storage"), op_global("torch", dtype_name),
+                                  op_str("0"), op_str("cpu"), op_int(numel), pickle.NONE)
+                         + pickle.BINPERSID, proto=2)
+    return (pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2) + pickle.dumps(1001, protocol=2)
+            + pickle.dumps(info, protocol=2) + main + pickle.dumps(["0"], protocol=2)
+            + struct.pack("<q", numel if count is None else count) + data)

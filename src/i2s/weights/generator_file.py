@@ -3,16 +3,23 @@
 File layout: the state dict (NVIDIA's ``G_ema`` names) as tensors, and metadata
 ``{"format": "i2s-generator", "version": "1", "architecture": "stylegan2", "config": <json>}``.
 Loading is always ``strict=True``; nothing in the file is executed.
+
+Before any weight is read, the model the config describes is built on torch's ``meta`` device
+(no memory) and every key, shape and dtype of its state dict is compared with the file's
+header: a config that claims other sizes than the stored tensors is refused without
+allocating anything. Weights that are NaN or infinite are refused too.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import os
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from i2s.errors import I2SError
@@ -20,6 +27,8 @@ from i2s.media.files import atomic_path, sha256_file
 from i2s.models import ARCHITECTURES
 
 FORMAT = "i2s-generator"
+FLOAT_DTYPES = ("F16", "BF16", "F32", "F64")  # safetensors dtype names a weight may have
+MAX_MAPPING_LAYERS = 1024
 
 
 def save_generator(G: torch.nn.Module, path: str | os.PathLike,
@@ -53,8 +62,6 @@ def is_safetensors(path: str | os.PathLike) -> bool:
 
 def read_generator_metadata(path: str | os.PathLike) -> dict[str, str]:
     """The metadata dict of an i2s generator file; I2SError if it is not one."""
-    from safetensors import safe_open
-
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
@@ -66,11 +73,68 @@ def read_generator_metadata(path: str | os.PathLike) -> dict[str, str]:
     return meta
 
 
+def _config(cfg_cls: type, meta: dict[str, str], path: Path):
+    """The config in the metadata, with every field of the type its default has."""
+    try:
+        cfg = cfg_cls.from_dict(json.loads(meta["config"]))
+    except (KeyError, ValueError, TypeError, RecursionError) as e:
+        raise I2SError(f"{path}: invalid generator config ({str(e)[:200]})") from None
+    for f in dataclasses.fields(cfg):
+        v = getattr(cfg, f.name)
+        if isinstance(f.default, int):
+            ok = type(v) is int
+        else:  # float fields, and conv_clamp (float or None)
+            ok = (v is None and f.default is None) or (
+                type(v) in (int, float) and math.isfinite(v))
+        if not ok:
+            raise I2SError(f"{path}: invalid generator config ({f.name}={v!r:.40})")
+    return cfg
+
+
+def _header(path: Path) -> dict[str, tuple[tuple[int, ...], str]]:
+    """{name: (shape, safetensors dtype)} from the file's header, without reading any data."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return {k: (tuple(f.get_slice(k).get_shape()), f.get_slice(k).get_dtype())
+                    for k in f.keys()}  # noqa: SIM118 (safe_open is not iterable)
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise I2SError(f"{path}: not a readable safetensors file ({str(e)[:200]})") from None
+
+
+def _build_checked(gen_cls: type, cfg, path: Path) -> torch.nn.Module:
+    """The model of ``cfg`` on the meta device (no memory), after checking that the file's
+    header has exactly its keys, shapes and float dtypes."""
+    header = _header(path)
+    if cfg.mapping_layers > min(len(header), MAX_MAPPING_LAYERS):
+        raise I2SError(f"{path}: config claims {cfg.mapping_layers} mapping layers, the file "
+                       f"holds {len(header)} tensors")
+    try:
+        with torch.device("meta"):
+            G = gen_cls(cfg)
+    except (RuntimeError, ValueError, TypeError, OverflowError) as e:
+        raise I2SError(f"{path}: invalid generator config ({str(e).splitlines()[0][:200]})") \
+            from None
+    own = {k: tuple(v.shape) for k, v in G.state_dict().items()}
+    missing, extra = sorted(set(own) - set(header)), sorted(set(header) - set(own))
+    if missing or extra:
+        raise I2SError(f"{path}: weights do not match the stored config (missing "
+                       f"{missing[:3]}, unexpected {[k[:80] for k in extra[:3]]})")
+    for k, shape in own.items():
+        got, dtype = header[k]
+        if got != shape:
+            raise I2SError(f"{path}: weights do not match the stored config ('{k}' is stored "
+                           f"with shape {list(got)}, the config needs {list(shape)})")
+        if dtype not in FLOAT_DTYPES:
+            raise I2SError(f"{path}: '{k}' is stored as {dtype}, not as floating point")
+    return G
+
+
 def load_generator_file(path: str | os.PathLike,
                         device: str | torch.device = "cpu") -> torch.nn.Module:
     """Load a generator written by :func:`save_generator`.
 
-    The config travels in the file; weights load with ``strict=True`` and are cast to float32.
+    The config travels in the file and is checked against the file's header before any weight
+    is read; weights load with ``strict=True``, must be finite, and are cast to float32.
     The returned module is in eval mode with ``requires_grad`` off and ``G.sha256`` set to the
     file's SHA-256.
     """
@@ -80,14 +144,21 @@ def load_generator_file(path: str | os.PathLike,
     meta = read_generator_metadata(path)
     arch = meta.get("architecture", "")
     if arch not in ARCHITECTURES:
-        raise I2SError(f"{path}: unknown architecture {arch!r} (known: {sorted(ARCHITECTURES)})")
+        raise I2SError(f"{path}: unknown architecture {arch!r:.40} (known: "
+                       f"{sorted(ARCHITECTURES)})")
     gen_cls, cfg_cls = ARCHITECTURES[arch]
+    G = _build_checked(gen_cls, _config(cfg_cls, meta, path), path)
     try:
-        cfg = cfg_cls.from_dict(json.loads(meta["config"]))
-    except (KeyError, ValueError, TypeError) as e:
-        raise I2SError(f"{path}: invalid generator config ({e})") from None
-    G = gen_cls(cfg)
-    state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(path)).items()}
+        stored = load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise I2SError(f"{path}: not a readable safetensors file ({str(e)[:200]})") from None
+    state = {}
+    for k, v in stored.items():
+        v = v.float()
+        if not bool(torch.isfinite(v).all()):
+            raise I2SError(f"{path}: '{k}' holds NaN or infinite values")
+        state[k] = v
+    G = G.to_empty(device="cpu")  # every parameter and buffer is filled from the file
     try:
         G.load_state_dict(state, strict=True)
     except RuntimeError as e:

@@ -6,7 +6,8 @@ official checkpoints) and ``load_vgg16``.
 * an i2s ``.safetensors`` file is loaded directly;
 * any other supported checkpoint (StyleGAN v1/StyleGAN2 TF ``.pkl``, StyleGAN2-ADA ``.pkl``,
   rosinality ``.pt``) is converted once with the restricted unpickler and cached as
-  ``$I2S_HOME/converted/<sha256 prefix>-<name>.safetensors``.
+  ``$I2S_HOME/converted/<sha256 prefix>-<name>.safetensors``; a cached file that does not load,
+  or whose metadata records another source SHA-256, is rebuilt from the source once.
 ``I2S_HOME`` defaults to ``~/.cache/i2s``.
 
 VGG-16 (torchvision's ``vgg16-397923af.pth``) is looked for at ``--vgg-weights`` /
@@ -15,6 +16,7 @@ VGG-16 (torchvision's ``vgg16-397923af.pth``) is looked for at ``--vgg-weights``
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -26,8 +28,14 @@ from i2s.models.vgg16 import VGG16Features
 from i2s.resources import i2s_home, package_path
 from i2s.weights.convert import convert_file
 from i2s.weights.download import cached_ok, download
-from i2s.weights.generator_file import is_safetensors, load_generator_file
+from i2s.weights.generator_file import (
+    is_safetensors,
+    load_generator_file,
+    read_generator_metadata,
+)
 from i2s.weights.registry import REGISTRY, ModelEntry, get_entry
+
+log = logging.getLogger(__name__)
 
 
 def converted_path(src: Path, sha256: str) -> Path:
@@ -108,15 +116,40 @@ def _load_generator(model: str | os.PathLike, device: str | torch.device) -> tor
                        "(see 'i2s models list')")
     if p.suffix == ".safetensors" or is_safetensors(p):
         return load_generator_file(p, device)
-    cached = converted_path(p, sha256_file(p))
-    if not cached.is_file():
+    return _load_converted(p, device)
+
+
+def _load_converted(src: Path, device: str | torch.device) -> torch.nn.Module:
+    """The cached conversion of checkpoint ``src`` (``$I2S_HOME/converted/``), converting it
+    first when absent. A cached file that does not load (corrupt, truncated) or was converted
+    from another source (its metadata records the source's SHA-256) is rebuilt from the
+    source once, with a warning; the rebuilt file must then load and match."""
+    digest = sha256_file(src)
+    cached = converted_path(src, digest)
+    if cached.is_file():
+        try:
+            G = load_generator_file(cached, device)
+            recorded = read_generator_metadata(cached).get("source_sha256")
+            if recorded == digest:
+                return G
+            problem = (f"it was converted from another file (source SHA-256 "
+                       f"{str(recorded)[:12]}..., not {digest[:12]}...)")
+        except I2SError as e:
+            problem = f"it does not load ({e})"
+        log.warning("the cached conversion %s of %s is not usable: %s; converting %s again",
+                    cached, src, problem, src.name)
+    else:
         try:
             cached.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise I2SError(f"cannot create the cache folder {cached.parent}: "
                            f"{e.strerror or e}") from None
-        convert_file(p, cached)
-    return load_generator_file(cached, device)
+    convert_file(src, cached)
+    G = load_generator_file(cached, device)
+    if read_generator_metadata(cached).get("source_sha256") != digest:
+        raise I2SError(f"{cached}: the conversion of {src} does not record its SHA-256 "
+                       "(the source changed while it was converted?)")
+    return G
 
 
 def default_vgg16_paths() -> list[Path]:

@@ -17,6 +17,9 @@ from i2s.weights.download import gdrive_url
 CC_BY_NC = "CC BY-NC 4.0 (NVIDIA)"
 NVIDIA_NC = "NVIDIA Source Code License-NC (non-commercial)"
 ADA = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/"
+# The TensorFlow release of StyleGAN2-ADA (NVlabs/stylegan2-ada README, "pretrained"): the
+# same networks as TF pickles (Network version 5). cifar10.pkl is class-conditional: not listed.
+ADA_TF = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada/pretrained/"
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,12 @@ class ModelEntry:
     mean: tuple[float, float, float] | None = None
     std: tuple[float, float, float] | None = None
     input_size: int | None = None
+
+
+def _ada_tf(dataset, res, desc):
+    return ModelEntry(f"stylegan2-ada-tf-{dataset}-{res}", "generator", "stylegan2", res,
+                      f"ada-tf-{dataset}.pkl", (ADA_TF + f"{dataset}.pkl",), NVIDIA_NC,
+                      f"{desc} (StyleGAN2-ADA TensorFlow release)")
 
 
 def _v1(name, res, gid, fname, desc, mb=None):
@@ -82,6 +91,13 @@ REGISTRY: dict[str, ModelEntry] = {e.name: e for e in [
                (ADA + "afhqdog.pkl",), NVIDIA_NC, "StyleGAN2-ADA AFHQ dogs"),
     ModelEntry("stylegan2-ada-afhqwild-512", "generator", "stylegan2", 512, "ada-afhqwild.pkl",
                (ADA + "afhqwild.pkl",), NVIDIA_NC, "StyleGAN2-ADA AFHQ wild animals"),
+    _ada_tf("ffhq", 1024, "FFHQ faces, trained with the original StyleGAN2"),
+    _ada_tf("metfaces", 1024, "MetFaces (portrait art), transfer learning from FFHQ with ADA"),
+    _ada_tf("afhqcat", 512, "AFHQ cats, trained from scratch with ADA"),
+    _ada_tf("afhqdog", 512, "AFHQ dogs, trained from scratch with ADA"),
+    _ada_tf("afhqwild", 512, "AFHQ wild animals, trained from scratch with ADA"),
+    _ada_tf("brecahad", 512, "BreCaHAD (breast cancer histopathology), trained from scratch "
+            "with ADA"),
     ModelEntry("vgg16", "vgg16", "vgg16", None, "vgg16-397923af.pth",
                ("https://download.pytorch.org/models/vgg16-397923af.pth",),
                "BSD-3-Clause (torchvision); trained on ImageNet, whose terms of use apply",
