@@ -153,6 +153,18 @@ def test_absurd_sizes_are_refused_before_allocating(tmp_path, name):
     refused(tmp_path / "x.pkl", match, convert_checkpoint)
 
 
+@pytest.mark.parametrize("numel,count,extra", [(2**40, None, b""), (4, 2**40, b""),
+                                               (4, None, b"\0" * 8)])
+def test_legacy_torch_file_claiming_more_than_it_stores(tmp_path, numel, count, extra):
+    """rosinality checkpoints in torch's pre-1.6 format: torch allocates what each storage
+    claims before reading it, so the claims are checked against the file first."""
+    p = write(tmp_path, storage_record(b"\0" * 16, numel, count=count) + extra, "old.pt")
+    if extra:  # sizes consistent: the file is read, and is no rosinality checkpoint
+        refused(p, "not a rosinality checkpoint", convert_checkpoint)
+    else:
+        refused(p, "claims", convert_checkpoint)
+
+
 def test_cli_reports_a_huge_claim_in_one_line(tmp_path, capsys):
     src = write(tmp_path, HUGE_PICKLES["BINBYTES8 2^40"][0], "evil.pkl")
     code, out, err = run(["convert", src, "-o", tmp_path / "out.safetensors"], capsys)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import pickle
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +17,12 @@ from i2s.models.stylegan1 import StyleGANConfig, StyleGANGenerator
 from i2s.models.stylegan2 import StyleGAN2Generator
 from i2s.ops.fir import make_fir_filter
 from i2s.weights.convert.rosinality import W_AVG_ESTIMATED, W_AVG_SAMPLES, convert_rosinality
-from i2s.weights.convert.safe_pickle import TFNetwork, load_pickle, one_line
+from i2s.weights.convert.safe_pickle import (
+    TFNetwork,
+    check_legacy_torch,
+    load_pickle,
+    one_line,
+)
 from i2s.weights.convert.stylegan1_tf import convert_tf_stylegan1, is_stylegan1_tf
 from i2s.weights.convert.stylegan2_ada import convert_ada, is_ada_pickle
 from i2s.weights.convert.stylegan2_tf import convert_tf_stylegan2, is_stylegan2_tf
@@ -64,8 +70,22 @@ def _read_object(p: Path):
         return _torch_load(p), True
     obj = load_pickle(p)
     if isinstance(obj, int):  # legacy torch.save files start with a pickled magic number
+        _check_legacy_sizes(p)
         return _torch_load(p), True
     return obj, False
+
+
+def _check_legacy_sizes(p: Path) -> None:
+    """Every storage a legacy torch.save file claims must be stored in it, checked before
+    torch allocates any (it allocates what the file claims, then reads)."""
+    try:
+        with open(p, "rb") as f:
+            check_legacy_torch(f, os.fstat(f.fileno()).st_size)
+    except pickle.UnpicklingError as e:
+        raise I2SError(f"{p}: {one_line(e)}") from None
+    except Exception as e:  # a malformed stream: pickle raises many types
+        raise I2SError(f"{p}: not a readable torch checkpoint ({type(e).__name__}: "
+                       f"{one_line(e)})") from None
 
 
 def _convert(obj, torch_file: bool, source: str):

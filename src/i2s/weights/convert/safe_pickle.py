@@ -201,7 +201,29 @@ def _shape(shape: Any, what: str) -> tuple[int, ...]:
     return tuple(shape)
 
 
-class RestrictedUnpickler(pickle._Unpickler):
+class _BoundedUnpickler(pickle._Unpickler):
+    """Pure-Python ``pickle`` unpickler whose buffers may not claim more than ``budget``
+    bytes (the C unpickler allocates ``BYTEARRAY8`` buffers before it reads them). Give it a
+    :class:`_BoundedReader` so that every other length field is checked as well."""
+
+    dispatch = dict(pickle._Unpickler.dispatch)
+
+    def __init__(self, file: BinaryIO, size: int, **kwargs: Any) -> None:
+        super().__init__(file, **kwargs)
+        self.budget = size  # no array, tensor or buffer may claim more bytes than this
+
+    def load_bytearray8(self) -> None:
+        (n,) = struct.unpack("<Q", self.read(8))
+        if n > self.budget:
+            raise _refuse(f"a BYTEARRAY8 record claims {n} bytes, more than the file holds")
+        b = bytearray(n)
+        self.readinto(b)
+        self.append(b)
+
+    dispatch[pickle.BYTEARRAY8[0]] = load_bytearray8
+
+
+class RestrictedUnpickler(_BoundedUnpickler):
     """Pure-Python ``pickle`` unpickler that resolves only :data:`ALLOWED` globals and checks
     every size against the file (see module doc).
 
@@ -209,11 +231,7 @@ class RestrictedUnpickler(pickle._Unpickler):
     before it reads them; checkpoints hold few, large records, so it is not slower in practice.
     """
 
-    dispatch = dict(pickle._Unpickler.dispatch)
-
-    def __init__(self, file: BinaryIO, size: int, **kwargs: Any) -> None:
-        super().__init__(file, **kwargs)
-        self.budget = size  # no array, tensor or buffer may claim more bytes than this
+    dispatch = dict(_BoundedUnpickler.dispatch)
 
     def find_class(self, module: str, name: str) -> Any:
         original = f"{module}.{name}"
@@ -237,17 +255,7 @@ class RestrictedUnpickler(pickle._Unpickler):
     def persistent_load(self, pid: Any) -> Any:
         raise _refuse("persistent ids are not allowed in this pickle")
 
-    # --- opcodes that need more checks than pickle's own ---------------------------------
-
-    def load_bytearray8(self) -> None:
-        (n,) = struct.unpack("<Q", self.read(8))
-        if n > self.budget:
-            raise _refuse(f"a BYTEARRAY8 record claims {n} bytes, more than the file holds")
-        b = bytearray(n)
-        self.readinto(b)
-        self.append(b)
-
-    dispatch[pickle.BYTEARRAY8[0]] = load_bytearray8
+    # --- BUILD: only on the types a checkpoint holds, numpy state checked first ------------
 
     def load_build(self) -> None:
         state, inst = self.stack[-1], self.stack[-2]
@@ -332,51 +340,107 @@ class _StorageRecord:
         self.dtype, self.key, self.numel = dtype, key, numel
 
 
-class _StorageRecordUnpickler(pickle._Unpickler):
-    """Reads the small pickles of a legacy ``torch.save`` record of one storage without
-    building anything: storage types resolve to their dtypes, the storage to a record."""
+class _Anything:
+    """What every other global of a legacy ``torch.save`` file stands for while its sizes are
+    checked: it takes any call, item, state or element, and does nothing."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def __call__(self, *args: Any, **kwargs: Any) -> _Anything:
+        return _Anything()
+
+    def __setstate__(self, state: Any) -> None:
+        pass
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        pass
+
+    def append(self, item: Any) -> None:
+        pass
+
+    extend = update = add = append
+
+
+class _LegacyRecordUnpickler(_BoundedUnpickler):
+    """Reads the pickles of a legacy (pre-zip) ``torch.save`` stream without building
+    anything: storage types resolve to their dtypes, storages to records of their claimed
+    sizes; with ``any_global`` every other global is an inert :class:`_Anything` (the real
+    load, ``torch.load(weights_only=True)``, applies its own allowlist afterwards)."""
+
+    def __init__(self, file: BinaryIO, size: int, any_global: bool) -> None:
+        super().__init__(file, size, encoding="latin1")
+        self.any_global = any_global
+        self.storages: dict[str, _StorageRecord] = {}
 
     def find_class(self, module: str, name: str) -> Any:
         if module == "torch" and name in _STORAGE_DTYPES:
             return _STORAGE_DTYPES[name]
+        if self.any_global:
+            return _Anything
         raise _refuse(f"refusing global '{module[:60]}.{name[:60]}' in a tensor record")
 
     def persistent_load(self, pid: Any) -> Any:
+        if self.any_global and isinstance(pid, tuple) and pid[:1] == ("module",):
+            return _Anything()  # pre-1.0 files: module source records, never used
         if not (isinstance(pid, tuple) and len(pid) == 6 and pid[0] == "storage"
                 and isinstance(pid[1], torch.dtype) and isinstance(pid[2], str)
-                and isinstance(pid[3], str) and type(pid[4]) is int and pid[4] >= 0
-                and pid[5] is None):
-            raise _refuse("unexpected storage record in a tensor record")
-        return _StorageRecord(pid[1], pid[2], pid[4])
+                and isinstance(pid[3], str) and type(pid[4]) is int and pid[4] >= 0):
+            raise _refuse("unexpected storage record")
+        rec = _StorageRecord(pid[1], pid[2], pid[4])
+        old = self.storages.setdefault(rec.key, rec)
+        if (old.dtype, old.numel) != (rec.dtype, rec.numel):
+            raise _refuse(f"storage {rec.key[:40]} is recorded with two sizes")
+        return rec
+
+
+def check_legacy_torch(f: BinaryIO, size: int, single: bool = False
+                       ) -> dict[str, _StorageRecord]:
+    """Check a legacy (pre-zip) ``torch.save`` stream of ``size`` bytes without allocating
+    anything: the header pickles, the main pickle's storage records, the key list, and one
+    data block of exactly the claimed size per storage, all inside the file. ``single``: a
+    record of one storage (what ``TypedStorage.__reduce__`` writes and
+    ``torch.storage._load_from_bytes`` reads), which must end with its data."""
+    start = f.tell()
+    reader = _BoundedReader(f, size)
+
+    def small_pickle(any_global: bool = False) -> Any:
+        u = _LegacyRecordUnpickler(reader, size, any_global)
+        return u, u.load()
+
+    what = "tensor record" if single else "legacy torch file"
+    if small_pickle()[1] != _LEGACY_MAGIC or small_pickle()[1] != _LEGACY_PROTOCOL:
+        raise _refuse(f"not a torch.save {what}")
+    info = small_pickle()[1]
+    if not isinstance(info, dict) or info.get("little_endian") is not True:
+        raise _refuse(f"{what}: unsupported byte order")
+    main, obj = small_pickle(any_global=not single)
+    if single and (not isinstance(obj, _StorageRecord) or len(main.storages) != 1):
+        raise _refuse(f"{what} does not hold one storage")
+    keys = small_pickle()[1]
+    if not isinstance(keys, list) or set(keys) != set(main.storages) or \
+            len(keys) != len(main.storages):
+        raise _refuse(f"{what}: its storage keys do not match its storages")
+    for key in keys:
+        rec = main.storages[key]
+        count = reader.read(8)
+        elsize = torch.empty(0, dtype=rec.dtype).element_size()
+        nbytes = rec.numel * elsize
+        if len(count) != 8 or int.from_bytes(count, "little", signed=True) != rec.numel \
+                or nbytes > reader.left:
+            raise _refuse(f"{what} claims {rec.numel} elements of {elsize} bytes, the file "
+                          f"has {reader.left} bytes left")
+        f.seek(nbytes, io.SEEK_CUR)
+        reader.left -= nbytes
+    if single and reader.left:
+        raise _refuse(f"{what} holds {reader.left} bytes more than its storage")
+    f.seek(start)
+    return main.storages
 
 
 def check_storage_bytes(b: bytes) -> tuple[torch.dtype, int]:
-    """Check a legacy ``torch.save`` record of one storage (what ``TypedStorage.__reduce__``
-    writes and ``torch.storage._load_from_bytes`` reads) without allocating anything: the
-    header pickles, one storage record, its key, and a data block of exactly the claimed size.
-    Returns (dtype, number of elements)."""
-    f = io.BytesIO(b)
-
-    def small_pickle() -> Any:
-        return _StorageRecordUnpickler(f, encoding="latin1").load()
-
-    if small_pickle() != _LEGACY_MAGIC or small_pickle() != _LEGACY_PROTOCOL:
-        raise _refuse("tensor record is not a torch.save storage record")
-    info = small_pickle()
-    if not isinstance(info, dict) or info.get("little_endian") is not True:
-        raise _refuse("tensor record: unsupported byte order")
-    rec = small_pickle()
-    if not isinstance(rec, _StorageRecord):
-        raise _refuse("tensor record does not hold one storage")
-    if small_pickle() != [rec.key]:
-        raise _refuse("tensor record: unexpected storage keys")
-    count = f.read(8)
-    elsize = torch.empty(0, dtype=rec.dtype).element_size()
-    left = len(b) - f.tell()
-    if len(count) != 8 or int.from_bytes(count, "little", signed=True) != rec.numel \
-            or rec.numel * elsize != left:
-        raise _refuse(f"tensor record claims {rec.numel} elements of {elsize} bytes, it stores "
-                      f"{max(left, 0)} bytes")
+    """(dtype, elements) of a one-storage record, checked by :func:`check_legacy_torch`."""
+    (rec,) = check_legacy_torch(io.BytesIO(b), len(b), single=True).values()
     return rec.dtype, rec.numel
 
 
