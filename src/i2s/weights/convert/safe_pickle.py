@@ -55,9 +55,12 @@ def one_line(e: BaseException, limit: int = 200) -> str:
 
 
 class EasyDict(dict):
-    """Stand-in for ``dnnlib.util.EasyDict``: a dict with attribute access."""
+    """Stand-in for ``dnnlib.util.EasyDict``: a dict with attribute access (never for
+    special names such as ``__setstate__``, which pickle looks up)."""
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
         try:
             return self[name]
         except KeyError:
