@@ -128,10 +128,9 @@ def _load_converted(src: Path, device: str | torch.device) -> torch.nn.Module:
     cached = converted_path(src, digest)
     if cached.is_file():
         try:
-            G = load_generator_file(cached, device)
             recorded = read_generator_metadata(cached).get("source_sha256")
             if recorded == digest:
-                return G
+                return load_generator_file(cached, device)
             problem = (f"it was converted from another file (source SHA-256 "
                        f"{str(recorded)[:12]}..., not {digest[:12]}...)")
         except I2SError as e:
