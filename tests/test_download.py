@@ -195,3 +195,37 @@ def test_models_cli(net, capsys, monkeypatch):
     assert code == 1 and "offline" in err and "ffhq.pkl" in err
     code, _, err = run(["models", "info", "nope"], capsys)
     assert code == 1 and "unknown model" in err
+
+
+def test_registry_stylegan2_ada_tf_entry_downloads_and_converts(net, tmp_path):
+    """A registry entry of the StyleGAN2-ADA TF release, served (mocked) with a small pickle of
+    that format: converted once, the format and settings recorded; a served file that claims
+    more bytes than it holds is refused and not kept."""
+    from safetensors import safe_open
+
+    from tests.checkpoint_writers import write_tf_ada_pickle
+
+    routes, _ = net
+    entry = registry.REGISTRY["stylegan2-ada-tf-metfaces-1024"]
+    assert entry.urls == ("https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada/pretrained/"
+                          "metfaces.pkl",)
+    G = make_generator(resolution=16, seed=6)
+    pkl = tmp_path / "served.pkl"
+    write_tf_ada_pickle(pkl, G, conv_clamp=256)
+    routes[entry.urls[0]] = lambda: FakeResponse(pkl.read_bytes())
+    G2 = i2s.load_generator(entry.name)
+    assert G2.cfg.conv_clamp == 256
+    ref = i2s.StyleGAN2Generator(G.cfg, conv_clamp=256).eval().requires_grad_(False)
+    ref.load_state_dict(G.state_dict())
+    ws = G.mapping(torch.randn(1, 32))
+    assert torch.equal(G2.synthesis(ws), ref.synthesis(ws))
+    with safe_open(str(tmp_path / "home" / "models" / f"{entry.name}.safetensors"), "pt") as f:
+        meta = f.metadata()
+    assert meta["source_format"] == "stylegan2-ada-tf" and meta["num_fp16_res"] == "4"
+
+    evil = registry.REGISTRY["stylegan2-ada-tf-afhqcat-512"]
+    routes[evil.urls[0]] = lambda: FakeResponse(b"\x80\x04\x8e" + (2**40).to_bytes(8, "little")
+                                                + b"abc")
+    with pytest.raises(i2s.I2SError, match="not a usable checkpoint.*claims"):
+        i2s.load_generator(evil.name)
+    assert not (tmp_path / "home" / "downloads" / evil.filename).exists()
