@@ -64,8 +64,11 @@ def _torch_load(path: Path):
 
 def _read_object(p: Path):
     """(unpickled object, True if it is a torch.save file) of a checkpoint file."""
-    with open(p, "rb") as f:
-        head = f.read(4)
+    try:
+        with open(p, "rb") as f:
+            head = f.read(4)
+    except OSError as e:
+        raise I2SError(f"{p}: cannot read the file ({e.strerror or e})") from None
     if head == ZIP_MAGIC:
         return _torch_load(p), True
     obj = load_pickle(p)
