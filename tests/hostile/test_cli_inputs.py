@@ -202,7 +202,6 @@ def test_a_symlink_loop_is_named(tmp_path, model_file, capsys):
     assert "symbolic link" in line and "no such file" not in line
 
 
-@pytest.mark.xfail(strict=True, reason="load_vgg16's message: next commit")
 def test_a_foreign_vgg_file_gets_our_message(tmp_path, model_file, face, capsys):
     import argparse
 

@@ -179,6 +179,21 @@ def find_vgg16_weights(path: str | os.PathLike | None = None) -> Path:
                    "--vgg-weights PATH, or use --loss mse to embed without the perceptual loss")
 
 
+def _torch_load_problem(e: Exception) -> str:
+    """One line for a failed ``torch.load(weights_only=True)``. torch's own text runs to many
+    lines and advises ``weights_only=False``, which would run code from the file: i2s never
+    passes that advice on."""
+    text = str(e)
+    reason = text.split("WeightsUnpickler error:", 1)[1] if "WeightsUnpickler error:" in text \
+        else text
+    reason = " ".join(reason.split()).split(" Check the documentation")[0]
+    if "Unsupported global" in reason:
+        name = reason.split("Unsupported global:", 1)[1].split(" was not")[0].strip()
+        return (f"not a plain state dict: it holds objects other than tensors ({name}), and "
+                "i2s never runs code stored in a file")
+    return f"cannot read VGG-16 weights ({type(e).__name__}: {reason[:160]})"
+
+
 def load_vgg16(path: str | os.PathLike | None = None,
                device: str | torch.device = "cpu") -> VGG16Features:
     """Load torchvision's VGG-16 checkpoint into :class:`VGG16Features` (eval, frozen)."""
@@ -186,7 +201,7 @@ def load_vgg16(path: str | os.PathLike | None = None,
     try:
         state = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises several types for corrupt or foreign files
-        raise I2SError(f"{p}: cannot read VGG-16 weights ({type(e).__name__}: {e})") from None
+        raise I2SError(f"{p}: {_torch_load_problem(e)}") from None
     if not isinstance(state, dict):
         raise I2SError(f"{p}: not a VGG-16 state dict")
     unexpected = [k for k in state if not k.startswith(("features.", "classifier."))]
