@@ -17,6 +17,7 @@ LAYERS = [
     ["media"],
     ["ops"],
     ["models"],
+    ["get3d"],
     ["weights", "faces"],
     ["embedding", "edits"],
     ["experiments", "demo"],

@@ -1,0 +1,1 @@
+"""Tests of i2s.get3d."""
