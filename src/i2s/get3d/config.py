@@ -35,7 +35,7 @@ class GET3DConfig(GeneratorConfig):
     mlp_latent_channel: int = 32       # Hidden width of the implicit MLPs.
     n_implicit_layer: int = 1          # Hidden layers of each implicit MLP.
     tet_res: int = 90                  # Tetrahedral grid resolution.
-    dmtet_scale: float = 1.0           # Extent of the tet grid (1.0 car/motorbike, 0.8 chair/table).
+    dmtet_scale: float = 1.0           # Tet grid extent: 1.0 car/motorbike, 0.8 chair/table.
     image_resolution: int = 1024       # Rendered image size of the release.
     deformation_multiplier: float = 2.0
     conv_clamp: float | None = None    # Tri-plane conv clamp (None: the fp32 release).
