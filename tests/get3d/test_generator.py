@@ -27,9 +27,10 @@ def official_layout() -> dict[str, tuple[int, ...]]:
 
 
 def tiny_cfg(**kw) -> GET3DConfig:
-    return GET3DConfig(z_dim=16, w_dim=16, mapping_layers=2, tri_plane_resolution=16,
-                       channel_base=128, channel_max=16, feat_channel=8, mlp_latent_channel=12,
-                       n_implicit_layer=1, tet_res=16, image_resolution=64, **kw)
+    base = dict(z_dim=16, w_dim=16, mapping_layers=2, tri_plane_resolution=16, channel_base=128,
+                channel_max=16, feat_channel=8, mlp_latent_channel=12, n_implicit_layer=1,
+                tet_res=16, image_resolution=64)
+    return GET3DConfig(**{**base, **kw})
 
 
 def tiny_generator(seed=0, **kw) -> GET3DGenerator:
@@ -53,8 +54,7 @@ def test_released_config_has_the_official_layout_and_size():
 
 def test_ws_counts_follow_the_blocks():
     for res, n_impl, geo, tex in ((16, 1, 3 * 3 - 1 + 2, 3 + 2), (64, 2, 3 * 5 - 1 + 3, 5 + 3)):
-        cfg = tiny_cfg().__class__(**{**tiny_cfg().to_dict(), "tri_plane_resolution": res,
-                                      "n_implicit_layer": n_impl})
+        cfg = tiny_cfg(tri_plane_resolution=res, n_implicit_layer=n_impl)
         assert (cfg.num_ws_geo, cfg.num_ws_tex) == (geo, tex)
 
 

@@ -23,12 +23,17 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from i2s.errors import I2SError
+from i2s.get3d.config import GET3DConfig
+from i2s.get3d.generator import GET3DGenerator
 from i2s.media.files import atomic_path, sha256_file
-from i2s.models import ARCHITECTURES
+from i2s.models import ARCHITECTURES as MODEL_ARCHITECTURES
 
 FORMAT = "i2s-generator"
 FLOAT_DTYPES = ("F16", "BF16", "F32", "F64")  # safetensors dtype names a weight may have
 MAX_MAPPING_LAYERS = 1024
+
+ARCHITECTURES: dict[str, tuple[type, type]] = {
+    **MODEL_ARCHITECTURES, "get3d": (GET3DGenerator, GET3DConfig)}
 
 
 def save_generator(G: torch.nn.Module, path: str | os.PathLike,

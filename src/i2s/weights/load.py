@@ -16,6 +16,8 @@ VGG-16 (torchvision's ``vgg16-397923af.pth``) is looked for at ``--vgg-weights``
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 from pathlib import Path
@@ -38,8 +40,14 @@ from i2s.weights.registry import REGISTRY, ModelEntry, get_entry
 log = logging.getLogger(__name__)
 
 
-def converted_path(src: Path, sha256: str) -> Path:
-    return i2s_home() / "converted" / f"{sha256[:16]}-{src.stem}.safetensors"
+def converted_path(src: Path, sha256: str, overrides: dict | None = None) -> Path:
+    """Where the conversion of ``src`` is cached (keyed by its SHA-256 and the settings given
+    for it)."""
+    tag = ""
+    if overrides:
+        text = json.dumps(overrides, sort_keys=True, default=str)
+        tag = "-" + hashlib.sha256(text.encode()).hexdigest()[:8]
+    return i2s_home() / "converted" / f"{sha256[:16]}{tag}-{src.stem}.safetensors"
 
 
 def packaged_path(entry: ModelEntry) -> Path:
@@ -77,7 +85,7 @@ def fetch(name: str, quiet: bool = False) -> Path:
     dst = model_path(entry)
     dst.parent.mkdir(parents=True, exist_ok=True)
     try:
-        convert_file(src, dst)
+        convert_file(src, dst, dict(entry.config) or None)
     except I2SError as e:
         # A file that downloads completely but does not convert is not used again.
         src.unlink(missing_ok=True)
@@ -88,20 +96,26 @@ def fetch(name: str, quiet: bool = False) -> Path:
     return dst
 
 
-def load_generator(model: str | os.PathLike, device: str | torch.device = "cpu"
-                   ) -> torch.nn.Module:
+def load_generator(model: str | os.PathLike, device: str | torch.device = "cpu",
+                   config: dict | None = None) -> torch.nn.Module:
     """Load a generator by registry name, from an i2s file, or from a supported checkpoint.
 
-    Returns the generator in eval mode, frozen, with ``G.sha256`` the SHA-256 of the
-    safetensors file it was loaded from and ``G.source`` the name or path given.
+    ``config``: settings an official checkpoint does not store, for converting it (GET3D:
+    ``tet_res``, ``dmtet_scale``, ``image_resolution``, ``deformation_multiplier``; registry
+    entries bring their own). Returns the generator in eval mode, frozen, with ``G.sha256``
+    the SHA-256 of the safetensors file it was loaded from and ``G.source`` the name or path
+    given.
     """
-    G = _load_generator(model, device)
+    G = _load_generator(model, device, config or None)
     G.source = str(model)
     return G
 
 
-def _load_generator(model: str | os.PathLike, device: str | torch.device) -> torch.nn.Module:
+def _load_generator(model: str | os.PathLike, device: str | torch.device,
+                    config: dict | None) -> torch.nn.Module:
     if isinstance(model, str) and model in REGISTRY:
+        if config:
+            raise I2SError(f"'{model}': a registry model brings its own settings")
         entry = REGISTRY[model]
         if entry.kind != "generator":
             raise I2SError(f"'{model}' is not a generator")
@@ -115,17 +129,20 @@ def _load_generator(model: str | os.PathLike, device: str | torch.device) -> tor
         raise I2SError(f"model not found: {p} is neither a file nor a registry name "
                        "(see 'i2s models list')")
     if p.suffix == ".safetensors" or is_safetensors(p):
+        if config:
+            raise I2SError(f"{p}: an i2s file carries its own settings")
         return load_generator_file(p, device)
-    return _load_converted(p, device)
+    return _load_converted(p, device, config)
 
 
-def _load_converted(src: Path, device: str | torch.device) -> torch.nn.Module:
+def _load_converted(src: Path, device: str | torch.device,
+                    config: dict | None = None) -> torch.nn.Module:
     """The cached conversion of checkpoint ``src`` (``$I2S_HOME/converted/``), converting it
     first when absent. A cached file that does not load (corrupt, truncated) or was converted
     from another source (its metadata records the source's SHA-256) is rebuilt from the
     source once, with a warning; the rebuilt file must then load and match."""
     digest = sha256_file(src)
-    cached = converted_path(src, digest)
+    cached = converted_path(src, digest, config)
     if cached.is_file():
         try:
             recorded = read_generator_metadata(cached).get("source_sha256")
@@ -143,7 +160,7 @@ def _load_converted(src: Path, device: str | torch.device) -> torch.nn.Module:
         except OSError as e:
             raise I2SError(f"cannot create the cache folder {cached.parent}: "
                            f"{e.strerror or e}") from None
-    convert_file(src, cached)
+    convert_file(src, cached, config)
     G = load_generator_file(cached, device)
     if read_generator_metadata(cached).get("source_sha256") != digest:
         raise I2SError(f"{cached}: the conversion of {src} does not record its SHA-256 "

@@ -17,6 +17,8 @@ from i2s.weights.download import gdrive_url
 CC_BY_NC = "CC BY-NC 4.0 (NVIDIA)"
 NVIDIA_NC = "NVIDIA Source Code License-NC (non-commercial)"
 ADA = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/"
+CC_BY_NC_SA = "CC BY-NC-SA 4.0 (NVIDIA; GET3D checkpoints)"
+GET3D_HF = "https://huggingface.co/JunGaoNVIDIA/get3d-ckpt/resolve/main/"
 # The TensorFlow release of StyleGAN2-ADA (NVlabs/stylegan2-ada README, "pretrained"): the
 # same networks as TF pickles (Network version 5). cifar10.pkl is class-conditional: not listed.
 ADA_TF = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada/pretrained/"
@@ -41,6 +43,8 @@ class ModelEntry:
     mean: tuple[float, float, float] | None = None
     std: tuple[float, float, float] | None = None
     input_size: int | None = None
+    # Settings the checkpoint does not store (GET3D's tet_res, dmtet_scale, ...), as pairs.
+    config: tuple[tuple[str, object], ...] = ()
 
 
 def _ada_tf(dataset, res, desc):
@@ -98,6 +102,12 @@ REGISTRY: dict[str, ModelEntry] = {e.name: e for e in [
     _ada_tf("afhqwild", 512, "AFHQ wild animals, trained from scratch with ADA"),
     _ada_tf("brecahad", 512, "BreCaHAD (breast cancer histopathology), trained from scratch "
             "with ADA"),
+    *[ModelEntry(f"get3d-shapenet-{cls}", "generator", "get3d", 1024, f"shapenet_{cls}.pt",
+                 (f"{GET3D_HF}shapenet_{cls}.pt",), CC_BY_NC_SA,
+                 f"GET3D ShapeNet {cls}s: textured 3D meshes (geometry and texture latents); "
+                 f"released config, dmtet_scale {scale}", approx_mb=None,
+                 config=(("dmtet_scale", scale), ("tet_res", 90), ("image_resolution", 1024)))
+      for cls, scale in (("car", 1.0), ("chair", 0.8), ("motorbike", 1.0), ("table", 0.8))],
     ModelEntry("vgg16", "vgg16", "vgg16", None, "vgg16-397923af.pth",
                ("https://download.pytorch.org/models/vgg16-397923af.pth",),
                "BSD-3-Clause (torchvision); trained on ImageNet, whose terms of use apply",

@@ -12,10 +12,13 @@ from pathlib import Path
 import torch
 
 from i2s.errors import I2SError
+from i2s.get3d.config import GET3DConfig
+from i2s.get3d.generator import GET3DGenerator
 from i2s.media.files import sha256_file
 from i2s.models.stylegan1 import StyleGANConfig, StyleGANGenerator
 from i2s.models.stylegan2 import StyleGAN2Generator
 from i2s.ops.fir import make_fir_filter
+from i2s.weights.convert.get3d import convert_get3d, is_get3d_checkpoint
 from i2s.weights.convert.rosinality import W_AVG_ESTIMATED, W_AVG_SAMPLES, convert_rosinality
 from i2s.weights.convert.safe_pickle import (
     TFNetwork,
@@ -91,8 +94,13 @@ def _check_legacy_sizes(p: Path) -> None:
                        f"{one_line(e)})") from None
 
 
-def _convert(obj, torch_file: bool, source: str):
-    """(config, state dict, format name, notes) of an unpickled checkpoint."""
+def _convert(obj, torch_file: bool, source: str, overrides: dict | None = None):
+    """(config, state dict, format name, notes) of an unpickled checkpoint. ``overrides``:
+    settings a checkpoint does not store (GET3D's tet_res, dmtet_scale, ...)."""
+    if is_get3d_checkpoint(obj):
+        return _with_format(convert_get3d(obj, source, overrides), "get3d")
+    if overrides:
+        raise I2SError(f"{source}: settings can only be given for GET3D checkpoints")
     if torch_file or (isinstance(obj, dict) and "g_ema" in obj):
         if not isinstance(obj, dict):
             raise I2SError(f"{source}: not a rosinality checkpoint (not a dict with 'g_ema')")
@@ -119,7 +127,7 @@ def _with_format(converted: tuple, fmt: str):
     return cfg, state, fmt, notes
 
 
-def read_checkpoint(path: str | os.PathLike):
+def read_checkpoint(path: str | os.PathLike, overrides: dict | None = None):
     """(config, state dict, format name, notes) of any supported checkpoint file."""
     p = Path(path)
     if not p.is_file():
@@ -127,7 +135,7 @@ def read_checkpoint(path: str | os.PathLike):
     source = str(p)
     obj, torch_file = _read_object(p)
     try:
-        return _convert(obj, torch_file, source)
+        return _convert(obj, torch_file, source, overrides)
     except I2SError:
         raise
     except Exception as e:  # a malformed value the checks above did not anticipate
@@ -143,12 +151,14 @@ def estimate_w_avg(G: torch.nn.Module, n: int = W_AVG_SAMPLES, seed: int = 0) ->
         return torch.cat([G.mapping(c)[:, 0] for c in z.split(1024)]).mean(0)
 
 
-def convert_checkpoint(path: str | os.PathLike) -> Converted:
-    """Convert any supported checkpoint into an i2s generator (nothing in it is executed)."""
+def convert_checkpoint(path: str | os.PathLike, overrides: dict | None = None) -> Converted:
+    """Convert any supported checkpoint into an i2s generator (nothing in it is executed).
+    ``overrides``: settings the checkpoint does not store (GET3D only)."""
     t0 = time.perf_counter()
-    cfg, state, fmt, notes = read_checkpoint(path)
-    G = StyleGANGenerator(cfg) if isinstance(cfg, StyleGANConfig) else StyleGAN2Generator(cfg)
-    if fmt != "stylegan2-ada-pytorch":
+    cfg, state, fmt, notes = read_checkpoint(path, overrides)
+    G = {StyleGANConfig: StyleGANGenerator, GET3DConfig: GET3DGenerator}.get(
+        type(cfg), StyleGAN2Generator)(cfg)
+    if fmt not in ("stylegan2-ada-pytorch", "get3d"):
         # TF and rosinality store no FIR buffers: they are the fixed [1, 3, 3, 1] filter.
         for k in G.state_dict():
             if k.endswith("resample_filter"):
@@ -164,9 +174,10 @@ def convert_checkpoint(path: str | os.PathLike) -> Converted:
                      seconds=time.perf_counter() - t0, notes=dict(notes))
 
 
-def convert_file(src: str | os.PathLike, dst: str | os.PathLike) -> Converted:
+def convert_file(src: str | os.PathLike, dst: str | os.PathLike,
+                 overrides: dict | None = None) -> Converted:
     """Convert ``src`` and write ``dst`` (safetensors, atomically) with provenance metadata."""
-    conv = convert_checkpoint(src)
+    conv = convert_checkpoint(src, overrides)
     save_generator(conv.G, dst, extra_metadata={
         **conv.notes, "source_format": conv.source_format, "source_sha256": conv.source_sha256,
         "source_name": Path(src).name})
