@@ -114,3 +114,12 @@ def test_registry_entries():
         assert e.urls[0].startswith("https://huggingface.co/JunGaoNVIDIA/get3d-ckpt/")
         assert e.urls[0].endswith(e.filename) and "CC BY-NC-SA" in e.licence
         assert dict(e.config)["dmtet_scale"] == scales[name.rsplit("-", 1)[1]]
+
+
+def test_image_commands_refuse_a_3d_model(tmp_path, capsys):
+    G = official_file(tmp_path / "g.pt", tiny_cfg())
+    i2s.save_generator(G, tmp_path / "g3d.safetensors")
+    code, _, err = run(["generate", "--model", tmp_path / "g3d.safetensors", "--seed", "1",
+                        "--out", tmp_path / "x.png"], capsys)
+    assert code == 1 and "3D (GET3D) model" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "x.png").exists()

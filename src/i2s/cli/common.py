@@ -27,6 +27,17 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def load_2d_generator(model: str, device: torch.device) -> torch.nn.Module:
+    """The generator of an image command; a 3D (GET3D) model gets a clear one-line error."""
+    from i2s.weights import load_generator
+
+    G = load_generator(model, device=device)
+    if getattr(G, "architecture", "") == "get3d":
+        raise I2SError(f"{model} is a 3D (GET3D) model; this command needs an image "
+                       "generator (StyleGAN / StyleGAN2)")
+    return G
+
+
 def ensure_writable_dir(path: str | os.PathLike) -> Path:
     """Create ``path`` if needed and prove it is writable; I2SError otherwise."""
     p = Path(path)

@@ -12,7 +12,7 @@ import click
 import numpy as np
 import torch
 
-from i2s.cli.common import StepBar, ensure_writable_dir, pick_device
+from i2s.cli.common import StepBar, ensure_writable_dir, load_2d_generator, pick_device
 from i2s.cli.options import device_option, embedding_options, model_option, pop_embedding_args
 from i2s.embedding import LatentFile, save_latent
 from i2s.embedding.files import is_latent_path, latents_for_inputs
@@ -22,7 +22,6 @@ from i2s.media.files import output_lock, staged_outputs, write_json_atomic
 from i2s.media.images import read_rgb, save_image
 from i2s.models import render
 from i2s.provenance import run_record
-from i2s.weights import load_generator
 
 
 def edit_options(f: Callable) -> Callable:
@@ -68,7 +67,7 @@ class EditSession:
                 self.original = read_rgb(self.paste_into)
                 if self.transform_path is not None:
                     self.transform = AlignTransform.load(self.transform_path)
-            self.G = load_generator(self.model, device=pick_device(self.device))
+            self.G = load_2d_generator(self.model, pick_device(self.device))
             self.stage = stack.enter_context(staged_outputs(self.out))
             self._stack = stack.pop_all()
         return self

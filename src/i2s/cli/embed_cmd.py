@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import click
 
-from i2s.cli.common import StepBar, ensure_writable_dir, info, pick_device, report_error
+from i2s.cli.common import (
+    StepBar,
+    ensure_writable_dir,
+    info,
+    load_2d_generator,
+    pick_device,
+    report_error,
+)
 from i2s.cli.options import device_option, embedding_options, model_option, pop_embedding_args
 from i2s.embedding.files import embed_files
 from i2s.media.files import output_lock
-from i2s.weights import load_generator
 
 
 @click.command("embed")
@@ -34,7 +40,7 @@ def embed_command(images, model, out, device, video, quiet, **kwargs) -> int:
 
 
 def _embed(images, model, out_dir, device, video, quiet, args) -> int:
-    G = load_generator(model, device=pick_device(device))
+    G = load_2d_generator(model, pick_device(device))
     done = embed_files(
         G, list(images), out_dir, args.config, aligned=args.align, video=video,
         vgg_weights=args.vgg_weights, progress=None if quiet else StepBar,

@@ -6,12 +6,11 @@ import functools
 
 import click
 
-from i2s.cli.common import StepBar, ensure_writable_dir, info, pick_device
+from i2s.cli.common import StepBar, ensure_writable_dir, info, load_2d_generator, pick_device
 from i2s.cli.options import device_option, embedding_options, model_option, pop_embedding_args
 from i2s.errors import I2SError
 from i2s.experiments import GROUPS, STUDIES, StudyOptions, run_studies
 from i2s.media.files import output_lock
-from i2s.weights import load_generator
 from i2s.weights.load import find_vgg16_weights, load_vgg16
 
 QUICK_STEPS = 200
@@ -60,7 +59,7 @@ def experiment_command(name, model, images, out, quick, max_images, device, quie
     out_dir = ensure_writable_dir(out)
     dev = pick_device(device)
     with output_lock(out_dir):
-        G = load_generator(model, device=dev)
+        G = load_2d_generator(model, dev)
         vgg = _vgg_for(args.config.needs_vgg, args.vgg_weights, dev)
         bar = None if quiet else functools.partial(StepBar, leave=False, every=25)
         results = run_studies([name], G, out_dir, args.config,

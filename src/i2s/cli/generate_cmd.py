@@ -5,14 +5,13 @@ from __future__ import annotations
 import click
 import torch
 
-from i2s.cli.common import ensure_parent_dir, pick_device
+from i2s.cli.common import ensure_parent_dir, load_2d_generator, pick_device
 from i2s.cli.options import FiniteFloat, device_option, model_option
 from i2s.embedding.latents import check_latent_fits, check_latent_model, load_latent
 from i2s.errors import I2SError
 from i2s.media.images import image_format, save_image
 from i2s.models import NOISE_MODES, render
 from i2s.models.common import seed_z
-from i2s.weights import load_generator
 
 
 @click.command("generate")
@@ -39,7 +38,7 @@ def generate_command(model, seed, latent, out, truncation, truncation_cutoff, no
     out = ensure_parent_dir(out)
     image_format(out)
     dev = pick_device(device)
-    G = load_generator(model, device=dev)
+    G = load_2d_generator(model, dev)
     if truncation_cutoff is not None and truncation_cutoff > G.num_ws:
         raise I2SError(f"--truncation-cutoff {truncation_cutoff}: this model has {G.num_ws} "
                        "style inputs")
