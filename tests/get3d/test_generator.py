@@ -136,3 +136,37 @@ def test_tri_plane_sampling_known_values():
     g = sample_tri_plane(planes.requires_grad_(True), far, -1.0, 2.0)[..., 0].sum()
     g.backward()
     assert far.grad is None and planes.grad.abs().sum() > 0
+
+
+def test_meshes_from_the_tet_grid():
+    G = tiny_generator()
+    n = 2
+    ws_geo, ws_tex = G.mapping_geo(torch.randn(n, 16)), G.mapping(torch.randn(n, 16))
+    meshes = G.mesh(ws_geo, ws_tex)
+    assert len(meshes) == n
+    half = G.cfg.dmtet_scale / 2 + 1 / (G.cfg.tet_res * 2.0)  # grid box + largest deformation
+    for m in meshes:
+        assert m.vertices.shape[1] == 3 and m.faces.shape[1] == 3 and len(m.faces) > 0
+        assert m.colors.shape == m.vertices.shape
+        assert int(m.faces.max()) < len(m.vertices) and m.vertices.abs().max() <= half + 1e-6
+        assert not m.empty
+    assert (G.shape_min, G.shape_length) == (-0.5, 1.0)  # the regular grid's box
+
+
+def test_a_shape_without_surface_gets_get3ds_fixed_sdf():
+    """SDF -0.5 everywhere (nothing inside, GET3D's SDF is positive inside): the centre vertex
+    gets 1 - min = 1.5 (inside), the box's boundary -1 - max = -0.5, so a small closed
+    surface appears around the centre, and the shape is flagged. (With values far from 0 the
+    official formula can put the boundary inside too; i2s keeps that behaviour.)"""
+    from i2s.get3d.marching_tets import euler_characteristic, is_watertight, signed_volume
+
+    G = tiny_generator()
+    with torch.no_grad():
+        G.synthesis.generator.mlp_synthesis_sdf.layers[-1].weight.zero_()
+        G.synthesis.generator.mlp_synthesis_sdf.layers[-1].bias.fill_(-0.5)
+    ws_geo, ws_tex = G.mapping_geo(torch.randn(1, 16)), G.mapping(torch.randn(1, 16))
+    (m,) = G.mesh(ws_geo, ws_tex)
+    assert m.empty and len(m.faces) > 0
+    assert is_watertight(m.faces) and euler_characteristic(m.faces) == 2
+    assert signed_volume(m.vertices, m.faces) > 0          # outward normals
+    assert m.vertices.norm(dim=1).max() < 2 / G.cfg.tet_res  # around the centre vertex

@@ -16,15 +16,30 @@ texture latents never change the shape.
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from i2s.get3d.config import GET3DConfig
 from i2s.get3d.implicit import ImplicitNetwork, sample_tri_plane
+from i2s.get3d.marching_tets import fix_empty_sdf, marching_tets
+from i2s.get3d.tets import TetGrid, make_tet_grid
 from i2s.get3d.triplane import PLANE_CHANNELS, TriPlaneSynthesis
 from i2s.models.stylegan2 import MappingNetwork, ToRGBLayer
 from i2s.ops.synthesis_path import torgb_path
+
+
+@dataclass
+class Mesh:
+    """A generated mesh: ``vertices`` [V, 3] (world coordinates), ``faces`` [F, 3] (long,
+    normals outward), ``colors`` [V, 3] (RGB at the vertices, about [-1, 1]) and whether the
+    SDF had no surface and was given GET3D's fixed one (``empty``)."""
+
+    vertices: torch.Tensor
+    faces: torch.Tensor
+    colors: torch.Tensor
+    empty: bool = False
 
 
 class GeometryTextureNetwork(nn.Module):
@@ -81,8 +96,9 @@ class GET3DGenerator(nn.Module):
         self.synthesis = GET3DSynthesis(cfg)
         self.sha256: str | None = None
         self.source: str | None = None
-        # The tet grid's box, used to normalise query points: a cube of side dmtet_scale
-        # around the origin unless a grid sets it (see set_bounds).
+        # The tet grid (i2s's regular grid unless set_tet_grid gives another, e.g. GET3D's
+        # official one) and its box, which normalises query points.
+        self._grid: TetGrid | None = None
         self.shape_min = -0.5 * cfg.dmtet_scale
         self.shape_length = 1.0 * cfg.dmtet_scale
 
@@ -96,9 +112,20 @@ class GET3DGenerator(nn.Module):
         """Mean of the geometry mapping network's outputs, [w_dim]."""
         return self.mapping_geo.w_avg
 
-    def set_bounds(self, shape_min: float, shape_length: float) -> None:
-        """The box query points are normalised by (GET3D: the tet grid's, one number each)."""
-        self.shape_min, self.shape_length = float(shape_min), float(shape_length)
+    def set_tet_grid(self, grid: TetGrid) -> None:
+        """Use ``grid`` (already scaled by dmtet_scale) for meshes; its box normalises the
+        query points from now on. :func:`i2s.load_generator` sets GET3D's official grid for
+        the ``tet_res`` values it exists for (64, 70, 80, 90, 100)."""
+        self._grid = grid
+        self.shape_min, self.shape_length = grid.shape_min, grid.shape_length
+
+    @property
+    def tet_grid(self) -> TetGrid:
+        """The tetrahedral grid of the meshes (i2s's regular grid at ``tet_res`` unless
+        :meth:`set_tet_grid` gave another)."""
+        if self._grid is None:
+            self.set_tet_grid(make_tet_grid(self.cfg.tet_res, self.cfg.dmtet_scale))
+        return self._grid
 
     def _check_ws(self, ws_geo: torch.Tensor, ws_tex: torch.Tensor) -> None:
         w = self.w_dim
@@ -156,3 +183,30 @@ class GET3DGenerator(nn.Module):
         sdf, deformation = self.sdf_and_deformation(ws_geo, planes, points)
         rgb = self.features_to_rgb(self.texture_features(ws_tex, planes, points), ws_tex)
         return sdf, deformation, rgb
+
+    def geometry(self, ws_geo: torch.Tensor, planes: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """SDF [N, V] (with GET3D's fix for shapes without a surface), deformed grid vertices
+        [N, V, 3] and which shapes were empty [N], on the tet grid."""
+        grid = self.tet_grid.to(device=planes.device, dtype=planes.dtype)
+        n = ws_geo.shape[0]
+        verts = grid.vertices.unsqueeze(0).expand(n, -1, -1)
+        sdf, deformation = self.sdf_and_deformation(ws_geo, planes, verts)
+        fixed = fix_empty_sdf(sdf, grid.center_index(), grid.boundary_index())
+        deformation = torch.where(fixed.empty[:, None, None], deformation.detach(), deformation)
+        return fixed.sdf, verts + deformation, fixed.empty
+
+    def mesh(self, ws_geo: torch.Tensor, ws_tex: torch.Tensor,
+             noise_mode: str = "const") -> list[Mesh]:
+        """GET3D's meshes: marching tetrahedra on the deformed grid with the SDF (positive
+        inside), and RGB queried at the vertices. One :class:`Mesh` per sample."""
+        planes = self.planes(ws_geo, ws_tex, noise_mode=noise_mode)
+        sdf, verts, empty = self.geometry(ws_geo, planes)
+        tets = self.tet_grid.tets.to(planes.device)
+        meshes = []
+        for i in range(ws_geo.shape[0]):
+            v, f = marching_tets(verts[i], tets, sdf[i], positive_inside=True)
+            feats = self.texture_features(ws_tex[i:i + 1], planes[i:i + 1], v.unsqueeze(0))
+            colors = self.features_to_rgb(feats, ws_tex[i:i + 1])[0]
+            meshes.append(Mesh(v, f, colors, bool(empty[i])))
+        return meshes
