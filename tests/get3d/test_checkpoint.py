@@ -123,3 +123,43 @@ def test_image_commands_refuse_a_3d_model(tmp_path, capsys):
                         "--out", tmp_path / "x.png"], capsys)
     assert code == 1 and "3D (GET3D) model" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "x.png").exists()
+
+
+def test_official_tet_grid_is_fetched_when_a_mesh_needs_it(tmp_path, monkeypatch):
+    """A GET3D model at a tet_res GET3D released a grid for makes its meshes on that grid,
+    downloaded (mocked here) through the registry the first time a mesh is made."""
+    import numpy as np
+
+    from i2s.get3d.tets import make_tet_grid
+    from i2s.weights import download as dl
+    from tests.test_download import FakeResponse
+
+    monkeypatch.setenv("I2S_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("I2S_OFFLINE", raising=False)
+    official = make_tet_grid(8, 1.0)  # stands in for 64_compress.npz (same layout)
+    npz = tmp_path / "64_compress.npz"
+    np.savez_compressed(npz, vertices=official.vertices.numpy() * 3.0 + 1.0,
+                        tets=official.tets.numpy())
+    entry = registry.ModelEntry("get3d-tets-64", "tet-grid", "get3d", None, "64_compress.npz",
+                                ("https://example.org/64_compress.npz",), "test", "test")
+    monkeypatch.setitem(registry.REGISTRY, "get3d-tets-64", entry)
+    seen = []
+
+    def urlopen(req, timeout=None):
+        seen.append(req.full_url)
+        return FakeResponse(npz.read_bytes())
+
+    monkeypatch.setattr(dl, "_urlopen", urlopen)
+    G = official_file(tmp_path / "g.pt", tiny_cfg(tet_res=64, dmtet_scale=0.8))
+    i2s.save_generator(G, tmp_path / "g.safetensors")
+    G2 = i2s.load_generator(tmp_path / "g.safetensors")
+    assert seen == []                      # nothing fetched for loading or querying
+    G2.query(G2.mapping_geo(torch.randn(1, 16)), G2.mapping(torch.randn(1, 16)),
+             torch.zeros(1, 5, 3))
+    assert seen == []
+    (m,) = G2.mesh(G2.mapping_geo(torch.randn(1, 16)), G2.mapping(torch.randn(1, 16)))
+    assert seen == ["https://example.org/64_compress.npz"]
+    grid = G2.tet_grid
+    assert grid.num_vertices == official.num_vertices           # the fetched grid, not 64^3
+    assert grid.vertices.min().item() == pytest.approx(-0.4)    # normalised as GET3D, x0.8
+    assert (G2.shape_min, G2.shape_length) == pytest.approx((-0.4, 0.8))

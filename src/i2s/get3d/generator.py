@@ -16,6 +16,7 @@ texture latents never change the shape.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -99,6 +100,7 @@ class GET3DGenerator(nn.Module):
         # The tet grid (i2s's regular grid unless set_tet_grid gives another, e.g. GET3D's
         # official one) and its box, which normalises query points.
         self._grid: TetGrid | None = None
+        self._grid_loader: Callable[[], TetGrid] | None = None
         self.shape_min = -0.5 * cfg.dmtet_scale
         self.shape_length = 1.0 * cfg.dmtet_scale
 
@@ -119,12 +121,18 @@ class GET3DGenerator(nn.Module):
         self._grid = grid
         self.shape_min, self.shape_length = grid.shape_min, grid.shape_length
 
+    def set_tet_grid_loader(self, loader: Callable[[], TetGrid]) -> None:
+        """Read the grid with ``loader()`` when a mesh first needs it (e.g. a download)."""
+        self._grid, self._grid_loader = None, loader
+
     @property
     def tet_grid(self) -> TetGrid:
-        """The tetrahedral grid of the meshes (i2s's regular grid at ``tet_res`` unless
-        :meth:`set_tet_grid` gave another)."""
+        """The tetrahedral grid of the meshes: the one :meth:`set_tet_grid` (or the loader of
+        :meth:`set_tet_grid_loader`) gave, else i2s's regular grid at ``tet_res``."""
         if self._grid is None:
-            self.set_tet_grid(make_tet_grid(self.cfg.tet_res, self.cfg.dmtet_scale))
+            loader = self._grid_loader or (
+                lambda: make_tet_grid(self.cfg.tet_res, self.cfg.dmtet_scale))
+            self.set_tet_grid(loader())
         return self._grid
 
     def _check_ws(self, ws_geo: torch.Tensor, ws_tex: torch.Tensor) -> None:

@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 
 from i2s.errors import I2SError
+from i2s.get3d.tets import load_tet_grid
 from i2s.media.files import sha256_file, write_text_atomic
 from i2s.models.vgg16 import VGG16Features
 from i2s.resources import i2s_home, package_path
@@ -108,7 +109,18 @@ def load_generator(model: str | os.PathLike, device: str | torch.device = "cpu",
     """
     G = _load_generator(model, device, config or None)
     G.source = str(model)
+    if getattr(G, "architecture", "") == "get3d":
+        _use_official_tet_grid(G)
     return G
+
+
+def _use_official_tet_grid(G) -> None:
+    """GET3D models with a ``tet_res`` GET3D released a grid for make their meshes on that
+    grid (fetched from the registry when a mesh is first needed): the official meshes."""
+    name = f"get3d-tets-{G.cfg.tet_res}"
+    if name in REGISTRY:
+        scale = G.cfg.dmtet_scale
+        G.set_tet_grid_loader(lambda: load_tet_grid(fetch(name), scale))
 
 
 def _load_generator(model: str | os.PathLike, device: str | torch.device,

@@ -19,6 +19,15 @@ NVIDIA_NC = "NVIDIA Source Code License-NC (non-commercial)"
 ADA = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/"
 CC_BY_NC_SA = "CC BY-NC-SA 4.0 (NVIDIA; GET3D checkpoints)"
 GET3D_HF = "https://huggingface.co/JunGaoNVIDIA/get3d-ckpt/resolve/main/"
+GET3D_GITHUB = "https://raw.githubusercontent.com/nv-tlabs/GET3D/master/"
+# GET3D's official tetrahedral grids: tet_res, bytes, SHA-256 (measured on the repository).
+GET3D_TETS = (
+    (64, 949928, "49b3c1ef9408f507a13c393010271442824b21a63d3d87706d6fe1b1a80556ce"),
+    (70, 1303171, "0bb8902e8c2ad48da75742005d235c2572682e40e003cc3c967d868d1f9976e3"),
+    (80, 1938278, "1e284975466f4f8a47137844bc5fe9ac8bdc4d36cd7cef2f94ae20844b4b84b7"),
+    (90, 2793045, "21db3f84be612622f938f122b673dbc1a2a1918ea38c716a6068efc85db3e2ed"),
+    (100, 3827921, "bf75e8c5270cf85e13183b4adf237efd1a1f5b8d420752b2580888a630e6481c"),
+)
 # The TensorFlow release of StyleGAN2-ADA (NVlabs/stylegan2-ada README, "pretrained"): the
 # same networks as TF pickles (Network version 5). cifar10.pkl is class-conditional: not listed.
 ADA_TF = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada/pretrained/"
@@ -27,7 +36,7 @@ ADA_TF = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada/pretrained/"
 @dataclass(frozen=True)
 class ModelEntry:
     name: str
-    kind: str                     # "generator" or "vgg16"
+    kind: str                     # "generator", "vgg16" or "tet-grid"
     architecture: str             # "stylegan1", "stylegan2", "vgg16"
     resolution: int | None
     filename: str
@@ -108,6 +117,11 @@ REGISTRY: dict[str, ModelEntry] = {e.name: e for e in [
                  f"released config, dmtet_scale {scale}", approx_mb=None,
                  config=(("dmtet_scale", scale), ("tet_res", 90), ("image_resolution", 1024)))
       for cls, scale in (("car", 1.0), ("chair", 0.8), ("motorbike", 1.0), ("table", 0.8))],
+    *[ModelEntry(f"get3d-tets-{res}", "tet-grid", "get3d", None, f"{res}_compress.npz",
+                 (f"{GET3D_GITHUB}data/tets/{res}_compress.npz",), NVIDIA_NC,
+                 f"GET3D's tetrahedral grid at tet_res {res} (what its checkpoints were trained "
+                 "on; fetched when a mesh is first made)", size=size, sha256=sha)
+      for res, size, sha in GET3D_TETS],
     ModelEntry("vgg16", "vgg16", "vgg16", None, "vgg16-397923af.pth",
                ("https://download.pytorch.org/models/vgg16-397923af.pth",),
                "BSD-3-Clause (torchvision); trained on ImageNet, whose terms of use apply",
