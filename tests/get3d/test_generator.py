@@ -170,3 +170,26 @@ def test_a_shape_without_surface_gets_get3ds_fixed_sdf():
     assert is_watertight(m.faces) and euler_characteristic(m.faces) == 2
     assert signed_volume(m.vertices, m.faces) > 0          # outward normals
     assert m.vertices.norm(dim=1).max() < 2 / G.cfg.tet_res  # around the centre vertex
+
+
+def test_render_images_masks_and_gradients():
+    from i2s.get3d.cameras import Cameras
+
+    G = tiny_generator()
+    n, k, res = 2, 3, 24
+    ws_geo = G.mapping_geo(torch.randn(n, 16)).requires_grad_(True)
+    ws_tex = G.mapping(torch.randn(n, 16)).requires_grad_(True)
+    cams = Cameras.orbit(k=k, elevation_deg=15, radius=1.2)
+    img = G.render(ws_geo, ws_tex, cams, resolution=res)
+    assert img.shape == (n, k, 4, res, res) and torch.isfinite(img).all()
+    mask = img[:, :, 3]
+    assert mask.min() >= 0 and mask.max() <= 1 and mask.mean() > 0.05
+    g_geo, g_tex = torch.autograd.grad(mask.sum() + img[:, :, :3].square().sum(), (ws_geo, ws_tex))
+    assert g_geo.abs().sum() > 0 and g_tex.abs().sum() > 0
+    (g_mask_tex,) = torch.autograd.grad(G.render(ws_geo, ws_tex, cams, res)[:, :, 3].sum(),
+                                        ws_tex, allow_unused=True)
+    assert g_mask_tex is None or g_mask_tex.abs().sum() == 0   # texture never moves the shape
+    with torch.no_grad():
+        other = G.render(ws_geo, G.mapping(torch.randn(n, 16)), cams, res)
+    torch.testing.assert_close(other[:, :, 3], mask.detach(), rtol=0, atol=1e-5)
+    assert not torch.allclose(other[:, :, :3], img[:, :, :3].detach())

@@ -22,9 +22,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from i2s.get3d.cameras import Cameras
 from i2s.get3d.config import GET3DConfig
 from i2s.get3d.implicit import ImplicitNetwork, sample_tri_plane
 from i2s.get3d.marching_tets import fix_empty_sdf, marching_tets
+from i2s.get3d.raster import MeshRender, render_mesh
 from i2s.get3d.tets import TetGrid, make_tet_grid
 from i2s.get3d.triplane import PLANE_CHANNELS, TriPlaneSynthesis
 from i2s.models.stylegan2 import MappingNetwork, ToRGBLayer
@@ -218,3 +220,42 @@ class GET3DGenerator(nn.Module):
             colors = self.features_to_rgb(feats, ws_tex[i:i + 1])[0]
             meshes.append(Mesh(v, f, colors, bool(empty[i])))
         return meshes
+
+    def render_meshes(self, meshes: list[Mesh], ws_tex: torch.Tensor, planes: torch.Tensor,
+                      cameras: Cameras, resolution: int, depth: bool = False,
+                      normals: bool = False) -> list[MeshRender]:
+        """Render meshes as GET3D does: rasterise, query the texture MLP at the world position
+        of every covered pixel, ``to_rgb`` on the feature image (features 0 off the shape, so
+        the background is to_rgb's bias), then RGB + the anti-aliased mask. One
+        :class:`MeshRender` per mesh, ``image`` [K, 4, H, W]."""
+        out = []
+        for i, m in enumerate(meshes):
+            def features(points, i=i):
+                return self.texture_features(ws_tex[i:i + 1], planes[i:i + 1],
+                                             points.unsqueeze(0))[0]
+
+            r = render_mesh(m.vertices, m.faces, cameras.to(device=m.vertices.device), resolution,
+                            features, depth=depth, normals=normals)
+            k = r.image.shape[0]
+            feat, mask = r.image[:, :-1], r.image[:, -1:]
+            rgb = self.synthesis.to_rgb(feat, ws_tex[i:i + 1].expand(k, -1, -1)[:, -1],
+                                        torgb_path(batch=k))
+            r.image = torch.cat([rgb, mask], dim=1)
+            out.append(r)
+        return out
+
+    def render(self, ws_geo: torch.Tensor, ws_tex: torch.Tensor, cameras: Cameras,
+               resolution: int = 256, noise_mode: str = "const") -> torch.Tensor:
+        """Images of the generated shapes from every camera: [N, K, 4, H, W], RGB (to_rgb's
+        output, about [-1, 1]) and the anti-aliased silhouette in [0, 1]. Differentiable:
+        the silhouette reaches ws_geo through the mesh vertices, the colours reach ws_tex
+        and ws_geo through the tri-plane (as in GET3D, texture points carry no gradient to
+        the geometry)."""
+        planes = self.planes(ws_geo, ws_tex, noise_mode=noise_mode)
+        sdf, verts, empty = self.geometry(ws_geo, planes)
+        tets = self.tet_grid.tets.to(planes.device)
+        meshes = [Mesh(*marching_tets(verts[i], tets, sdf[i], positive_inside=True),
+                       colors=torch.empty(0, 3), empty=bool(empty[i]))
+                  for i in range(ws_geo.shape[0])]
+        return torch.stack([r.image for r in self.render_meshes(meshes, ws_tex, planes,
+                                                                cameras, resolution)])
