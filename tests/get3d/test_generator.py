@@ -191,5 +191,5 @@ def test_render_images_masks_and_gradients():
     assert g_mask_tex is None or g_mask_tex.abs().sum() == 0   # texture never moves the shape
     with torch.no_grad():
         other = G.render(ws_geo, G.mapping(torch.randn(n, 16)), cams, res)
-    torch.testing.assert_close(other[:, :, 3], mask.detach(), rtol=0, atol=1e-5)
+    torch.testing.assert_close(other[:, :, 3], mask.detach(), rtol=0, atol=1e-3)
     assert not torch.allclose(other[:, :, :3], img[:, :, :3].detach())
