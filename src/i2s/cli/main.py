@@ -15,6 +15,7 @@ from i2s.cli.convert_cmd import convert_command
 from i2s.cli.embed_cmd import embed_command
 from i2s.cli.experiment_cmd import experiment_command
 from i2s.cli.expression_cmd import expression_command
+from i2s.cli.generate3d_cmd import generate_3d_command, render_3d_command
 from i2s.cli.generate_cmd import generate_command
 from i2s.cli.models_cmd import models_group
 from i2s.cli.morph_cmd import morph_command
@@ -36,6 +37,8 @@ cli.add_command(convert_command)
 cli.add_command(embed_command)
 cli.add_command(experiment_command)
 cli.add_command(generate_command)
+cli.add_command(generate_3d_command)
+cli.add_command(render_3d_command)
 cli.add_command(models_group)
 cli.add_command(morph_command)
 cli.add_command(style_transfer_command)
