@@ -2,7 +2,8 @@
 
 The packages, lowest first (each imports only from those before it; ``tests/test_layers.py``
 checks): ``errors``, ``provenance``, ``resources``, ``progress``, ``media`` -> ``ops`` ->
-``models`` -> ``weights``, ``faces`` -> ``embedding``, ``edits`` -> ``experiments``,
+``models`` -> ``get3d`` -> ``weights``, ``faces`` -> ``embedding``, ``edits`` ->
+``experiments``,
 ``demo`` -> ``cli``. The names below are the public API.
 """
 
@@ -25,6 +26,7 @@ from i2s.embedding import (
 )
 from i2s.embedding.losses import EmbedLoss, PerceptualLoss
 from i2s.errors import I2SError
+from i2s.get3d import GET3DConfig, GET3DGenerator
 from i2s.models import (
     StyleGAN2Config,
     StyleGAN2Generator,
@@ -37,7 +39,8 @@ from i2s.ops.cpu_allocator import keep_freed_memory
 from i2s.weights import load_generator, load_vgg16, save_generator
 
 __all__ = [
-    "EmbedConfig", "EmbedLoss", "EmbedResult", "ExpressionTransfer", "I2SError", "LatentFile",
+    "EmbedConfig", "EmbedLoss", "EmbedResult", "ExpressionTransfer", "GET3DConfig",
+    "GET3DGenerator", "I2SError", "LatentFile",
     "PerceptualLoss", "StepInfo",
     "StyleGAN2Config", "StyleGAN2Generator", "StyleGANConfig", "StyleGANGenerator",
     "VGG16Features", "__version__", "crossover", "default_crossover_layers", "embed",

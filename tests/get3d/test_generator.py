@@ -193,3 +193,9 @@ def test_render_images_masks_and_gradients():
         other = G.render(ws_geo, G.mapping(torch.randn(n, 16)), cams, res)
     torch.testing.assert_close(other[:, :, 3], mask.detach(), rtol=0, atol=1e-3)
     assert not torch.allclose(other[:, :, :3], img[:, :, :3].detach())
+
+
+def test_tri_plane_sampling_gradcheck():
+    planes = torch.randn(2, 96, 5, 5, dtype=F64, requires_grad=True)
+    points = torch.rand(2, 7, 3, dtype=F64) - 0.5
+    assert torch.autograd.gradcheck(lambda p: sample_tri_plane(p, points, -0.5, 1.0), (planes,))
