@@ -13,6 +13,7 @@ import torch
 from i2s.embedding import StepInfo
 from i2s.errors import I2SError
 from i2s.progress import progress_bar
+from i2s.weights import load_generator
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 
@@ -29,8 +30,6 @@ def pick_device(name: str) -> torch.device:
 
 def load_2d_generator(model: str, device: torch.device) -> torch.nn.Module:
     """The generator of an image command; a 3D (GET3D) model gets a clear one-line error."""
-    from i2s.weights import load_generator
-
     G = load_generator(model, device=device)
     if getattr(G, "architecture", "") == "get3d":
         raise I2SError(f"{model} is a 3D (GET3D) model; this command needs an image "

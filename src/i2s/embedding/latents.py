@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from i2s.errors import I2SError
-from i2s.media.files import file_problem, write_bytes_atomic
+from i2s.media.files import read_npz, write_bytes_atomic
 
 SPACES = ("w+", "w", "z")
 
@@ -41,21 +41,16 @@ def save_latent(path: str | os.PathLike, latent: LatentFile) -> None:
 def load_latent(path: str | os.PathLike) -> LatentFile:
     """Read a latent file; I2SError with a one-line reason if it is not one."""
     p = Path(path)
-    problem = file_problem(p)
-    if problem is not None:
-        raise I2SError(f"{p}: latent file: {problem}")
+    f = read_npz(p, "latent file")
+    if "w" not in f:
+        raise I2SError(f"{p}: not an i2s latent file (no array 'w')")
     try:
-        with np.load(p, allow_pickle=False) as f:
-            if "w" not in f.files:
-                raise I2SError(f"{p}: not an i2s latent file (no array 'w')")
-            w = f["w"].astype(np.float32)
-            space = str(f["space"]) if "space" in f.files else "w+"
-            sha = str(f["model_sha256"]) if "model_sha256" in f.files else ""
-            z = f["z"].astype(np.float32) if "z" in f.files else None
-    except I2SError:
-        raise
-    except Exception as e:  # numpy raises many types for corrupt archives
-        raise I2SError(f"{p}: cannot read latent file ({type(e).__name__}: {e})") from None
+        w = f["w"].astype(np.float32)
+        space = str(f["space"]) if "space" in f else "w+"
+        sha = str(f["model_sha256"]) if "model_sha256" in f else ""
+        z = f["z"].astype(np.float32) if "z" in f else None
+    except (TypeError, ValueError) as e:
+        raise I2SError(f"{p}: not an i2s latent file ({type(e).__name__})") from None
     if w.ndim != 2 or w.size == 0:
         raise I2SError(f"{p}: 'w' must be [num_ws, w_dim], got shape {w.shape}")
     if not np.isfinite(w).all() or (z is not None and not np.isfinite(z).all()):

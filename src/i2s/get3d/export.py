@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from i2s.errors import I2SError
-from i2s.media.files import atomic_path, file_problem, write_bytes_atomic
+from i2s.media.files import atomic_path, read_npz, write_bytes_atomic
 
 LATENT_FORMAT = "i2s-get3d-latent"
 
@@ -77,20 +77,15 @@ def load_latent_3d(path: str | os.PathLike, G=None) -> Latent3D:
     """Read a 3D latent file; checked for finite values and, with ``G``, for its shapes and
     model hash. One-line I2SError for anything else."""
     p = Path(path)
-    problem = file_problem(p)
-    if problem is not None:
-        raise I2SError(f"{p}: latent file: {problem}")
+    f = read_npz(p, "latent file")
+    if "ws_geo" not in f or "ws_tex" not in f:
+        raise I2SError(f"{p}: not a GET3D latent file (needs ws_geo and ws_tex; an image "
+                       "latent has only 'w')")
     try:
-        with np.load(p, allow_pickle=False) as f:
-            if "ws_geo" not in f.files or "ws_tex" not in f.files:
-                raise I2SError(f"{p}: not a GET3D latent file (needs ws_geo and ws_tex; an "
-                               "image latent has only 'w')")
-            lat = Latent3D(f["ws_geo"].astype(np.float32), f["ws_tex"].astype(np.float32),
-                           str(f["model_sha256"]) if "model_sha256" in f.files else "")
-    except I2SError:
-        raise
-    except Exception as e:  # numpy raises many types for corrupt archives
-        raise I2SError(f"{p}: cannot read latent file ({type(e).__name__})") from None
+        lat = Latent3D(f["ws_geo"].astype(np.float32), f["ws_tex"].astype(np.float32),
+                       str(f["model_sha256"]) if "model_sha256" in f else "")
+    except (TypeError, ValueError) as e:
+        raise I2SError(f"{p}: not a GET3D latent file ({type(e).__name__})") from None
     for name in ("ws_geo", "ws_tex"):
         a = getattr(lat, name)
         if a.ndim != 2 or not np.isfinite(a).all():

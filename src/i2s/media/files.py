@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from i2s.errors import I2SError
 
 
@@ -201,3 +203,17 @@ def staged_outputs(folder: str | os.PathLike) -> Iterator[Path]:
     for entry in sorted(stage.iterdir()):
         _replace(entry, folder / entry.name)
     stage.rmdir()
+
+
+def read_npz(path: str | os.PathLike, what: str) -> dict[str, Any]:
+    """All arrays of an ``.npz`` file (``allow_pickle=False``), read whole; a missing,
+    unreadable or corrupt file is one I2SError naming ``what`` it should have been."""
+    p = Path(path)
+    problem = file_problem(p)
+    if problem is not None:
+        raise I2SError(f"{p}: {what}: {problem}")
+    try:
+        with np.load(p, allow_pickle=False) as f:
+            return {k: f[k] for k in f.files}
+    except Exception as e:  # numpy raises many types for corrupt archives
+        raise I2SError(f"{p}: cannot read {what} ({type(e).__name__})") from None
