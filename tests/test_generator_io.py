@@ -189,7 +189,7 @@ def test_save_is_atomic_on_failure(tmp_path, tiny_G, monkeypatch):
     def boom(*a, **k):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr("i2s.weights.generator_file.save_file", boom)
+    monkeypatch.setattr("i2s.models.generator_file.save_file", boom)
     with pytest.raises(RuntimeError):
         i2s.save_generator(tiny_G, path)
     assert path.read_bytes() == b"previous contents"

@@ -16,6 +16,7 @@ texture latents never change the shape.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -29,6 +30,7 @@ from i2s.get3d.marching_tets import fix_empty_sdf, marching_tets
 from i2s.get3d.raster import MeshRender, render_mesh
 from i2s.get3d.tets import TetGrid, make_tet_grid
 from i2s.get3d.triplane import PLANE_CHANNELS, TriPlaneSynthesis
+from i2s.models.generator_file import save_generator
 from i2s.models.stylegan2 import MappingNetwork, ToRGBLayer
 from i2s.ops.synthesis_path import torgb_path
 
@@ -115,6 +117,12 @@ class GET3DGenerator(nn.Module):
     def w_avg_geo(self) -> torch.Tensor:
         """Mean of the geometry mapping network's outputs, [w_dim]."""
         return self.mapping_geo.w_avg
+
+    def save(self, path: str | os.PathLike, dtype: torch.dtype | None = None) -> None:
+        """Write the weights (``G_ema`` names) and the config to an i2s ``.safetensors`` file
+        (atomically); :func:`i2s.load_generator` reads it back. ``dtype`` (e.g.
+        ``torch.float16``) stores the floating tensors in that type."""
+        save_generator(self, path, dtype=dtype)
 
     def set_tet_grid(self, grid: TetGrid) -> None:
         """Use ``grid`` (already scaled by dmtet_scale) for meshes; its box normalises the

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from collections.abc import Iterable
 from typing import Any, Self
 
 import torch
 from torch import nn
+
+from i2s.models.generator_file import save_generator
 
 NOISE_MODES = ("const", "random", "none")
 
@@ -86,6 +89,12 @@ class Generator(nn.Module):
         """z [N, z_dim] -> image [N, img_channels, R, R] in about [-1, 1]."""
         ws = self.mapping(z, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
         return self.synthesis(ws, noise_mode=noise_mode)
+
+    def save(self, path: str | os.PathLike, dtype: torch.dtype | None = None) -> None:
+        """Write the weights and the config to an i2s ``.safetensors`` file (atomically);
+        :func:`i2s.load_generator` reads it back. ``dtype`` (e.g. ``torch.float16``) stores
+        the floating tensors in that type."""
+        save_generator(self, path, dtype=dtype)
 
 
 def check_resolution(r: int) -> None:

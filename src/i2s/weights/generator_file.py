@@ -1,8 +1,9 @@
-"""Saving and loading generators as safetensors with their config in the metadata.
+"""Loading generators from safetensors files with their config in the metadata.
 
-File layout: the state dict (NVIDIA's ``G_ema`` names) as tensors, and metadata
-``{"format": "i2s-generator", "version": "1", "architecture": "stylegan2", "config": <json>}``.
-Loading is always ``strict=True``; nothing in the file is executed.
+The file layout and the writing half (:func:`save_generator`, ``FORMAT``) live in
+:mod:`i2s.models.generator_file`, below every generator package, so that ``G.save(path)``
+needs no upward import; they are re-exported here. Loading is always ``strict=True``;
+nothing in the file is executed.
 
 Before any weight is read, the model the config describes is built on torch's ``meta`` device
 (no memory) and every key, shape and dtype of its state dict is compared with the file's
@@ -20,42 +21,23 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from i2s.errors import I2SError
 from i2s.get3d.config import GET3DConfig
 from i2s.get3d.generator import GET3DGenerator
-from i2s.media.files import atomic_path, sha256_file
+from i2s.media.files import sha256_file
 from i2s.models import ARCHITECTURES as MODEL_ARCHITECTURES
+from i2s.models.generator_file import FORMAT, save_generator
 
-FORMAT = "i2s-generator"
+__all__ = ["ARCHITECTURES", "FORMAT", "is_safetensors", "load_generator_file",
+           "read_generator_metadata", "save_generator"]
+
 FLOAT_DTYPES = ("F16", "BF16", "F32", "F64")  # safetensors dtype names a weight may have
 MAX_MAPPING_LAYERS = 1024
 
 ARCHITECTURES: dict[str, tuple[type, type]] = {
     **MODEL_ARCHITECTURES, "get3d": (GET3DGenerator, GET3DConfig)}
-
-
-def save_generator(G: torch.nn.Module, path: str | os.PathLike,
-                   dtype: torch.dtype | None = None,
-                   extra_metadata: dict[str, str] | None = None) -> None:
-    """Write ``G`` to ``path`` (safetensors, atomically).
-
-    Args:
-        G: a generator with ``architecture`` and ``cfg`` attributes.
-        dtype: store floating tensors in this dtype (e.g. ``torch.float16``); default as is.
-        extra_metadata: more string metadata (e.g. the source checkpoint's SHA-256).
-    """
-    tensors = {}
-    for k, v in G.state_dict().items():
-        v = v.detach().cpu()
-        if dtype is not None and v.is_floating_point():
-            v = v.to(dtype)
-        tensors[k] = v.contiguous()
-    meta = {**(extra_metadata or {}), "format": FORMAT, "version": "1",
-            "architecture": G.architecture, "config": json.dumps(G.cfg.to_dict())}
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=meta)
 
 
 def is_safetensors(path: str | os.PathLike) -> bool:
