@@ -2,6 +2,7 @@
 write (checked with trimesh), and bad inputs."""
 
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -9,6 +10,7 @@ import torch
 from PIL import Image
 
 import i2s
+from i2s.get3d.atlas import xatlas_available
 from i2s.get3d.export import Latent3D, load_latent_3d, save_latent_3d
 from tests.cli_run import run
 from tests.get3d.test_generator import tiny_generator
@@ -29,17 +31,25 @@ def test_generate_3d_then_render_3d(tmp_path, model_3d, capsys):
 
     out = tmp_path / "o"
     code, stdout, err = run(["generate-3d", "--model", model_3d, "--seed", "3", "--out", out,
-                             "--views", "3", "--resolution", "32", "--video"], capsys)
+                             "--views", "3", "--resolution", "32", "--video",
+                             "--texture-size", "64"], capsys)
     assert code == 0, err
-    assert sorted(p.name for p in out.iterdir()) == ["cameras.json", "latent.npz", "mesh.glb",
-                                                     "mesh.obj", "turntable.mp4", "views"]
+    atlas = xatlas_available()
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["cameras.json", "latent.npz", "mesh.glb", "mesh.obj", "turntable.mp4", "views"]
+        + (["mesh.mtl", "mesh_texture.png"] if atlas else []))
+    assert ("64 px texture atlas" if atlas else "vertex colours") in stdout
     assert sorted(p.name for p in (out / "views").iterdir()) == ["000.png", "001.png",
                                                                  "002.png"]
     glb = trimesh.load(out / "mesh.glb", force="mesh")
     obj = trimesh.load(out / "mesh.obj", force="mesh")
     assert len(glb.faces) > 0 and glb.faces.shape == obj.faces.shape
-    assert np.allclose(glb.vertices, obj.vertices, atol=1e-5)
-    assert obj.visual.kind == "vertex" and glb.visual.vertex_colors.shape[1] == 4
+    assert np.allclose(glb.vertices[glb.faces], obj.vertices[obj.faces], atol=1e-5)
+    if atlas:
+        assert obj.visual.kind == glb.visual.kind == "texture"
+        assert Image.open(out / "mesh_texture.png").size == (64, 64)
+    else:
+        assert obj.visual.kind == "vertex" and glb.visual.vertex_colors.shape[1] == 4
     assert Image.open(out / "views" / "000.png").size == (32, 32)
     cams = json.loads((out / "cameras.json").read_text())
     assert len(cams) == 3 and cams[0]["radius"] == pytest.approx(1.2)
@@ -55,8 +65,27 @@ def test_generate_3d_then_render_3d(tmp_path, model_3d, capsys):
         assert (tmp_path / "r" / f"{i:03d}.png").read_bytes() == \
             (out / "views" / f"{i:03d}.png").read_bytes()
     code, _, err = run(["generate-3d", "--model", model_3d, "--seed", "3", "--out",
-                        tmp_path / "o2", "--views", "3", "--resolution", "32"], capsys)
-    assert (tmp_path / "o2" / "mesh.obj").read_bytes() == (out / "mesh.obj").read_bytes()
+                        tmp_path / "o2", "--views", "3", "--resolution", "32",
+                        "--texture-size", "64"], capsys)
+    for name in ["mesh.obj", "mesh.glb"] + (["mesh_texture.png"] if atlas else []):
+        assert (tmp_path / "o2" / name).read_bytes() == (out / name).read_bytes()
+
+
+@pytest.mark.parametrize("how", ["--no-atlas", "no-xatlas"])
+def test_generate_3d_with_vertex_colours(tmp_path, model_3d, capsys, monkeypatch, how):
+    import trimesh
+
+    if how == "no-xatlas":
+        monkeypatch.setitem(sys.modules, "xatlas", None)
+    out = tmp_path / "o"
+    code, stdout, err = run(["generate-3d", "--model", model_3d, "--seed", "3", "--out", out,
+                             "--views", "1", "--resolution", "16"]
+                            + ([how] if how.startswith("--") else []), capsys)
+    assert code == 0, err
+    assert "mesh.obj (vertex colours" in stdout
+    assert ("pip install xatlas" in stdout) == (how == "no-xatlas")
+    assert not (out / "mesh.mtl").exists() and not (out / "mesh_texture.png").exists()
+    assert trimesh.load(out / "mesh.obj", force="mesh").visual.kind == "vertex"
 
 
 @pytest.mark.parametrize("case", ["2d-model", "image-latent", "nan-latent", "wrong-shape",

@@ -9,14 +9,9 @@ import torch
 from i2s.cli.common import ensure_writable_dir, pick_device
 from i2s.cli.options import FiniteFloat, device_option
 from i2s.errors import I2SError
+from i2s.get3d.atlas import get3d_texture_field
 from i2s.get3d.cameras import Cameras
-from i2s.get3d.export import (
-    Latent3D,
-    load_latent_3d,
-    save_latent_3d,
-    write_glb,
-    write_obj,
-)
+from i2s.get3d.export import Latent3D, load_latent_3d, save_latent_3d, write_mesh_files
 from i2s.media.files import output_lock, staged_outputs
 from i2s.media.images import save_image, to_uint8
 from i2s.media.video import VideoWriter, upscale_nearest
@@ -77,10 +72,15 @@ def write_views(images: torch.Tensor, folder, prefix: str = "") -> list[np.ndarr
 @resolution_option
 @click.option("--truncation", type=FiniteFloat(), default=1.0, show_default=True,
               help="Truncation psi towards w_avg (seed sampling only).")
+@click.option("--texture-size", type=click.IntRange(64, 8192), default=1024, show_default=True,
+              help="Side of the texture atlas baked from GET3D's texture field (needs xatlas).")
+@click.option("--no-atlas", is_flag=True,
+              help="Vertex colours instead of a texture atlas (faster; no xatlas needed).")
 @device_option
 def generate_3d_command(model, seed, seed_tex, latent, out, views, video, resolution,
-                        truncation, device) -> int:
-    """Generate a 3D shape with GET3D: OUT/mesh.obj (vertex colours), OUT/mesh.glb,
+                        truncation, texture_size, no_atlas, device) -> int:
+    """Generate a 3D shape with GET3D: OUT/mesh.obj with OUT/mesh.mtl and a texture atlas
+    OUT/mesh_texture.png (vertex colours without xatlas or with --no-atlas), OUT/mesh.glb,
     OUT/views/NNN.png, OUT/cameras.json, OUT/latent.npz (and OUT/turntable.mp4)."""
     if (seed is None) == (latent is None):
         raise click.UsageError("give exactly one of --seed and --latent")
@@ -102,8 +102,8 @@ def generate_3d_command(model, seed, seed_tex, latent, out, views, video, resolu
             (mesh,) = G.mesh(ws_geo, ws_tex)
             if len(mesh.faces) == 0:
                 raise I2SError("the shape has no surface (its SDF has no zero crossing)")
-            write_obj(stage / "mesh.obj", mesh)
-            write_glb(stage / "mesh.glb", mesh)
+            field = None if no_atlas else get3d_texture_field(G, ws_tex, planes)
+            files = write_mesh_files(stage, mesh, field, texture_size)
             (r,) = G.render_meshes([mesh], ws_tex, planes, cams, resolution)
             write_views(r.image, stage / "views")
             cams.to_json(stage / "cameras.json")
@@ -115,7 +115,7 @@ def generate_3d_command(model, seed, seed_tex, latent, out, views, video, resolu
                 with VideoWriter(stage / "turntable.mp4", fps=20) as writer:
                     for frame in to_uint8(t.image[:, :3].clamp(-1, 1)):
                         writer.add(upscale_nearest(frame))
-    click.echo(f"wrote {out_dir}: mesh.obj, mesh.glb ({len(mesh.vertices)} vertices, "
+    click.echo(f"wrote {out_dir}: {files.description} ({len(mesh.vertices)} vertices, "
                f"{len(mesh.faces)} faces), {views} views, cameras.json, latent.npz"
                + (", turntable.mp4" if video else ""))
     return 0
