@@ -21,6 +21,7 @@ from i2s.cli.models_cmd import models_group
 from i2s.cli.morph_cmd import morph_command
 from i2s.cli.paste_back_cmd import paste_back_command
 from i2s.cli.style_transfer_cmd import style_transfer_command
+from i2s.cli.train_demo3d_cmd import train_demo_3d_command
 from i2s.cli.train_demo_cmd import train_demo_command
 from i2s.errors import I2SError
 from i2s.ops.cpu_allocator import keep_freed_memory
@@ -45,6 +46,7 @@ cli.add_command(style_transfer_command)
 cli.add_command(expression_command)
 cli.add_command(paste_back_command)
 cli.add_command(train_demo_command)
+cli.add_command(train_demo_3d_command)
 
 
 def _one_line_warning(message, category, filename, lineno, line=None) -> str:
