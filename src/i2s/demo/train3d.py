@@ -62,7 +62,7 @@ BOX_HALF = 0.5                          # the tet grid's box at dmtet_scale 1
 class TrainDemo3DConfig:
     """Everything that determines the trained weights."""
 
-    steps: int = 4000
+    steps: int = 3000
     batch: int = 24                     # objects per step
     points_uniform: int = 1536          # per object
     points_surface: int = 2560          # per object
@@ -137,14 +137,15 @@ def compute_w_avgs(G: GET3DGenerator, samples: int = 20000, seed: int = 123) -> 
 
 
 def sample_renders(G: GET3DGenerator, seeds: list[int], resolution: int = 96,
-                   views: int = 3) -> torch.Tensor:
+                   views: int = 3, teacher_mesh_resolution: int = 96) -> torch.Tensor:
     """Teacher (row 1) and student (row 2) renders of held-out seeds: [2 * len(seeds) * views,
     3, H, W] in [-1, 1], views side by side per object."""
     cams = Cameras.orbit(k=views, elevation_deg=20, radius=1.5)
     teacher, student = [], []
     for s in seeds:
         zg, zt = seed_z_3d(s, None, G.z_dim)
-        teacher.append(furniture.FurnitureObject(zg, zt).render(cams, resolution)[:, :3])
+        obj = furniture.FurnitureObject(zg, zt)
+        teacher.append(obj.render(cams, resolution, obj.mesh(teacher_mesh_resolution))[:, :3])
         with torch.no_grad():
             img = G.render(G.mapping_geo(zg), G.mapping(zt), cams, resolution)[0]
         student.append(img[:, :3] * img[:, 3:] - (1 - img[:, 3:]))   # black background
@@ -155,8 +156,11 @@ class Trainer3D:
     """Runs (or resumes) a ``demo-3d`` distillation in ``out``; see the module docstring."""
 
     def __init__(self, cfg: TrainDemo3DConfig, out: Path,
-                 log: Callable[[str], None] | None = None) -> None:
+                 log: Callable[[str], None] | None = None,
+                 sample_seeds: list[int] | None = None, sample_resolution: int = 96) -> None:
         self.cfg, self.out = cfg, Path(out)
+        self.sample_seeds = SAMPLE_SEEDS if sample_seeds is None else sample_seeds
+        self.sample_resolution = sample_resolution
         self.log = log or (lambda line: None)
         torch.manual_seed(0)  # initial weights and constant noise
         self.G = GET3DGenerator(cfg.generator_config()).train().requires_grad_(True)
@@ -242,8 +246,10 @@ class Trainer3D:
             b_ema.copy_(b)
 
     def _sample(self, name: str) -> None:
-        imgs = sample_renders(self.G_ema, SAMPLE_SEEDS)
-        save_image(self.out / "samples" / name, image_grid(to_uint8(imgs), cols=3 * 6))
+        imgs = sample_renders(self.G_ema, self.sample_seeds, self.sample_resolution,
+                              teacher_mesh_resolution=self.sample_resolution)
+        save_image(self.out / "samples" / name,
+                   image_grid(to_uint8(imgs), cols=3 * len(self.sample_seeds)))
 
     def run(self, log_every: int = 25, sample_every: int = 500,
             checkpoint_every: int = 100, max_minutes: float | None = None) -> Path | None:
