@@ -115,12 +115,14 @@ def unwrap(vertices: np.ndarray, faces: np.ndarray, resolution: int = 1024,
     with tempfile.TemporaryDirectory(prefix="i2s-xatlas-") as tmp:
         src, dst = Path(tmp) / "mesh.npz", Path(tmp) / "charts.npz"
         np.savez(src, vertices=v, faces=f, resolution=resolution, padding=padding)
+        # the child sees this interpreter's import path, so it finds the same xatlas
+        env = {**os.environ, "PYTHONWARNINGS": "ignore",
+               "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
         proc = subprocess.run([sys.executable, "-c", _UNWRAP_CHILD, str(src), str(dst)],
-                              capture_output=True, text=True, env={**os.environ,
-                                                                   "PYTHONWARNINGS": "ignore"})
+                              capture_output=True, text=True, env=env)
         if proc.returncode < 0:
             raise XatlasError(f"xatlas crashed on this mesh (signal {-proc.returncode}, "
-                           f"{len(f)} faces)")
+                              f"{len(f)} faces)")
         if proc.returncode != 0 or not dst.is_file():
             last = (proc.stderr.strip().splitlines() or ["no message"])[-1]
             raise XatlasError(f"xatlas failed on this mesh: {last[:200]}")
@@ -135,35 +137,46 @@ def unwrap(vertices: np.ndarray, faces: np.ndarray, resolution: int = 1024,
     return vmap, af, np.clip(uvs.astype(np.float32), 0.0, 1.0)
 
 
-def _nearest_on_triangles(p: torch.Tensor, a: torch.Tensor, b: torch.Tensor, c: torch.Tensor,
+def _edge_lines(tri: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per triangle [F, 3, 2]: the lines of the edges opposite each corner as ``(nx, ny, c)``
+    [F, 3, 3] with ``nx x + ny y + c`` the signed distance (positive inside), the altitudes
+    [F, 3] onto them, and whether the triangle has an area [F]."""
+    a, b, c = tri.unbind(1)
+    e1, e2 = b - a, c - a
+    area2 = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]
+    sign = torch.where(area2 < 0, -1.0, 1.0).to(tri.dtype)
+    lines, lengths = [], []
+    for s, e in ((b, c), (c, a), (a, b)):
+        se = e - s
+        length = se.norm(dim=1).clamp_min(1e-12)
+        n = torch.stack([-se[:, 1], se[:, 0]], 1) * (sign / length)[:, None]
+        lines.append(torch.cat([n, -(n * s).sum(1, keepdim=True)], 1))
+        lengths.append(length)
+    height = area2.abs()[:, None] / torch.stack(lengths, 1)
+    return torch.stack(lines, 1), height, area2.abs() > 1e-9
+
+
+def _nearest_on_triangles(p: torch.Tensor, fid: torch.Tensor, tri: torch.Tensor,
+                          lines: torch.Tensor, height: torch.Tensor, good: torch.Tensor,
                           margin: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """For points p [K, 2] and triangles (a, b, c) [K, 2]: which points lie within ``margin``
+    """For points p [K, 2] and their triangles ``fid`` [K] (of ``tri`` [F, 3, 2], with
+    :func:`_edge_lines`' ``lines``, ``height``, ``good``): which points lie within ``margin``
     of their triangle [K] (bool), and for those the barycentrics [k, 3] of the nearest point
     of the triangle and the distance to it [k] (0 inside). Degenerate triangles count as
     their edges."""
-    e1, e2 = b - a, c - a
-    area2 = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]
-    good = area2.abs() > 1e-9
-    sign = torch.where(area2 < 0, -1.0, 1.0).to(p.dtype)
-    # signed distances to the three edge lines, positive inside (a lower bound of the
-    # distance to the triangle outside it): cheap, and it rejects most candidates
-    line = []
-    for s, e in ((b, c), (c, a), (a, b)):
-        se, sp = e - s, p - s
-        cross = (se[:, 0] * sp[:, 1] - se[:, 1] * sp[:, 0]) * sign
-        line.append(cross / se.norm(dim=1).clamp_min(1e-12))
-    line = torch.stack(line, 1)                                      # [K, 3]
-    near = ~good | (line.amin(1) >= -margin)
-    p, a, b, c, line, good = p[near], a[near], b[near], c[near], line[near], good[near]
-    # barycentric k is the distance to the opposite edge line over the altitude
-    height = (area2[near].abs()[:, None] / torch.stack([(c - b).norm(dim=1), (a - c).norm(dim=1),
-                                               (b - a).norm(dim=1)], 1).clamp_min(1e-12))
-    bary = line / height.clamp_min(1e-12)
-    inside = good & (line >= 0).all(1)
+    coef = lines[fid]                                                # [K, 3, 3]
+    dist_line = coef[..., 0] * p[:, None, 0] + coef[..., 1] * p[:, None, 1] + coef[..., 2]
+    # the distance to the nearest edge line bounds the distance to the triangle from below:
+    # cheap, and it rejects most candidates
+    g = good[fid]
+    near = ~g | (dist_line.amin(1) >= -margin)
+    p, fid, dist_line, g = p[near], fid[near], dist_line[near], g[near]
+    bary = dist_line / height[fid].clamp_min(1e-12)
+    inside = g & (dist_line >= 0).all(1)
     dist = torch.zeros(len(p), dtype=p.dtype)
     out = ~inside
     if out.any():
-        q, corners = p[out], (a[out], b[out], c[out])
+        q, corners = p[out], tri[fid[out]].unbind(1)
         best_d = torch.full((len(q),), float("inf"), dtype=p.dtype)
         best_b = torch.zeros(len(q), 3, dtype=p.dtype)
         for i, j in ((0, 1), (1, 2), (2, 0)):
@@ -201,30 +214,43 @@ def rasterize_charts(uvs: np.ndarray, faces: np.ndarray, size: int, margin: floa
     px = torch.from_numpy(np.asarray(uvs, np.float32) * np.float32(size))
     fv = torch.from_numpy(np.asarray(faces, np.int64))
     tri = px[fv]                                                     # [F, 3, 2]
+    lines, height, good = _edge_lines(tri)
     lo = torch.ceil(tri.amin(1) - margin - 0.5).clamp(0, size - 1).long()
     hi = torch.floor(tri.amax(1) + margin - 0.5).clamp(0, size - 1).long()
-    extent = (hi - lo + 1).clamp_min(0)
-    count = extent[:, 0] * extent[:, 1]
+    # one span of texels per triangle and row of its box: the texel centres within
+    # ``margin`` of all three edge lines (the whole row of the box for degenerate triangles)
+    nrows = (hi[:, 1] - lo[:, 1] + 1).clamp_min(0)
+    rface = torch.repeat_interleave(torch.arange(len(fv)), nrows)
+    row = lo[rface, 1] + torch.arange(len(rface)) - torch.repeat_interleave(
+        torch.cumsum(nrows, 0) - nrows, nrows)
+    coef = lines[rface]                                              # [R, 3, 3]
+    rest = coef[..., 1] * (row[:, None].float() + 0.5) + coef[..., 2] + margin
+    nx = coef[..., 0]                                  # inside the rim: nx * x + rest >= 0
+    bound = -rest / torch.where(nx.abs() > 1e-12, nx, torch.ones_like(nx))
+    x0 = torch.where(nx > 1e-12, bound, torch.full_like(bound, -np.inf)).amax(1)
+    x1 = torch.where(nx < -1e-12, bound, torch.full_like(bound, np.inf)).amin(1)
+    never = ((nx.abs() <= 1e-12) & (rest < 0)).any(1)
+    g = good[rface]
+    j0 = torch.where(g, torch.ceil(x0.clamp(-1, size) - 0.5).long(), lo[rface, 0])
+    j1 = torch.where(g, torch.floor(x1.clamp(-1, size) - 0.5).long(), hi[rface, 0])
+    j0, j1 = torch.maximum(j0, lo[rface, 0]), torch.minimum(j1, hi[rface, 0])
+    count = torch.where(g & never, 0, (j1 - j0 + 1).clamp_min(0))
     out = []
     ends = torch.cumsum(count, 0)
     start = 0
-    while start < len(fv):
-        # as many faces as fit in MAX_CANDIDATES texel/face pairs (at least one)
+    while start < len(count):
+        # as many spans as fit in MAX_CANDIDATES texel/face pairs (at least one)
         base = ends[start - 1] if start else 0
-        stop = int(torch.searchsorted(ends, base + MAX_CANDIDATES, right=True))
-        stop = max(stop, start + 1)
-        idx = torch.arange(start, stop)
-        n = count[idx]
-        fid = torch.repeat_interleave(idx, n)
-        if len(fid):
-            first = torch.repeat_interleave(torch.cumsum(n, 0) - n, n)
-            local = torch.arange(len(fid)) - first
-            w = extent[fid, 0]
-            col, row = lo[fid, 0] + local % w, lo[fid, 1] + local // w
-            p = torch.stack([col, row], 1).float() + 0.5
-            t = tri[fid]
-            keep, bary, dist = _nearest_on_triangles(p, t[:, 0], t[:, 1], t[:, 2], margin)
-            out.append((row[keep] * size + col[keep], fid[keep], bary, dist))
+        stop = max(int(torch.searchsorted(ends, base + MAX_CANDIDATES, right=True)), start + 1)
+        n = count[start:stop]
+        span = torch.repeat_interleave(torch.arange(start, stop), n)
+        if len(span):
+            col = j0[span] + torch.arange(len(span)) - torch.repeat_interleave(
+                torch.cumsum(n, 0) - n, n)
+            r, fid = row[span], rface[span]
+            p = torch.stack([col, r], 1).float() + 0.5
+            keep, bary, dist = _nearest_on_triangles(p, fid, tri, lines, height, good, margin)
+            out.append((r[keep] * size + col[keep], fid[keep], bary, dist))
         start = stop
     if not out:
         return (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 3), np.float32),
@@ -242,19 +268,16 @@ def dilate(image: torch.Tensor, filled: torch.Tensor, steps: int
            ) -> tuple[torch.Tensor, torch.Tensor]:
     """Grow the filled texels of ``image`` [H, W, C] by ``steps`` texels: each empty texel next
     to filled ones (8-neighbourhood) takes their mean. Filled texels never change."""
-    img = (image * filled[..., None]).permute(2, 0, 1)[None].float()
-    m = filled[None, None].float()
-    kernel = torch.ones(1, 1, 3, 3)
+    m = filled[..., None].float()
+    x = torch.cat([image.float() * m, m], dim=2).permute(2, 0, 1)[None]   # [1, C + 1, H, W]
     for _ in range(steps):
-        num = F.conv2d(img, kernel.expand(img.shape[1], 1, 3, 3), padding=1,
-                       groups=img.shape[1])
-        den = F.conv2d(m, kernel, padding=1)
-        grow = (den > 0) & (m == 0)
+        box = F.avg_pool2d(x, 3, stride=1, padding=1)    # neighbour sums / 9 (ratios below)
+        grow = (box[:, -1:] > 0) & (x[:, -1:] == 0)
         if not grow.any():
             break
-        img = torch.where(grow, num / den.clamp_min(1), img)
-        m = torch.where(grow, torch.ones_like(m), m)
-    return img[0].permute(1, 2, 0), m[0, 0] > 0
+        mean = box[:, :-1] / box[:, -1:].clamp_min(1e-12)
+        x = torch.where(grow, torch.cat([mean, torch.ones_like(box[:, -1:])], 1), x)
+    return x[0, :-1].permute(1, 2, 0), x[0, -1] > 0
 
 
 def bake_atlas(vertices: torch.Tensor, faces: torch.Tensor,
