@@ -4,7 +4,8 @@
 :class:`GET3DConfig`; the tri-plane network (:mod:`.triplane`), the implicit MLPs and point
 sampling (:mod:`.implicit`), tetrahedral grids (:mod:`.tets`), differentiable marching
 tetrahedra (:mod:`.marching_tets`), cameras (:mod:`.cameras`), the rasteriser (:mod:`.raster`,
-pure PyTorch; nvdiffrast on CUDA when installed) and mesh / latent files (:mod:`.export`).
+pure PyTorch; nvdiffrast on CUDA when installed), texture atlases (:mod:`.atlas`, xatlas) and
+mesh / latent files (:mod:`.export`).
 """
 
 from i2s.get3d.cameras import Cameras
