@@ -180,6 +180,9 @@ def test_files_load_in_trimesh_with_the_texture(tmp_path, sphere_atlas):
                                atlas.uvs[atlas.faces].reshape(-1, 2)], 1)
         assert np.allclose(corners, ours, atol=2e-6)
     assert len(glb.vertices) == len(atlas.uvs)
+    # a white, non-metallic base colour times the texture (glTF's defaults are metallic)
+    assert glb.visual.material.metallicFactor == 0
+    assert np.allclose(np.asarray(glb.visual.material.baseColorFactor, float) / 255, 1)
     assert len(np.unique(np.round(obj.visual.uv, 6), axis=0)) == \
         len(np.unique(np.round(atlas.uvs, 6), axis=0))
     text = (tmp_path / "mesh.obj").read_text()

@@ -112,8 +112,11 @@ def write_glb(path: str | os.PathLike, mesh, atlas: TextureAtlas | None = None) 
         tm = trimesh.Trimesh(vertices=v, faces=f, vertex_colors=np.hstack([c, alpha]),
                              process=False)
     else:
-        material = trimesh.visual.material.SimpleMaterial(
-            image=Image.fromarray(np.asarray(atlas.image, np.uint8), "RGB"), name=MATERIAL)
+        # white base colour times the texture, not metallic (glTF's default is metallic 1)
+        material = trimesh.visual.material.PBRMaterial(
+            name=MATERIAL, baseColorTexture=Image.fromarray(np.asarray(atlas.image, np.uint8),
+                                                            "RGB"),
+            baseColorFactor=[255, 255, 255, 255], metallicFactor=0.0, roughnessFactor=1.0)
         visual = trimesh.visual.TextureVisuals(uv=atlas.uvs, material=material)
         tm = trimesh.Trimesh(vertices=v[atlas.vertex_index], faces=atlas.faces, visual=visual,
                              process=False)
