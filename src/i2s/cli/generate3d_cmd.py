@@ -12,6 +12,7 @@ from i2s.errors import I2SError
 from i2s.get3d.atlas import get3d_texture_field
 from i2s.get3d.cameras import Cameras
 from i2s.get3d.export import Latent3D, load_latent_3d, save_latent_3d, write_mesh_files
+from i2s.get3d.seeds import seed_latents_3d
 from i2s.media.files import output_lock, staged_outputs
 from i2s.media.images import save_image, to_uint8
 from i2s.media.video import VideoWriter, upscale_nearest
@@ -30,22 +31,6 @@ def load_3d_generator(model: str, device: torch.device):
     if getattr(G, "architecture", "") != "get3d":
         raise I2SError(f"{model} is an image generator; this command needs a GET3D model")
     return G
-
-
-def seed_latents(G, seed: int, seed_tex: int | None, truncation: float
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(ws_geo, ws_tex) [1, num_ws, w_dim] of the seeds: z standard normal from a CPU
-    generator seeded with the seed (geometry) and with ``seed_tex`` (texture; default the same
-    seed, next draws), so a seed gives the same shape on any device."""
-    g = torch.Generator().manual_seed(seed)
-    z_geo = torch.randn(1, G.z_dim, generator=g)
-    if seed_tex is not None:
-        g = torch.Generator().manual_seed(seed_tex)
-    z_tex = torch.randn(1, G.z_dim, generator=g)
-    dev = G.w_avg.device
-    with torch.no_grad():
-        return (G.mapping_geo(z_geo.to(dev), truncation_psi=truncation),
-                G.mapping(z_tex.to(dev), truncation_psi=truncation))
 
 
 def write_views(images: torch.Tensor, folder, prefix: str = "") -> list[np.ndarray]:
@@ -95,7 +80,7 @@ def generate_3d_command(model, seed, seed_tex, latent, out, views, video, resolu
             ws_geo = torch.from_numpy(lat.ws_geo)[None].to(dev)
             ws_tex = torch.from_numpy(lat.ws_tex)[None].to(dev)
         else:
-            ws_geo, ws_tex = seed_latents(G, seed, seed_tex, truncation)
+            ws_geo, ws_tex = seed_latents_3d(G, seed, seed_tex, truncation)
         cams = Cameras.orbit(k=views, elevation_deg=15, radius=1.2, device=dev)
         with torch.no_grad(), staged_outputs(out_dir) as stage:
             planes = G.planes(ws_geo, ws_tex)

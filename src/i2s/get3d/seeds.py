@@ -19,3 +19,15 @@ def seed_z_3d(seed: int, seed_tex: int | None, z_dim: int) -> tuple[torch.Tensor
         g = torch.Generator().manual_seed(int(seed_tex))
     z_tex = torch.randn(1, z_dim, generator=g)
     return z_geo, z_tex
+
+
+def seed_latents_3d(G, seed: int, seed_tex: int | None = None, truncation: float = 1.0
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ws_geo [1, num_ws_geo, w_dim], ws_tex [1, num_ws_tex, w_dim]) of the seeds (z from
+    :func:`seed_z_3d`) through G's two mapping networks, with truncation ``psi`` towards
+    each branch's ``w_avg``; on G's device."""
+    z_geo, z_tex = seed_z_3d(seed, seed_tex, G.z_dim)
+    dev = G.w_avg.device
+    with torch.no_grad():
+        return (G.mapping_geo(z_geo.to(dev), truncation_psi=truncation),
+                G.mapping(z_tex.to(dev), truncation_psi=truncation))
