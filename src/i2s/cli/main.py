@@ -12,6 +12,7 @@ from i2s._version import __version__
 from i2s.cli.align_cmd import align_command
 from i2s.cli.common import one_line
 from i2s.cli.convert_cmd import convert_command
+from i2s.cli.embed3d_cmd import embed_3d_command
 from i2s.cli.embed_cmd import embed_command
 from i2s.cli.experiment_cmd import experiment_command
 from i2s.cli.expression_cmd import expression_command
@@ -36,6 +37,7 @@ def cli() -> None:
 cli.add_command(align_command)
 cli.add_command(convert_command)
 cli.add_command(embed_command)
+cli.add_command(embed_3d_command)
 cli.add_command(experiment_command)
 cli.add_command(generate_command)
 cli.add_command(generate_3d_command)
