@@ -9,15 +9,15 @@ tuned around the found latents (PTI-style pivotal tuning, on a copy of G).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
 
-from i2s.embedding.optimisation import frozen
 from i2s.embedding3d import losses as L
 from i2s.embedding3d.cameras_estimate import CameraParameters, coarse_search
 from i2s.embedding3d.config import INIT_GIVEN_3D, INIT_KEYWORDS_3D, Embed3DConfig
@@ -33,6 +33,19 @@ from i2s.get3d.seeds import seed_z_3d
 from i2s.provenance import run_record
 
 Callback = Callable[[StepInfo3D], None]
+
+
+@contextlib.contextmanager
+def frozen(module: torch.nn.Module) -> Iterator[None]:
+    """``requires_grad`` off on every parameter for the duration, restored afterwards."""
+    flags = [(p, p.requires_grad) for p in module.parameters()]
+    for p, _ in flags:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
 
 
 def check_generator(G) -> None:
