@@ -152,3 +152,34 @@ def test_bad_inputs_are_one_line_and_write_nothing(tmp_path, scene, model_file, 
     lines = err.strip().splitlines()
     assert code in (1, 2) and len(lines) == 1 and lines[0].startswith("error: "), err
     assert not (tmp_path / "o").exists()
+
+
+def test_swap_and_morph_3d(tmp_path, scene, capsys):
+    from i2s.get3d.export import Latent3D, save_latent_3d
+
+    G = i2s.load_generator(scene["model"])
+    a, b = object_latents(G, 5), object_latents(G, 6)
+    for name, (g, t) in (("a", a), ("b", b)):
+        save_latent_3d(tmp_path / f"{name}.npz", Latent3D(g[0].numpy(), t[0].numpy(), G.sha256))
+    code, stdout, err = run(["swap-3d", tmp_path / "a.npz", tmp_path / "b.npz", "--model",
+                             scene["model"], "--out", tmp_path / "s", "--views", "2",
+                             "--resolution", "32", "--no-atlas", "--video"], capsys)
+    assert code == 0, err
+    lat = load_latent_3d(tmp_path / "s" / "latent.npz", G)
+    assert np.array_equal(lat.ws_geo, a[0][0].numpy()) and np.array_equal(lat.ws_tex,
+                                                                          b[1][0].numpy())
+    assert (tmp_path / "s" / "turntable.mp4").is_file()
+    assert (tmp_path / "s" / "mesh.glb").is_file()
+    code, stdout, err = run(["morph-3d", tmp_path / "a.npz", tmp_path / "b.npz", "--model",
+                             scene["model"], "--out", tmp_path / "m", "--t-geo", "0,1",
+                             "--t-tex", "0.5", "--views", "1", "--resolution", "32",
+                             "--no-atlas"], capsys)
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == [
+        "geo0_tex0.5", "geo1_tex0.5", "grid.png"]
+    m = load_latent_3d(tmp_path / "m" / "geo1_tex0.5" / "latent.npz", G)
+    assert np.allclose(m.ws_geo, b[0][0].numpy())
+    assert np.allclose(m.ws_tex, 0.5 * (a[1][0] + b[1][0]).numpy(), atol=1e-6)
+    code, _, err = run(["morph-3d", tmp_path / "a.npz", tmp_path / "b.npz", "--model",
+                        scene["model"], "--out", tmp_path / "x", "--t-geo", "nan"], capsys)
+    assert code == 2 and err.count("\n") == 1 and not (tmp_path / "x").exists()

@@ -12,6 +12,7 @@ from i2s._version import __version__
 from i2s.cli.align_cmd import align_command
 from i2s.cli.common import one_line
 from i2s.cli.convert_cmd import convert_command
+from i2s.cli.edit3d_cmd import morph_3d_command, swap_3d_command
 from i2s.cli.embed3d_cmd import embed_3d_command
 from i2s.cli.embed_cmd import embed_command
 from i2s.cli.experiment_cmd import experiment_command
@@ -44,7 +45,9 @@ cli.add_command(generate_3d_command)
 cli.add_command(render_3d_command)
 cli.add_command(models_group)
 cli.add_command(morph_command)
+cli.add_command(morph_3d_command)
 cli.add_command(style_transfer_command)
+cli.add_command(swap_3d_command)
 cli.add_command(expression_command)
 cli.add_command(paste_back_command)
 cli.add_command(train_demo_command)

@@ -122,3 +122,46 @@ def write_result(result: Embed3DResult, out: Path, model=None, *, video: bool = 
         metrics["mesh_files"] = files.description
         write_json_atomic(stage / "metrics.json", metrics)
     return metrics["files"]
+
+
+def write_shape_files(folder: Path, G, ws_geo: torch.Tensor, ws_tex: torch.Tensor, *,
+                      views: int = 8, resolution: int = 256, video: bool = False,
+                      atlas: bool = True, texture_size: int = 1024,
+                      extra: dict | None = None) -> tuple[list[str], np.ndarray]:
+    """One shape's files in ``folder`` (inside a caller's staging folder): ``latent.npz``,
+    the mesh files, ``views/NNN.png`` (``views`` orbit views, elevation 20 degrees, radius
+    1.5) and ``turntable.mp4`` with ``video``. ``extra``: more arrays for ``latent.npz``
+    (e.g. the morph weights). Returns the names and the first view (uint8 [H, W, 3])."""
+    dev = G.w_avg.device
+    ws_geo, ws_tex = ws_geo.to(dev), ws_tex.to(dev)
+    folder.mkdir(parents=True, exist_ok=True)
+    with torch.no_grad():
+        planes = G.planes(ws_geo, ws_tex)
+        (mesh,) = G.mesh(ws_geo, ws_tex)
+        if len(mesh.faces) == 0:
+            raise I2SError("the shape has no surface (its SDF has no zero crossing)")
+        field = get3d_texture_field(G, ws_tex, planes) if atlas else None
+        cams = Cameras.orbit(k=views, elevation_deg=20.0, radius=1.5)
+        images = frames(G.render_meshes([mesh], ws_tex, planes, cams.to(device=dev),
+                                        resolution)[0].image)
+        turn = None
+        if video:
+            turn = frames(G.render_meshes([mesh], ws_tex, planes, Cameras.orbit(
+                k=TURNTABLE_VIEWS, elevation_deg=20.0, radius=1.5).to(device=dev),
+                resolution)[0].image)
+    arrays = {"ws_geo": ws_geo[0].float().cpu().numpy(), "ws_tex": ws_tex[0].float().cpu().numpy()}
+    buf = io.BytesIO()
+    np.savez(buf, **arrays, model_sha256=np.array(getattr(G, "sha256", None) or ""),
+             format=np.array(LATENT_FORMAT), **(extra or {}))
+    write_bytes_atomic(folder / "latent.npz", buf.getvalue())
+    files = write_mesh_files(folder, mesh, field, texture_size)
+    (folder / "views").mkdir(exist_ok=True)
+    for i, f in enumerate(images):
+        save_image(folder / "views" / f"{i:03d}.png", f)
+    names = ["latent.npz", *files.names, "views/"]
+    if turn is not None:
+        with VideoWriter(folder / "turntable.mp4", fps=20) as writer:
+            for f in turn:
+                writer.add(upscale_nearest(f))
+        names.append("turntable.mp4")
+    return names, images[0]
