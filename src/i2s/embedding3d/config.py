@@ -46,7 +46,7 @@ class Embed3DConfig:
     space_geo: str = "w+"             # "w" (one vector for every ws_geo entry) or "w+"
     space_tex: str = "w+"
     steps: int = 200                  # Adam steps over all phases
-    lr_geo: float = 0.01
+    lr_geo: float = 0.05
     lr_tex: float = 0.02
     betas: tuple[float, float] = (0.9, 0.999)
     lr_rampdown: float = 0.25         # cosine ramp of the lr to 0 over the end of each phase
@@ -60,7 +60,7 @@ class Embed3DConfig:
     alternate_every: int = 10         # alternating: steps per block
     tex_to_geo: float = 0.1           # staged-joint: weight of the texture loss on ws_geo
     # losses
-    silhouette_loss: str = "iou+bce"
+    silhouette_loss: str = "iou"       # "iou+bce" and "bce" fit worse on demo-3d
     lambda_silhouette: float = 1.0
     lambda_rgb: float = 1.0           # MSE inside both silhouettes ([-1, 1] scale)
     lambda_depth: float = 1.0         # L1 on depth where the target has it (mesh inputs)
