@@ -26,7 +26,7 @@ from i2s.embedding3d.result import Embed3DResult, StepInfo3D
 from i2s.embedding3d.strategies.schedule import Phase, lr_factors, phase_at, schedule
 from i2s.embedding3d.targets import Target3D
 from i2s.errors import I2SError
-from i2s.get3d.cameras import Cameras
+from i2s.get3d.cameras import DEFAULT_FOVY_DEG, Cameras
 from i2s.get3d.export import load_latent_3d
 from i2s.get3d.metrics import bounding_box_diagonal, mesh_chamfer
 from i2s.get3d.seeds import seed_z_3d
@@ -238,11 +238,11 @@ def _starting_cameras(G, fit: Target3D, cfg: Embed3DConfig, geo0, tex0, estimate
         if len(mesh.faces) == 0:
             raise I2SError("the starting shape has no surface; cannot search for cameras")
         masks = fit.at_resolution(cfg.search_resolution).mask
-        fov = fit.cameras.fovy_deg.cpu() if fit.cameras is not None else None
+        fov = float(fit.cameras.fovy_deg[0]) if fit.cameras is not None else DEFAULT_FOVY_DEG
         found = coarse_search(mesh.vertices, mesh.faces, masks, azimuths=cfg.search_azimuths,
                               elevations=cfg.search_elevations, radii=cfg.search_radii,
-                              **({} if fov is None else {"fovy_deg": float(fov[0])}))
-    params = CameraParameters.from_search(found).to(G.w_avg.device)
+                              fovy_deg=fov)
+    params = CameraParameters.from_search(found, fov).to(G.w_avg.device)
     return params, found.iou.numpy(), time.perf_counter() - t
 
 
