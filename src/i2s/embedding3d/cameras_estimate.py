@@ -61,22 +61,28 @@ def soft_iou_matrix(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def coarse_search(vertices: torch.Tensor, faces: torch.Tensor, masks: torch.Tensor, *,
                   azimuths: int = 24, elevations=(0.0, 15.0, 30.0, 45.0),
-                  radii=(1.2, 1.5, 1.8), fovy_deg: float = DEFAULT_FOVY_DEG) -> SearchResult:
+                  radii=(1.2, 1.5, 1.8), fovy_deg: float = DEFAULT_FOVY_DEG,
+                  shared_radius: bool = True) -> SearchResult:
     """The grid camera whose render of the mesh (``vertices`` [V, 3], ``faces``) best matches
-    each silhouette of ``masks`` [K, H, W] (rendered at the masks' resolution)."""
+    each silhouette of ``masks`` [K, H, W] (rendered at the masks' resolution). With
+    ``shared_radius`` all views get one radius, the one with the best summed IoU: the views of
+    one object are usually taken from about one distance, and the object's size and the
+    distance cannot be told apart from a silhouette of another shape."""
     a, e, r = camera_grid(azimuths, elevations, radii)
     res = masks.shape[-1]
-    best_iou = torch.full((masks.shape[0],), -1.0, dtype=torch.float64)
-    best = torch.zeros(masks.shape[0], dtype=torch.long)
+    parts = []
     for start in range(0, len(a), SEARCH_CHUNK):
         sl = slice(start, start + SEARCH_CHUNK)
         cams = Cameras.from_spherical(a[sl].float(), e[sl].float(), r[sl].float(), fovy_deg)
         sil = render_mesh(vertices, faces, cams.to(device=vertices.device), res).image[:, 3]
-        iou = soft_iou_matrix(masks.to(sil.device), sil).cpu()
-        val, idx = iou.max(1)
-        better = val > best_iou
-        best_iou = torch.where(better, val, best_iou)
-        best = torch.where(better, idx + start, best)
+        parts.append(soft_iou_matrix(masks.to(sil.device), sil).cpu())
+    iou = torch.cat(parts, dim=1)                                  # [K, A * E * R]
+    if shared_radius and len(radii) > 1:
+        per_r = iou.reshape(len(iou), -1, len(radii))              # radius is the last axis
+        r_best = int(per_r.max(1).values.sum(0).argmax())
+        iou = torch.where(torch.arange(iou.shape[1]) % len(radii) == r_best, iou,
+                          torch.full_like(iou, -1.0))
+    best_iou, best = iou.max(1)
     return SearchResult(a[best].float(), e[best].float(), r[best].float(), best_iou.float())
 
 

@@ -74,6 +74,8 @@ class Embed3DConfig:
     search_elevations: tuple[float, ...] = (0.0, 15.0, 30.0, 45.0)
     search_radii: tuple[float, ...] = (1.2, 1.5, 1.8)
     search_resolution: int = 64
+    search_shared_radius: bool = True  # one radius for all views (best summed IoU)
+    search_shapes: int = 8            # seeded shapes tried besides the start (best one starts)
     refine_cameras: bool = True       # optimise the estimated cameras with the latents
     lr_camera: float = 0.02           # Adam lr of the camera offsets (x10 deg, x0.1 radius)
     # generator tuning (PTI-style), after the latents
@@ -95,6 +97,7 @@ class Embed3DConfig:
         _whole("chamfer_points", self.chamfer_points, 16, 1_000_000)
         _whole("search_azimuths", self.search_azimuths, 1, 3600)
         _whole("tune_steps", self.tune_steps, 0, MAX_STEPS_3D)
+        _whole("search_shapes", self.search_shapes, 0, 1000)
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or \
                 not 0 <= self.seed < 2**63:
             raise I2SError(f"seed must be a whole number in [0, 2^63), got {self.seed}")

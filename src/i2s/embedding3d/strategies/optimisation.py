@@ -33,6 +33,7 @@ from i2s.get3d.seeds import seed_z_3d
 from i2s.provenance import run_record
 
 Callback = Callable[[StepInfo3D], None]
+SEARCH_SEED_BASE = 7_000_000_000  # seeds of the shapes the camera search tries
 
 
 @contextlib.contextmanager
@@ -181,7 +182,8 @@ def embed_3d(G, target: Target3D, config: Embed3DConfig | None = None, *,
     t0 = time.perf_counter()
     with frozen(G):
         G.eval()
-        cams, search_iou, search_seconds = _starting_cameras(G, fit, cfg, geo0, tex0, estimate)
+        cams, search_iou, search_seconds, geo0 = _starting_cameras(G, fit, cfg, geo0, tex0,
+                                                                   estimate)
         init_renders = _render_all(G, geo0, tex0, tgt, cams, fit_idx, cfg.resolution)
         var_geo, var_tex = to_variable(geo0, cfg.space_geo), to_variable(tex0, cfg.space_tex)
         phases = schedule(cfg)
@@ -229,21 +231,38 @@ def _chamfer(mesh, tgt: Target3D) -> float | None:
 
 
 def _starting_cameras(G, fit: Target3D, cfg: Embed3DConfig, geo0, tex0, estimate: bool):
-    """Given cameras, or the coarse search's (as :class:`CameraParameters`)."""
+    """Given cameras, or the coarse search's (as :class:`CameraParameters`) and the starting
+    ws_geo. The search tries the starting shape and ``cfg.search_shapes`` shapes of seeded z
+    (seeds from ``SEARCH_SEED_BASE``, far from those people and the studies use), keeps the
+    one whose best cameras give the highest summed IoU over the views, and the optimisation
+    starts from it (a shape near the object tells the view directions apart; the rounder mean
+    shape often does not)."""
     if not estimate:
-        return fit.cameras, None, 0.0
+        return fit.cameras, None, 0.0, geo0
     t = time.perf_counter()
+    dev = G.w_avg.device
+    masks = fit.at_resolution(cfg.search_resolution).mask
+    fov = float(fit.cameras.fovy_deg[0]) if fit.cameras is not None else DEFAULT_FOVY_DEG
+    candidates = [geo0]
     with torch.no_grad():
-        mesh = shape_mesh(G, geo0, G.planes(geo0, tex0))
-        if len(mesh.faces) == 0:
-            raise I2SError("the starting shape has no surface; cannot search for cameras")
-        masks = fit.at_resolution(cfg.search_resolution).mask
-        fov = float(fit.cameras.fovy_deg[0]) if fit.cameras is not None else DEFAULT_FOVY_DEG
-        found = coarse_search(mesh.vertices, mesh.faces, masks, azimuths=cfg.search_azimuths,
-                              elevations=cfg.search_elevations, radii=cfg.search_radii,
-                              fovy_deg=fov)
-    params = CameraParameters.from_search(found, fov).to(G.w_avg.device)
-    return params, found.iou.numpy(), time.perf_counter() - t
+        for i in range(cfg.search_shapes):
+            z_geo, _ = seed_z_3d(SEARCH_SEED_BASE + cfg.seed * 1000 + i, None, G.z_dim)
+            candidates.append(G.mapping_geo(z_geo.to(dev)))
+        best, best_geo = None, geo0
+        for geo in candidates:
+            mesh = shape_mesh(G, geo, G.planes(geo, tex0))
+            if len(mesh.faces) == 0:
+                continue
+            found = coarse_search(mesh.vertices, mesh.faces, masks,
+                                  azimuths=cfg.search_azimuths,
+                                  elevations=cfg.search_elevations, radii=cfg.search_radii,
+                                  fovy_deg=fov, shared_radius=cfg.search_shared_radius)
+            if best is None or float(found.iou.sum()) > float(best.iou.sum()):
+                best, best_geo = found, geo
+    if best is None:
+        raise I2SError("the starting shape has no surface; cannot search for cameras")
+    params = CameraParameters.from_search(best, fov).to(dev)
+    return params, best.iou.numpy(), time.perf_counter() - t, best_geo
 
 
 def _merge_cameras(given: Cameras | None, fitted: Cameras, fit_idx: list[int], k: int
