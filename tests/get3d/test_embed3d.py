@@ -302,3 +302,23 @@ def test_wrong_inputs_to_embed_3d():
         Target3D(bad)
     with pytest.raises(I2SError, match="GET3D"):
         embed_3d(torch.nn.Linear(2, 2), Target3D(images, cameras=cams), steps=1)
+
+
+def test_generator_tuning_works_on_a_copy(tmp_path):
+    G = tiny_3d()
+    before = {k: v.clone() for k, v in G.state_dict().items()}
+    ws_geo, ws_tex = object_latents(G)
+    cams = Cameras.orbit(k=2, elevation_deg=20, radius=1.5)
+    with torch.no_grad():
+        images = render_views(G, ws_geo, ws_tex, cams, 16).images
+    seen = []
+    r = embed_3d(G, Target3D(images, cameras=cams), steps=2, resolution=16, tune_steps=3,
+                 tune_lr=1e-2, callback=seen.append)
+    assert [s.phase for s in seen][-3:] == ["tune"] * 3 and seen[-1].steps == 5
+    assert all(torch.equal(before[k], v) for k, v in G.state_dict().items())
+    tuned = r.generator.synthesis.generator.tri_plane_synthesis.state_dict()
+    assert any(not torch.equal(v, G.synthesis.generator.tri_plane_synthesis.state_dict()[k])
+               for k, v in tuned.items())
+    assert len(r.history["tune_loss"]) == 3
+    files = r.save(tmp_path / "o", model=G, novel_views=1, atlas=False)
+    assert "generator.safetensors" in files and (tmp_path / "o" / "generator.safetensors").is_file()

@@ -388,7 +388,7 @@ def _tune(G, fit: Target3D, cfg: Embed3DConfig, ws_geo, ws_tex, cams, history, c
         iou, psnr = L.view_measures(out.images.detach(), fit.images)
         psnr_mean = float(psnr[torch.isfinite(psnr)].mean()) if bool(
             torch.isfinite(psnr).any()) else math.nan
-        tune_hist["loss"][step], tune_hist["iou"][step] = float(loss), float(iou.mean())
+        tune_hist["loss"][step], tune_hist["iou"][step] = float(loss.detach()), float(iou.mean())
         tune_hist["psnr"][step] = psnr_mean
         if callback is not None:
             callback(StepInfo3D(cfg.steps + step + 1, cfg.steps + cfg.tune_steps, "tune",
