@@ -19,9 +19,9 @@ from i2s.media.video import VideoWriter, upscale_nearest
 from i2s.weights import load_generator
 
 model_3d_option = click.option(
-    "--model", required=True,
-    help="A GET3D model: a registry name (get3d-shapenet-car, ...), an official GET3D .pt or "
-         "an i2s .safetensors.")
+    "--model", default="demo-3d", show_default=True,
+    help="A GET3D model: a registry name (demo-3d, get3d-shapenet-car, ...), an official "
+         "GET3D .pt or an i2s .safetensors.")
 resolution_option = click.option("--resolution", type=click.IntRange(16, 1024), default=256,
                                  show_default=True, help="Side of the rendered views.")
 

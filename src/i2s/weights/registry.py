@@ -70,11 +70,20 @@ def _v1(name, res, gid, fname, desc, mb=None):
 DEMO_LICENCE = ("MIT (i2s); distilled from the DigiFace DCGAN of gan-face-generate 1.1.1, "
                 "MIT (c) 2023 Chien Liu")
 
+DEMO_3D_LICENCE = ("MIT (i2s); distilled from i2s's own procedural furniture family "
+                   "(i2s.demo.furniture), no external data")
+
 REGISTRY: dict[str, ModelEntry] = {e.name: e for e in [
     ModelEntry("demo", "generator", "stylegan2", 64, "demo.safetensors", (), DEMO_LICENCE,
                "64 px synthetic faces, a small StyleGAN2 trained by i2s train-demo (ships with "
                "i2s; the offline default)", size=13726064,
                sha256="94021ea3bb4f1e4c9aef318e3f9a25f202d029e64512dfcb42d90cfd271f63e4",
+               packaged=True),
+    ModelEntry("demo-3d", "generator", "get3d", 256, "demo-3d.safetensors", (), DEMO_3D_LICENCE,
+               "procedural furniture (tables, stools, chairs, benches), a small GET3D trained by "
+               "i2s train-demo-3d (ships with i2s; the offline default of the 3D commands)",
+               size=3411944,
+               sha256="3ee7dd93c781188864d3804cdc6dcf4ec4f65644f13890474cb8a90ff8bec176",
                packaged=True),
     _v1("stylegan-ffhq-1024", 1024, "1MEGjdvVpUsu1jB4zrXZN7Y4kBBOzizDQ",
         "karras2019stylegan-ffhq-1024x1024.pkl",
