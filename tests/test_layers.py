@@ -19,8 +19,8 @@ LAYERS = [
     ["models"],
     ["get3d"],
     ["weights", "faces"],
-    ["embedding", "edits", "embedding3d"],
-    ["experiments", "demo"],
+    ["embedding", "edits", "embedding3d", "demo"],
+    ["experiments"],
     ["cli"],
     [""],  # i2s/__init__.py: the public API
 ]

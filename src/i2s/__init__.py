@@ -2,9 +2,8 @@
 
 The packages, lowest first (each imports only from those before it; ``tests/test_layers.py``
 checks): ``errors``, ``provenance``, ``resources``, ``progress``, ``media`` -> ``ops`` ->
-``models`` -> ``get3d`` -> ``weights``, ``faces`` -> ``embedding``, ``edits`` ->
-``experiments``,
-``demo`` -> ``cli``. The names below are the public API.
+``models`` -> ``get3d`` -> ``weights``, ``faces`` -> ``embedding``, ``edits``,
+``embedding3d``, ``demo`` -> ``experiments`` -> ``cli``. The names below are the public API.
 """
 
 from i2s._version import __version__

@@ -14,7 +14,8 @@ from i2s.demo.quality3d import compare_seed, disentanglement
 from i2s.get3d.cameras import Cameras
 from i2s.get3d.export import load_latent_3d
 from i2s.weights.generator_file import read_generator_metadata
-from i2s.weights.registry import get_entry, packaged_path
+from i2s.weights.load import packaged_path
+from i2s.weights.registry import get_entry
 
 from ..cli_run import run
 
@@ -38,7 +39,7 @@ def test_ships_with_its_record(G):
 
 def test_reproduces_a_held_out_teacher_object(G):
     cams = Cameras.orbit(k=4, elevation_deg=20, radius=1.5)
-    q = compare_seed(G, 100, cams, resolution=64, samples=3000)
+    q = compare_seed(G, 100, cams, resolution=64, samples=3000, teacher_resolution=64)
     assert not q.empty and q.chamfer < 0.03 and q.iou > 0.6 and q.psnr > 18
 
 

@@ -7,7 +7,7 @@ import functools
 import click
 
 from i2s.cli.common import StepBar, ensure_writable_dir, info, load_2d_generator, pick_device
-from i2s.cli.options import device_option, embedding_options, model_option, pop_embedding_args
+from i2s.cli.options import DEFAULT_MODEL, device_option, embedding_options, pop_embedding_args
 from i2s.errors import I2SError
 from i2s.experiments import GROUPS, STUDIES, StudyOptions, run_studies
 from i2s.media.files import output_lock
@@ -29,8 +29,11 @@ def _vgg_for(needs_vgg: bool, path: str | None, device):
 
 
 @click.command("experiment")
-@click.argument("name", type=click.Choice([*STUDIES, *GROUPS]))
-@model_option
+@click.argument("name", type=click.Choice([*STUDIES, *GROUPS, "get3d"]))
+@click.option("--model", default=None,
+              help="Generator: a registry name (i2s models list), an i2s .safetensors, or a "
+                   "StyleGAN2-ADA/TF .pkl or rosinality .pt (converted once and cached).  "
+                   f"[default: {DEFAULT_MODEL}; demo-3d for get3d]")
 @click.option("--images", type=click.Path(file_okay=False), default=None,
               help="Folder of class folders: faces/ (aligned), any others (cats/, cars/...), "
                    "optional expression/neutral.* + expressive.*  [default: the examples "
@@ -54,7 +57,14 @@ def experiment_command(name, model, images, out, quick, max_images, device, quie
     three edits), edits (those three), or all. Each study chooses its latent space and
     start; the other embedding options apply to every embedding (--steps: 5000, or 200 with
     --quick). An interrupted run continues where it stopped.
+
+    get3d: the 3D study (inversion into GET3D's two branches: strategies, spaces, views,
+    cameras, drift, generator tuning) on a GET3D model (default demo-3d); of the embedding
+    options only --steps applies (default 200, 24 with --quick).
     """
+    if name == "get3d":
+        return _get3d(model or "demo-3d", out, quick, device, quiet, kwargs.get("steps"))
+    model = model or DEFAULT_MODEL
     args = pop_embedding_args(kwargs, **({"steps": QUICK_STEPS} if quick else {}))
     out_dir = ensure_writable_dir(out)
     dev = pick_device(device)
@@ -69,4 +79,24 @@ def experiment_command(name, model, images, out, quick, max_images, device, quie
     click.echo(f"wrote {out_dir / 'report.md'} ({', '.join(results['experiments'])}; "
                f"{meta['seconds'] / 60:.1f} min, {meta['embeddings_computed']} embeddings "
                f"computed, {meta['embeddings_reused']} reused)")
+    return 0
+
+
+def _get3d(model: str, out, quick: bool, device: str, quiet: bool, steps: int | None) -> int:
+    import dataclasses
+
+    from i2s.cli.generate3d_cmd import load_3d_generator
+    from i2s.experiments.get3d_study import Get3DStudyOptions, run_get3d_study
+
+    out_dir = ensure_writable_dir(out)
+    dev = pick_device(device)
+    options = Get3DStudyOptions.quick_run() if quick else Get3DStudyOptions()
+    if steps is not None:
+        options = dataclasses.replace(options, steps=steps)
+    with output_lock(out_dir):
+        G = load_3d_generator(model, dev).eval()
+        doc = run_get3d_study(G, out_dir, options, log=None if quiet else info)
+    meta = doc["meta"]
+    click.echo(f"wrote {out_dir / 'report.md'} ({meta['inversions']} inversions, "
+               f"{meta['seconds'] / 60:.1f} min)")
     return 0

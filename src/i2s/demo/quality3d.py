@@ -44,11 +44,13 @@ def student_mesh(G: GET3DGenerator, z_geo: torch.Tensor, z_tex: torch.Tensor) ->
 
 
 def compare_seed(G: GET3DGenerator, seed: int, cameras: Cameras, resolution: int = 128,
-                 samples: int = 10000) -> SeedQuality:
-    """Student vs teacher for ``seed`` (see the module docstring)."""
+                 samples: int = 10000,
+                 teacher_resolution: int = TEACHER_MESH_RESOLUTION) -> SeedQuality:
+    """Student vs teacher for ``seed`` (see the module docstring); the teacher's mesh is
+    extracted at ``teacher_resolution`` cells per side."""
     z_geo, z_tex = seed_z_3d(seed, None, G.z_dim)
     teacher = FurnitureObject(z_geo, z_tex)
-    t_mesh = teacher.mesh(TEACHER_MESH_RESOLUTION)
+    t_mesh = teacher.mesh(teacher_resolution)
     s_mesh = student_mesh(G, z_geo, z_tex)
     chamfer = mesh_chamfer(s_mesh.vertices, s_mesh.faces, t_mesh.vertices, t_mesh.faces,
                            n=samples, seed=seed)
