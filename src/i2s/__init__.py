@@ -24,6 +24,7 @@ from i2s.embedding import (
     save_latent,
 )
 from i2s.embedding.losses import EmbedLoss, PerceptualLoss
+from i2s.embedding3d import Embed3DConfig, Embed3DResult, Target3D, embed_3d
 from i2s.errors import I2SError
 from i2s.get3d import GET3DConfig, GET3DGenerator
 from i2s.models import (
@@ -38,11 +39,11 @@ from i2s.ops.cpu_allocator import keep_freed_memory
 from i2s.weights import load_generator, load_vgg16, save_generator
 
 __all__ = [
-    "EmbedConfig", "EmbedLoss", "EmbedResult", "ExpressionTransfer", "GET3DConfig",
-    "GET3DGenerator", "I2SError", "LatentFile",
-    "PerceptualLoss", "StepInfo",
-    "StyleGAN2Config", "StyleGAN2Generator", "StyleGANConfig", "StyleGANGenerator",
-    "VGG16Features", "__version__", "crossover", "default_crossover_layers", "embed",
-    "keep_freed_memory", "load_generator", "load_latent", "load_vgg16", "morph", "render",
-    "save_generator", "save_latent", "transfer_expression",
+    "Embed3DConfig", "Embed3DResult", "EmbedConfig", "EmbedLoss", "EmbedResult",
+    "ExpressionTransfer", "GET3DConfig", "GET3DGenerator", "I2SError", "LatentFile",
+    "PerceptualLoss", "StepInfo", "StyleGAN2Config", "StyleGAN2Generator", "StyleGANConfig",
+    "StyleGANGenerator", "Target3D", "VGG16Features", "__version__", "crossover",
+    "default_crossover_layers", "embed", "embed_3d", "keep_freed_memory", "load_generator",
+    "load_latent", "load_vgg16", "morph", "render", "save_generator", "save_latent",
+    "transfer_expression",
 ]
