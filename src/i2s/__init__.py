@@ -28,6 +28,7 @@ from i2s.embedding3d import Embed3DConfig, Embed3DResult, Target3D, embed_3d
 from i2s.errors import I2SError
 from i2s.get3d import GET3DConfig, GET3DGenerator
 from i2s.models import (
+    LPIPS,
     StyleGAN2Config,
     StyleGAN2Generator,
     StyleGANConfig,
@@ -36,14 +37,14 @@ from i2s.models import (
     render,
 )
 from i2s.ops.cpu_allocator import keep_freed_memory
-from i2s.weights import load_generator, load_vgg16, save_generator
+from i2s.weights import load_generator, load_lpips, load_vgg16, save_generator
 
 __all__ = [
     "Embed3DConfig", "Embed3DResult", "EmbedConfig", "EmbedLoss", "EmbedResult",
-    "ExpressionTransfer", "GET3DConfig", "GET3DGenerator", "I2SError", "LatentFile",
+    "ExpressionTransfer", "GET3DConfig", "GET3DGenerator", "I2SError", "LPIPS", "LatentFile",
     "PerceptualLoss", "StepInfo", "StyleGAN2Config", "StyleGAN2Generator", "StyleGANConfig",
     "StyleGANGenerator", "Target3D", "VGG16Features", "__version__", "crossover",
     "default_crossover_layers", "embed", "embed_3d", "keep_freed_memory", "load_generator",
-    "load_latent", "load_vgg16", "morph", "render", "save_generator", "save_latent",
+    "load_latent", "load_lpips", "load_vgg16", "morph", "render", "save_generator", "save_latent",
     "transfer_expression",
 ]

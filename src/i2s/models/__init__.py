@@ -1,8 +1,10 @@
 """The networks: StyleGAN2 and StyleGAN (v1) generators with NVIDIA's parameter names, their
-shared pieces (:mod:`.common`, :mod:`.layers`), VGG-16 features for the perceptual loss, and
-W+ rendering. Weights are loaded by :mod:`i2s.weights`; this package never reads files."""
+shared pieces (:mod:`.common`, :mod:`.layers`), VGG-16 features for the perceptual loss, the
+LPIPS-VGG distance, and W+ rendering. Weights are loaded by :mod:`i2s.weights`; this package
+never reads files."""
 
 from i2s.models.common import NOISE_MODES
+from i2s.models.lpips import LPIPS
 from i2s.models.rendering import render
 from i2s.models.stylegan1 import StyleGANConfig, StyleGANGenerator
 from i2s.models.stylegan2 import StyleGAN2Config, StyleGAN2Generator
@@ -13,5 +15,5 @@ ARCHITECTURES: dict[str, tuple[type, type]] = {
     "stylegan1": (StyleGANGenerator, StyleGANConfig),
 }
 
-__all__ = ["ARCHITECTURES", "NOISE_MODES", "StyleGAN2Config", "StyleGAN2Generator",
+__all__ = ["ARCHITECTURES", "LPIPS", "NOISE_MODES", "StyleGAN2Config", "StyleGAN2Generator",
            "StyleGANConfig", "StyleGANGenerator", "VGG16Features", "render"]

@@ -1,5 +1,5 @@
 """Loading weights: ``load_generator`` (one entry point for registry names, i2s files and
-official checkpoints) and ``load_vgg16``.
+official checkpoints), ``load_vgg16`` and ``load_lpips``.
 
 * a registry name (``i2s models list``) is downloaded on first use into ``$I2S_HOME/downloads``
   (verified), converted once to ``$I2S_HOME/models/<name>.safetensors`` and reused afterwards;
@@ -11,7 +11,9 @@ official checkpoints) and ``load_vgg16``.
 ``I2S_HOME`` defaults to ``~/.cache/i2s``.
 
 VGG-16 (torchvision's ``vgg16-397923af.pth``) is looked for at ``--vgg-weights`` /
-``$I2S_VGG16``, then in the download cache, then in torch's hub cache.
+``$I2S_VGG16``, then in the download cache, then in torch's hub cache. LPIPS-VGG needs it too,
+plus the ``lpips`` project's calibration file (registry ``lpips-vgg``), looked for at the path
+given, ``$I2S_LPIPS``, then in the download cache (``i2s models download lpips-vgg``).
 """
 
 from __future__ import annotations
@@ -27,10 +29,11 @@ import torch
 from i2s.errors import I2SError
 from i2s.get3d.tets import load_tet_grid
 from i2s.media.files import sha256_file, write_text_atomic
+from i2s.models.lpips import LPIPS, LPIPS_CHANNELS, lin_keys
 from i2s.models.vgg16 import VGG16Features
 from i2s.resources import i2s_home, package_path
 from i2s.weights.convert import convert_file
-from i2s.weights.download import cached_ok, download
+from i2s.weights.download import cached_ok, download, verify_file
 from i2s.weights.generator_file import (
     is_safetensors,
     load_generator_file,
@@ -208,7 +211,7 @@ def find_vgg16_weights(path: str | os.PathLike | None = None) -> Path:
                    "--vgg-weights PATH, or use --loss mse to embed without the perceptual loss")
 
 
-def _torch_load_problem(e: Exception) -> str:
+def _torch_load_problem(e: Exception, what: str = "VGG-16 weights") -> str:
     """One line for a failed ``torch.load(weights_only=True)``. torch's own text runs to many
     lines and advises ``weights_only=False``, which would run code from the file: i2s never
     passes that advice on."""
@@ -220,7 +223,7 @@ def _torch_load_problem(e: Exception) -> str:
         name = reason.split("Unsupported global:", 1)[1].split(" was not")[0].strip()
         return (f"not a plain state dict: it holds objects other than tensors ({name}), and "
                 "i2s never runs code stored in a file")
-    return f"cannot read VGG-16 weights ({type(e).__name__}: {reason[:160]})"
+    return f"cannot read {what} ({type(e).__name__}: {reason[:160]})"
 
 
 def load_vgg16(path: str | os.PathLike | None = None,
@@ -245,3 +248,68 @@ def load_vgg16(path: str | os.PathLike | None = None,
         raise I2SError(f"{p}: not torchvision's VGG-16 layout "
                        f"({str(e).splitlines()[0]})") from None
     return model.eval().requires_grad_(False).to(device)
+
+
+def find_lpips_weights(path: str | os.PathLike | None = None) -> Path:
+    """The LPIPS-VGG calibration file: ``path``, else ``$I2S_LPIPS``, else the download cache."""
+    entry = get_entry("lpips-vgg")
+    if path is None:
+        path = os.environ.get("I2S_LPIPS") or None
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise I2SError(f"LPIPS weights not found at {p}; download {entry.urls[0]}")
+        return p
+    p = download_path(entry)
+    if p.is_file():
+        try:  # 7 KB: checked against the registry's size and SHA-256 on every use
+            verify_file(p, entry.size, entry.sha256)
+        except I2SError as e:
+            raise I2SError(f"{e}; delete it and run 'i2s models download lpips-vgg'") from None
+        return p
+    raise I2SError(f"LPIPS weights not found; run 'i2s models download lpips-vgg' (or download "
+                   f"{entry.urls[0]} to {p})")
+
+
+def read_lpips_lin(path: str | os.PathLike) -> list[torch.Tensor]:
+    """The five [1, C, 1, 1] calibration weights of an ``lpips`` VGG file (``linK.model.1.weight``),
+    checked: a plain state dict (read with ``weights_only=True``), those keys only at the
+    right shapes, finite and non-negative."""
+    p = Path(path)
+    try:
+        # The published file is in torch's legacy format with CUDA storages: map to the CPU.
+        state = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises several types for corrupt or foreign files
+        raise I2SError(f"{p}: {_torch_load_problem(e, 'LPIPS weights')}") from None
+    if not isinstance(state, dict):
+        raise I2SError(f"{p}: not an LPIPS state dict ({type(state).__name__})")
+    keys = lin_keys()
+    missing = [k for k in keys if k not in state]
+    extra = [k for k in state if k not in keys]
+    if missing or extra:
+        raise I2SError(f"{p}: not an LPIPS-VGG weight file (missing keys {missing[:3]}, "
+                       f"unexpected keys {[str(k) for k in extra[:3]]})")
+    out = []
+    for k, c in zip(keys, LPIPS_CHANNELS, strict=True):
+        w = state[k]
+        if not isinstance(w, torch.Tensor) or not w.is_floating_point():
+            raise I2SError(f"{p}: {k} is not a floating-point tensor")
+        if tuple(w.shape) != (1, c, 1, 1):
+            raise I2SError(f"{p}: {k} has shape {tuple(w.shape)}, expected (1, {c}, 1, 1)")
+        if not torch.isfinite(w).all():
+            raise I2SError(f"{p}: {k} holds non-finite values")
+        if (w < 0).any():
+            raise I2SError(f"{p}: {k} holds negative weights (LPIPS weights are non-negative)")
+        out.append(w.float())
+    return out
+
+
+def load_lpips(path: str | os.PathLike | None = None,
+               vgg_path: str | os.PathLike | None = None,
+               device: str | torch.device = "cpu") -> LPIPS:
+    """LPIPS-VGG (eval, frozen) from the calibration file (``path``, see
+    :func:`find_lpips_weights`) and torchvision's VGG-16 (``vgg_path``, see
+    :func:`find_vgg16_weights`)."""
+    lin = read_lpips_lin(find_lpips_weights(path))
+    vgg = load_vgg16(vgg_path)
+    return LPIPS(vgg, lin).eval().to(device)

@@ -31,12 +31,15 @@ GET3D_TETS = (
 # The TensorFlow release of StyleGAN2-ADA (NVlabs/stylegan2-ada README, "pretrained"): the
 # same networks as TF pickles (Network version 5). cifar10.pkl is class-conditional: not listed.
 ADA_TF = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada/pretrained/"
+# The lpips project's VGG calibration (v0.1); size and SHA-256 measured on the repository's file.
+LPIPS_URL = ("https://github.com/richzhang/PerceptualSimilarity/raw/master/lpips/weights/"
+             "v0.1/vgg.pth")
 
 
 @dataclass(frozen=True)
 class ModelEntry:
     name: str
-    kind: str                     # "generator", "vgg16" or "tet-grid"
+    kind: str                     # "generator", "vgg16", "lpips" or "tet-grid"
     architecture: str             # "stylegan1", "stylegan2", "vgg16"
     resolution: int | None
     filename: str
@@ -137,6 +140,12 @@ REGISTRY: dict[str, ModelEntry] = {e.name: e for e in [
                "torchvision's ImageNet VGG-16, for the paper's perceptual loss", approx_mb=528,
                sha256="397923af", mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
                input_size=224),
+    ModelEntry("lpips-vgg", "lpips", "vgg16", None, "lpips-vgg-v0.1.pth", (LPIPS_URL,),
+               "BSD-2-Clause (lpips, (c) 2018 Richard Zhang, Phillip Isola, Alexei A. Efros, "
+               "Eli Shechtman, Oliver Wang)",
+               "LPIPS v0.1 linear calibration of VGG-16's features (5 non-negative per-channel "
+               "weight vectors); used with the vgg16 entry", size=7289,
+               sha256="a78928a0af1e5f0fcb1f3b9e8f8c3a2a5a3de244d830ad5c1feddc79b8432868"),
 ]}
 
 
