@@ -141,14 +141,28 @@ def batch_z(step: int, batch: int) -> torch.Tensor:
         Z_SEED_BASE + step))
 
 
-def learning_rate(cfg: TrainDemoConfig, step: int) -> float:
-    """Constant for the first half, then cosine decay to ``lr_final_fraction``."""
+def learning_rate(cfg, step: int) -> float:
+    """``cfg.lr`` for the first half of ``cfg.steps``, then cosine decay to
+    ``cfg.lr_final_fraction`` of it (any config with those three fields)."""
     half = cfg.steps // 2
     if step < half:
         return cfg.lr
     t = (step - half) / max(1, cfg.steps - half)
     f = cfg.lr_final_fraction
     return cfg.lr * (f + (1 - f) * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+@torch.no_grad()
+def update_ema(G_ema: torch.nn.Module, G: torch.nn.Module, done: int, cfg) -> None:
+    """StyleGAN2-ADA's weight EMA after ``done`` steps of ``cfg.batch``: half-life
+    ``cfg.ema_kimg`` thousand samples, ramped up as ``done * batch * cfg.ema_rampup``;
+    buffers are copied."""
+    ema_nimg = min(cfg.ema_kimg * 1000, done * cfg.batch * cfg.ema_rampup)
+    beta = 0.5 ** (cfg.batch / max(ema_nimg, 1e-8))
+    for p_ema, p in zip(G_ema.parameters(), G.parameters(), strict=True):
+        p_ema.copy_(p.detach().lerp(p_ema, beta))
+    for b_ema, b in zip(G_ema.buffers(), G.buffers(), strict=True):
+        b_ema.copy_(b)
 
 
 @torch.no_grad()
@@ -257,16 +271,8 @@ class Trainer:
         self.step += 1
         return stats
 
-    @torch.no_grad()
     def _update_ema(self) -> None:
-        cfg = self.cfg
-        done = self.step + self.adv_step + 1
-        ema_nimg = min(cfg.ema_kimg * 1000, done * cfg.batch * cfg.ema_rampup)
-        beta = 0.5 ** (cfg.batch / max(ema_nimg, 1e-8))
-        for p_ema, p in zip(self.G_ema.parameters(), self.G.parameters(), strict=True):
-            p_ema.copy_(p.detach().lerp(p_ema, beta))
-        for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers(), strict=True):
-            b_ema.copy_(b)
+        update_ema(self.G_ema, self.G, self.step + self.adv_step + 1, self.cfg)
 
     def adversarial_step(self) -> dict[str, float]:
         """One stage-2 step: a discriminator update (with lazy R1), then a generator update

@@ -42,6 +42,7 @@ import torch
 import torch.nn.functional as F
 
 from i2s.demo import furniture
+from i2s.demo.train import learning_rate, update_ema
 from i2s.errors import I2SError
 from i2s.get3d.cameras import Cameras
 from i2s.get3d.config import GET3DConfig
@@ -116,16 +117,6 @@ def sample_points(geo: furniture.FurnitureGeometry, cfg: TrainDemo3DConfig,
     near = cand.gather(1, idx[..., None].expand(-1, -1, 3))
     near = near + torch.randn(near.shape, generator=generator) * cfg.surface_jitter
     return uniform, near.clamp(-BOX_HALF, BOX_HALF)
-
-
-def learning_rate(cfg: TrainDemo3DConfig, step: int) -> float:
-    """Constant for the first half, then cosine decay to ``lr_final_fraction``."""
-    half = cfg.steps // 2
-    if step < half:
-        return cfg.lr
-    t = (step - half) / max(1, cfg.steps - half)
-    f = cfg.lr_final_fraction
-    return cfg.lr * (f + (1 - f) * 0.5 * (1 + math.cos(math.pi * t)))
 
 
 @torch.no_grad()
@@ -235,15 +226,8 @@ class Trainer3D:
         self.step += 1
         return stats
 
-    @torch.no_grad()
     def _update_ema(self) -> None:
-        cfg = self.cfg
-        ema_nimg = min(cfg.ema_kimg * 1000, (self.step + 1) * cfg.batch * cfg.ema_rampup)
-        beta = 0.5 ** (cfg.batch / max(ema_nimg, 1e-8))
-        for p_ema, p in zip(self.G_ema.parameters(), self.G.parameters(), strict=True):
-            p_ema.copy_(p.detach().lerp(p_ema, beta))
-        for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers(), strict=True):
-            b_ema.copy_(b)
+        update_ema(self.G_ema, self.G, self.step + 1, self.cfg)
 
     def _sample(self, name: str) -> None:
         imgs = sample_renders(self.G_ema, self.sample_seeds, self.sample_resolution,

@@ -21,9 +21,8 @@ Initialisation:
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,24 +35,12 @@ from i2s.embedding.losses import EmbedLoss, PerceptualLoss
 from i2s.embedding.result import EmbedResult, StepInfo
 from i2s.errors import I2SError
 from i2s.media.metrics import psnr
+from i2s.models.common import frozen
 from i2s.models.vgg16 import VGG16Features
 from i2s.provenance import run_record
 from i2s.weights.load import load_vgg16
 
 Z_MEAN_CANDIDATES = 1024
-
-
-@contextlib.contextmanager
-def frozen(module: torch.nn.Module) -> Iterator[None]:
-    """Turn off ``requires_grad`` on every parameter for the duration; restore afterwards."""
-    flags = [(p, p.requires_grad) for p in module.parameters()]
-    for p, _ in flags:
-        p.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p, flag in flags:
-            p.requires_grad_(flag)
 
 
 def _cpu_generator(seed: int) -> torch.Generator:

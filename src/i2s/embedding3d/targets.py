@@ -24,13 +24,13 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageOps, UnidentifiedImageError
 
 from i2s.errors import I2SError
 from i2s.get3d.cameras import Cameras
 from i2s.get3d.metrics import bounding_box_diagonal, sample_surface
 from i2s.get3d.raster import render_mesh
 from i2s.media.files import file_problem
+from i2s.media.images import read_rgba
 
 MESH_SUFFIXES = (".obj", ".glb", ".gltf", ".ply", ".off", ".stl")
 MESH_ELEVATION = 20.0      # the orbit a mesh is rendered from (as examples/3d)
@@ -146,35 +146,6 @@ def resize(x: torch.Tensor, resolution: int) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------------- image files
-def read_rgba(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None]:
-    """An image file as uint8 RGB [H, W, 3] and its alpha [H, W] (None without one)."""
-    p = Path(path)
-    if problem := file_problem(p):
-        raise I2SError(f"{p}: {problem}")
-    if p.stat().st_size == 0:
-        raise I2SError(f"{p}: empty file")
-    try:
-        with Image.open(p) as im:
-            im = ImageOps.exif_transpose(im)
-            im.load()
-            has_alpha = im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
-                im.mode == "P" and "transparency" in im.info)
-            if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-                a = np.asarray(im, dtype=np.float64)
-                top = 65535.0 if a.max() > 255 else 255.0
-                im = Image.fromarray(np.clip(a / top * 255 + 0.5, 0, 255).astype(np.uint8))
-            rgba = np.asarray(im.convert("RGBA"), dtype=np.uint8)
-    except UnidentifiedImageError:
-        raise I2SError(f"{p}: not an image Pillow can read") from None
-    except Image.DecompressionBombError as e:
-        raise I2SError(f"{p}: image too large ({e})") from None
-    except (OSError, ValueError, SyntaxError) as e:
-        raise I2SError(f"{p}: cannot read image ({e})") from None
-    if min(rgba.shape[:2]) < 1:
-        raise I2SError(f"{p}: image has no pixels")
-    return rgba[..., :3].copy(), (rgba[..., 3].copy() if has_alpha else None)
-
-
 def parse_colour(text: str) -> tuple[int, int, int] | None:
     """``auto`` -> None; ``R,G,B`` (0-255), ``#rrggbb`` or ``black``/``white`` -> a colour.
     I2SError otherwise."""

@@ -17,18 +17,26 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from i2s.errors import I2SError
 from i2s.media.files import atomic_path, file_problem
 
+ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 
-def _to_rgb(img: Image.Image) -> Image.Image:
-    """Any Pillow mode -> 8-bit RGB."""
+
+def _to_8bit(img: Image.Image) -> Image.Image:
+    """16-bit, 32-bit integer and float grey images -> 8-bit "L"; other modes unchanged."""
     if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         a = np.asarray(img, dtype=np.float64)
         top = 65535.0 if img.mode.startswith("I;16") or a.max() > 255 else 255.0
         if img.mode == "F" and a.max() <= 1.0:
             top = 1.0
         img = Image.fromarray(np.clip(a / top * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+    return img
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """Any Pillow mode -> 8-bit RGB (transparent pixels over white)."""
+    img = _to_8bit(img)
     if img.mode == "P":
         img = img.convert("RGBA")
-    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+    if img.mode in ALPHA_MODES:
         img = img.convert("RGBA")
         background = Image.new("RGBA", img.size, (255, 255, 255, 255))
         img = Image.alpha_composite(background, img)
@@ -43,12 +51,9 @@ def center_crop_square(img: Image.Image) -> Image.Image:
     return img.crop((left, top, left + s, top + s))
 
 
-def read_rgb(path: str | os.PathLike) -> np.ndarray:
-    """Read an image file at full size as uint8 RGB [H, W, 3] (EXIF orientation applied).
-
-    Raises:
-        I2SError: missing, empty, unreadable or non-image file, with a one-line reason.
-    """
+def _read_image(path: str | os.PathLike, convert):
+    """Open an image file (EXIF orientation applied) and return ``convert(image)``; every
+    problem with the file is a one-line I2SError."""
     p = Path(path)
     problem = file_problem(p)
     if problem is not None:
@@ -59,16 +64,38 @@ def read_rgb(path: str | os.PathLike) -> np.ndarray:
         with Image.open(p) as im:
             im = ImageOps.exif_transpose(im)
             im.load()
-            rgb = _to_rgb(im)
+            out = convert(im)
     except UnidentifiedImageError:
         raise I2SError(f"{p}: not an image Pillow can read") from None
     except Image.DecompressionBombError as e:
         raise I2SError(f"{p}: image too large ({e})") from None
     except (OSError, ValueError, SyntaxError) as e:
         raise I2SError(f"{p}: cannot read image ({e})") from None
-    if min(rgb.size) < 1:
+    if min(out[0].shape[:2] if isinstance(out, tuple) else out.size) < 1:
         raise I2SError(f"{p}: image has no pixels")
-    return np.asarray(rgb, dtype=np.uint8)
+    return out
+
+
+def read_rgb(path: str | os.PathLike) -> np.ndarray:
+    """Read an image file at full size as uint8 RGB [H, W, 3] (EXIF orientation applied;
+    transparent pixels over white).
+
+    Raises:
+        I2SError: missing, empty, unreadable or non-image file, with a one-line reason.
+    """
+    return np.asarray(_read_image(path, _to_rgb), dtype=np.uint8)
+
+
+def _rgb_and_alpha(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
+    has_alpha = img.mode in ALPHA_MODES or (img.mode == "P" and "transparency" in img.info)
+    rgba = np.asarray(_to_8bit(img).convert("RGBA"), dtype=np.uint8)
+    return rgba[..., :3].copy(), (rgba[..., 3].copy() if has_alpha else None)
+
+
+def read_rgba(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None]:
+    """An image file as uint8 RGB [H, W, 3] and its alpha [H, W] (None without one); EXIF
+    orientation applied. One-line I2SError as :func:`read_rgb`."""
+    return _read_image(path, _rgb_and_alpha)
 
 
 def square_resized(image: np.ndarray, resolution: int) -> np.ndarray:

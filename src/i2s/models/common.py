@@ -8,10 +8,11 @@ Every generator exposes ``z_dim, w_dim, num_ws, resolution, img_channels, w_avg`
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any, Self
 
 import torch
@@ -138,3 +139,16 @@ def seed_z(seeds: list[int], z_dim: int) -> torch.Tensor:
     what ``i2s generate --seed S`` samples."""
     return torch.stack([torch.randn(z_dim, generator=torch.Generator().manual_seed(int(s)))
                         for s in seeds])
+
+
+@contextlib.contextmanager
+def frozen(module: torch.nn.Module) -> Iterator[None]:
+    """Turn off ``requires_grad`` on every parameter for the duration; restore afterwards."""
+    flags = [(p, p.requires_grad) for p in module.parameters()]
+    for p, _ in flags:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)

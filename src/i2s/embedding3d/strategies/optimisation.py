@@ -9,11 +9,10 @@ tuned around the found latents (PTI-style pivotal tuning, on a copy of G).
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -30,23 +29,11 @@ from i2s.get3d.cameras import DEFAULT_FOVY_DEG, Cameras
 from i2s.get3d.export import load_latent_3d
 from i2s.get3d.metrics import bounding_box_diagonal, mesh_chamfer
 from i2s.get3d.seeds import seed_z_3d
+from i2s.models.common import frozen
 from i2s.provenance import run_record
 
 Callback = Callable[[StepInfo3D], None]
 SEARCH_SEED_BASE = 7_000_000_000  # seeds of the shapes the camera search tries
-
-
-@contextlib.contextmanager
-def frozen(module: torch.nn.Module) -> Iterator[None]:
-    """``requires_grad`` off on every parameter for the duration, restored afterwards."""
-    flags = [(p, p.requires_grad) for p in module.parameters()]
-    for p, _ in flags:
-        p.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p, flag in flags:
-            p.requires_grad_(flag)
 
 
 def check_generator(G) -> None:
