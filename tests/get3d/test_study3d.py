@@ -39,32 +39,57 @@ def test_one_study_inversion_is_recorded(tmp_path):
     study = Get3DStudy(G, tmp_path, opt)
     obj = self_object(G, 200, 32)
     assert obj.target.images.shape == (8, 4, 32, 32) and obj.target.cameras is not None
-    row, res = study.invert(obj, views=fitted_views(2), chamfer_every=1, strategy="joint")
+    run = study.invert(obj, views=fitted_views(2), chamfer_every=1, strategy="joint")
+    row = run.row
     assert row["views"] == 2 and row["cameras"] == "known" and row["kind"] == "self"
-    assert res.held_out == [1, 2, 3, 5, 6, 7]
+    assert run.renders.shape == (8, 4, 32, 32) and run.azimuth_deg.shape == (8,)
     assert 0 <= row["heldout_iou"] <= 1 and row["chamfer"] >= 0
     assert [s for s, _ in row["drift"]] == [1, 2]
-    assert study.runs == [row]
+    assert study.runs == [row] and study.computed == 1
+    # the same inversion again is not recomputed, in this study or in a resumed one
+    assert study.invert(obj, views=fitted_views(2), chamfer_every=1, strategy="joint") is run
+    again = Get3DStudy(G, tmp_path, opt)
+    cached = again.invert(obj, views=fitted_views(2), chamfer_every=1, strategy="joint")
+    assert again.computed == 0 and again.reused == 1 and cached.row == json.loads(
+        json.dumps(row))
+    assert torch.allclose(cached.renders, run.renders, atol=2e-3)
+    assert torch.equal(cached.ws_geo, run.ws_geo) and torch.equal(cached.ws_tex, run.ws_tex)
+    # a different setting is a different inversion; a damaged cache entry is recomputed
+    for f in (tmp_path / "cache").glob("*.npz"):
+        f.write_bytes(b"damaged")
+    third = Get3DStudy(G, tmp_path, opt)
+    third.invert(obj, views=fitted_views(2), chamfer_every=1, strategy="joint")
+    third.invert(obj, views=fitted_views(1), strategy="joint")
+    assert third.computed == 2 and third.reused == 0
 
 
 @pytest.mark.slow
 def test_study_on_a_tiny_generator(tmp_path):
     G = tiny()
-    opt = Get3DStudyOptions(quick=True, steps=2, resolution=32, self_seeds=(200,),
+    opt = Get3DStudyOptions(quick=True, steps=2, resolution=32, self_seeds=(200, 201),
                             teacher_seeds=(0,), tune_steps=1, teacher_mesh_resolution=32)
     doc = run_get3d_study(G, tmp_path, opt)
     res = json.loads((tmp_path / "results.json").read_text())
     assert set(res["results"]) == {"strategies", "views", "cameras", "drift", "tuning"}
     strategies = {r["strategy"] for r in res["results"]["strategies"]}
     assert strategies == {"joint", "staged", "alternating", "staged-joint"}
-    assert doc["meta"]["inversions"] == len(res["runs"]) == 20
-    assert all(r["drift"] for r in res["runs"] if r["object"] and r["drift"])
+    # 12 strategies, 6 view counts, 3 estimated cameras, 1 tuned (the rest, drift and edits
+    # included, are the same inversions as earlier sections')
+    assert doc["meta"]["inversions"] == len(res["runs"]) == 22
+    assert doc["meta"]["inversions_computed"] == 22
+    assert "get3d_edits_self.png" in res["figures"]
+    again = run_get3d_study(G, tmp_path, opt)            # resumed: everything from the cache
+    assert again["meta"]["inversions_reused"] == 22 and again["meta"]["inversions_computed"] == 0
+    assert again["results"] == json.loads(json.dumps(doc["results"], default=float))
+    drift = res["results"]["drift"]
+    assert len(drift) == 6 and all([s for s, _ in d["chamfer_by_step"]] == [1, 2] for d in drift)
     report = (tmp_path / "report.md").read_text()
-    for title in ("Strategies and spaces", "Number of views", "Known vs estimated cameras",
+    for title in ("Strategies (W+/W+) and spaces", "Number of views", "Known vs estimated cameras",
                   "drag the geometry", "Generator tuning"):
         assert title in report
     for name in res["figures"]:
         assert (tmp_path / name).is_file()
+    assert "Edits between inverted objects" in report
 
 
 @pytest.mark.slow

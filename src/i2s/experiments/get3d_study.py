@@ -11,13 +11,16 @@ measured):
   teacher's exact surface, and the model's own student-vs-teacher Chamfer for the same seed
   (what the distillation reached for that z) is reported beside each inversion.
 
-Sections: strategies x spaces (known cameras, 6 views), number of views, known vs estimated
-cameras, geometry drift along the run (Chamfer every few steps), generator tuning on the
-teacher objects, and texture swaps / morphs between inverted objects.
+Sections: strategies (W+ for both branches), then the spaces (W/W+ per branch) for the best
+strategy (known cameras, 6 views); number of views; known vs estimated cameras; geometry
+drift along the run (Chamfer every few steps); generator tuning on the teacher objects; and
+texture swaps / morphs between inverted objects.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import statistics
 import time
@@ -31,12 +34,13 @@ import torch
 from i2s.demo.furniture import FurnitureObject
 from i2s.demo.quality3d import compare_seed
 from i2s.embedding3d import Embed3DConfig, Target3D, embed_3d
+from i2s.embedding3d.edits import morph_3d, swap_texture
 from i2s.experiments.figures import labelled_grid
 from i2s.experiments.report import fmt, md_table
 from i2s.get3d.cameras import Cameras
 from i2s.get3d.metrics import mesh_chamfer
 from i2s.get3d.seeds import seed_latents_3d, seed_z_3d
-from i2s.media.files import write_json_atomic, write_text_atomic
+from i2s.media.files import write_bytes_atomic, write_json_atomic, write_text_atomic
 from i2s.media.images import save_image, to_uint8
 from i2s.provenance import run_record
 
@@ -44,6 +48,7 @@ VIEWS = 8
 HELD_OUT = (1, 5)                    # azimuths 45 and 225 degrees: measured only
 SPACES = (("w+", "w+"), ("w", "w"), ("w+", "w"))
 VIEW_COUNTS = (1, 2, 4, 6)
+DRIFT_STRATEGIES = ("joint", "staged-joint")   # geometry measured along the run
 
 
 @dataclass(frozen=True)
@@ -107,23 +112,106 @@ def fitted_views(n: int) -> list[int]:
     return [free[i] for i in picks]
 
 
+@dataclass
+class StudyRun:
+    """What the report needs of one inversion: its row, the renders of all views
+    [VIEWS, 4, R, R] (RGB in [-1, 1] + alpha), the cameras' azimuths (degrees) it ended with
+    and the latents it found."""
+
+    row: dict
+    renders: torch.Tensor
+    azimuth_deg: np.ndarray
+    ws_geo: torch.Tensor             # [1, num_ws_geo, w_dim] found
+    ws_tex: torch.Tensor             # [1, num_ws_tex, w_dim]
+
+
 class Get3DStudy:
-    """Runs the sections; every inversion is one :func:`embed_3d` call, recorded in
-    ``self.runs`` with its settings and measures."""
+    """Runs the sections; every distinct inversion is one :func:`embed_3d` call, recorded in
+    ``self.runs`` with its settings and measures.
+
+    Inversions are cached in ``OUT/cache/<key>.npz``, the key being a SHA-256 of the model's
+    digest, the object's target pixels and every setting of the inversion, so an interrupted
+    study continues where it stopped and identical inversions of two sections run once.
+    """
 
     def __init__(self, G, out: Path, options: Get3DStudyOptions,
                  log: Callable[[str], None] | None = None) -> None:
         self.G, self.out, self.opt = G, Path(out), options
         self.log = log or (lambda line: None)
         self.base = Embed3DConfig(steps=options.steps, resolution=options.resolution)
-        self.runs: list[dict] = []
+        self._runs: dict[str, StudyRun] = {}      # by cache key, in the order first asked
+        self.computed = 0          # inversions optimised in this run
+        self.reused = 0            # inversions found in the cache of an earlier run
+        (self.out / "cache").mkdir(parents=True, exist_ok=True)
+
+    def _key(self, obj: StudyObject, settings: dict) -> str:
+        h = hashlib.sha256()
+        h.update((getattr(self.G, "sha256", None) or "unsaved-model").encode())
+        h.update(json.dumps({"object": obj.name, **settings}, sort_keys=True).encode())
+        h.update(obj.target.images.detach().cpu().float().numpy().tobytes())
+        return h.hexdigest()[:24]
+
+    def _cached(self, path: Path) -> StudyRun | None:
+        if not path.is_file():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                run = StudyRun(json.loads(str(f["row"])), torch.from_numpy(f["renders"]).float(),
+                               f["azimuth_deg"].astype(np.float64),
+                               torch.from_numpy(f["ws_geo"]), torch.from_numpy(f["ws_tex"]))
+        except (OSError, ValueError, KeyError):
+            path.unlink()  # a damaged cache entry is recomputed
+            return None
+        return run
 
     def invert(self, obj: StudyObject, views: list[int] | None = None,
-               estimate: bool = False, chamfer_every: int = 0, **changes) -> tuple[dict, object]:
-        """One inversion of ``obj`` fitted on ``views`` (default: all but the held-out ones);
-        returns its row and the result."""
+               estimate: bool = False, chamfer_every: int | None = None,
+               **changes) -> StudyRun:
+        """One inversion of ``obj`` fitted on ``views`` (default: all but the held-out ones),
+        from the cache when it ran before. ``chamfer_every``: measure the Chamfer distance
+        every that many steps (default: a tenth of the run for the strategies in
+        ``DRIFT_STRATEGIES``, so that the drift section reuses the other sections' runs)."""
         cfg = self.base.replace(**changes)
+        if chamfer_every is None:
+            chamfer_every = (max(1, cfg.steps // 10) if cfg.strategy in DRIFT_STRATEGIES
+                             else 0)
         views = views if views is not None else fitted_views(VIEWS - len(HELD_OUT))
+        key = self._key(obj, {**cfg.to_dict(), "views": views, "estimate": estimate,
+                              "chamfer_every": chamfer_every})
+        if key in self._runs:
+            return self._runs[key]
+        path = self.out / "cache" / f"{key}.npz"
+        run = self._cached(path)
+        if run is not None:
+            self.reused += 1
+            self._runs[key] = run
+            self._log(run.row, " (cached)")
+            return run
+        run = self._invert(obj, cfg, views, estimate, chamfer_every)
+        buf = io.BytesIO()
+        np.savez(buf, row=np.array(json.dumps(run.row, default=float)),
+                 renders=run.renders.numpy().astype(np.float16), azimuth_deg=run.azimuth_deg,
+                 ws_geo=run.ws_geo.numpy(), ws_tex=run.ws_tex.numpy())
+        write_bytes_atomic(path, buf.getvalue())
+        self.computed += 1
+        self._runs[key] = run
+        self._log(run.row, "")
+        return run
+
+    @property
+    def runs(self) -> list[dict]:
+        """The rows of every distinct inversion so far."""
+        return [r.row for r in self._runs.values()]
+
+    def _log(self, row: dict, note: str) -> None:
+        self.log(f"{row['object']:12s} {row['strategy']:12s} {row['space_geo']}/"
+                 f"{row['space_tex']} {row['views']} views {row['cameras']:9s} tune "
+                 f"{row['tune_steps']}: held-out IoU {fmt(row['heldout_iou'], 3)} PSNR "
+                 f"{fmt(row['heldout_psnr'])} dB, Chamfer {fmt(row['chamfer'], 4)}, "
+                 f"{row['seconds']:.0f} s{note}")
+
+    def _invert(self, obj: StudyObject, cfg: Embed3DConfig, views: list[int], estimate: bool,
+                chamfer_every: int) -> StudyRun:
         held = [i for i in range(VIEWS) if i not in views]
         target = obj.target
         drift: list[tuple[int, float]] = []
@@ -148,12 +236,12 @@ class Get3DStudy:
                "fitted_psnr": res.mean_measures(views)["psnr"],
                "chamfer": res.chamfer, "floor": obj.floor, "seconds": seconds,
                "drift": drift}
-        self.runs.append(row)
-        self.log(f"{obj.name:12s} {cfg.strategy:12s} {cfg.space_geo}/{cfg.space_tex} "
-                 f"{len(views)} views {row['cameras']:9s} held-out IoU "
-                 f"{fmt(row['heldout_iou'], 3)} PSNR {fmt(row['heldout_psnr'])} dB, Chamfer "
-                 f"{fmt(row['chamfer'], 4)}, {seconds:.0f} s")
-        return row, res
+        azimuth = res.cameras.azimuth_deg.detach().cpu().numpy().astype(np.float64)
+        if estimate:
+            row["azimuth_error_deg"] = statistics.mean(
+                abs((float(azimuth[i]) - 360 / VIEWS * i + 180) % 360 - 180) for i in views)
+        return StudyRun(row, res.renders.detach().cpu(), azimuth,
+                        res.ws_geo.detach().cpu().float(), res.ws_tex.detach().cpu().float())
 
 
 def _chamfer(mesh, target: Target3D) -> float:
@@ -205,6 +293,28 @@ def _views_figure(path: Path, target: Target3D, renders: dict[str, torch.Tensor]
                                                f"{45 * i} deg" for i in range(VIEWS)]))
 
 
+@torch.no_grad()
+def _edits_figure(G, path: Path, name_a: str, name_b: str, a: StudyRun, b: StudyRun,
+                  resolution: int) -> None:
+    """Rows of 4 views: A, B, swaps and per-branch morphs (see the section's text)."""
+    device = G.w_avg_geo.device
+    la = (a.ws_geo.to(device), a.ws_tex.to(device))
+    lb = (b.ws_geo.to(device), b.ws_tex.to(device))
+    rows = {name_a: la, name_b: lb,
+            "A geometry, B texture": swap_texture(la, lb),
+            "B geometry, A texture": swap_texture(lb, la),
+            "geometry 50%": morph_3d(la, lb, 0.5, 0.0),
+            "texture 50%": morph_3d(la, lb, 0.0, 0.5)}
+    cams = Cameras.orbit(k=4, elevation_deg=20, radius=1.5)
+    images = []
+    for ws_geo, ws_tex in rows.values():
+        r = G.render(ws_geo, ws_tex, cams, resolution)[0]
+        img = r[:, :3].clamp(-1, 1) * r[:, 3:] - (1 - r[:, 3:])
+        images.append(list(to_uint8(img)))
+    save_image(path, labelled_grid(images, row_labels=list(rows),
+                                   col_labels=[f"{90 * i} deg" for i in range(4)]))
+
+
 def run_get3d_study(G, out: str | Path, options: Get3DStudyOptions | None = None,
                     log: Callable[[str], None] | None = None) -> dict:
     """Run the study and write ``report.md``, ``results.json`` and the figures into ``out``."""
@@ -220,16 +330,20 @@ def run_get3d_study(G, out: str | Path, options: Get3DStudyOptions | None = None
     spaces = SPACES[:1] if opt.quick else SPACES
     sections, results, figures = [], {}, []
 
-    # 1. strategies x spaces
+    # 1. strategies (in W+ for both branches), then the spaces for the best strategy
     results_rows = []
     renders: dict[str, dict[str, torch.Tensor]] = {o.name: {} for o in objects}
+    sg, st = SPACES[0]
     for o in objects:
         for s in strategies:
-            for sg, st in spaces:
-                row, res = study.invert(o, strategy=s, space_geo=sg, space_tex=st)
-                results_rows.append(row)
-                if (sg, st) == spaces[0]:
-                    renders[o.name][s] = res.renders.cpu()
+            run = study.invert(o, strategy=s, space_geo=sg, space_tex=st)
+            results_rows.append(run.row)
+            renders[o.name][s] = run.renders
+    best_strategy = _best(_group_table(results_rows, ["strategy"], ["strategy"])[1])["strategy"]
+    for o in objects:
+        for sg, st in spaces[1:]:
+            results_rows.append(study.invert(o, strategy=best_strategy, space_geo=sg,
+                                             space_tex=st).row)
     md, data = _group_table(results_rows, ["strategy", "space_geo", "space_tex"],
                             ["strategy", "ws_geo", "ws_tex"])
     best = _best(data)
@@ -238,8 +352,9 @@ def run_get3d_study(G, out: str | Path, options: Get3DStudyOptions | None = None
         name = f"get3d_views_{o.name}.png"
         _views_figure(out / name, o.target, renders[o.name])
         figures.append(name)
-    sections.append(("Strategies and spaces (known cameras, 6 views)", md + "\n\n" + "\n\n".join(
-        f"![{o.name}](get3d_views_{o.name}.png)" for o in objects)))
+    sections.append((f"Strategies (W+/W+) and spaces (for {best_strategy}); known cameras, "
+                     "6 views", md + "\n\n" + "\n\n".join(
+                         f"![{o.name}](get3d_views_{o.name}.png)" for o in objects)))
     best_cfg = {"strategy": best["strategy"], "space_geo": best["space_geo"],
                 "space_tex": best["space_tex"]}
 
@@ -247,8 +362,7 @@ def run_get3d_study(G, out: str | Path, options: Get3DStudyOptions | None = None
     rows = []
     for o in objects:
         for n in (VIEW_COUNTS[::2] if opt.quick else VIEW_COUNTS):
-            row, _ = study.invert(o, views=fitted_views(n), **best_cfg)
-            rows.append(row)
+            rows.append(study.invert(o, views=fitted_views(n), **best_cfg).row)
     md, data = _group_table(rows, ["views"], ["fitted views"])
     results["views"] = data
     sections.append((f"Number of views ({best_cfg['strategy']}, {best_cfg['space_geo']}/"
@@ -256,18 +370,10 @@ def run_get3d_study(G, out: str | Path, options: Get3DStudyOptions | None = None
 
     # 3. estimated cameras
     rows = []
+    known = [study.invert(o, **best_cfg).row for o in objects]        # cached
     for o in objects:
-        row, res = study.invert(o, estimate=True, **best_cfg)
-        cams = res.cameras
-        fitted = [i for i in range(VIEWS) if i not in HELD_OUT]
-        err = [abs((float(cams.azimuth_deg[i]) - 45 * i + 180) % 360 - 180) for i in fitted]
-        row["azimuth_error_deg"] = statistics.mean(err)
-        rows.append(row)
-    known = [r for r in study.runs if r["views"] == VIEWS - len(HELD_OUT) and
-             r["cameras"] == "known" and r["strategy"] == best_cfg["strategy"] and
-             r["space_geo"] == best_cfg["space_geo"] and r["space_tex"] == best_cfg["space_tex"]
-             and r["tune_steps"] == 0]
-    md, data = _group_table(known[:len(objects)] + rows, ["cameras"], ["cameras"])
+        rows.append(study.invert(o, estimate=True, **best_cfg).row)
+    md, data = _group_table(known + rows, ["cameras"], ["cameras"])
     az = statistics.mean(r["azimuth_error_deg"] for r in rows)
     results["cameras"] = {"table": data, "mean_azimuth_error_deg": az}
     sections.append(("Known vs estimated cameras", md + f"\n\nMean azimuth error of the "
@@ -277,9 +383,8 @@ def run_get3d_study(G, out: str | Path, options: Get3DStudyOptions | None = None
     rows = []
     every = max(1, opt.steps // 10)
     for o in objects:
-        for s in ("joint", "staged-joint"):
-            row, _ = study.invert(o, chamfer_every=every, **{**best_cfg, "strategy": s})
-            rows.append(row)
+        for s in DRIFT_STRATEGIES:
+            rows.append(study.invert(o, **{**best_cfg, "strategy": s}).row)
     drift_rows = [[r["object"], r["strategy"], " ".join(f"{c:.4f}" for _, c in r["drift"])]
                   for r in rows]
     results["drift"] = [{"object": r["object"], "strategy": r["strategy"],
@@ -293,15 +398,36 @@ def run_get3d_study(G, out: str | Path, options: Get3DStudyOptions | None = None
     for o in objects:
         if o.kind == "teacher":
             for tune in (0, opt.tune_steps):
-                row, _ = study.invert(o, tune_steps=tune, **best_cfg)
-                rows.append(row)
+                rows.append(study.invert(o, tune_steps=tune, **best_cfg).row)
     md, data = _group_table(rows, ["tune_steps"], ["tuning steps"])
     results["tuning"] = data
     sections.append(("Generator tuning (PTI-style) on the teacher objects", md))
 
+    # 6. edits between inverted objects: texture swaps and per-branch morphs
+    edit_figures = []
+    for kind in ("self", "teacher"):
+        pair = [o for o in objects if o.kind == kind][:2]
+        if len(pair) < 2:
+            continue
+        a, b = (study.invert(o, **best_cfg) for o in pair)
+        name = f"get3d_edits_{kind}.png"
+        _edits_figure(G, out / name, pair[0].name, pair[1].name, a, b, opt.resolution)
+        figures.append(name)
+        edit_figures.append(f"![{kind} edits]({name})")
+    if edit_figures:
+        sections.append(("Edits between inverted objects (texture swap, per-branch morphs)",
+                         "Rows: object A and B as inverted, A's geometry with B's texture "
+                         "latents and the reverse, and 50% morphs of the geometry latents "
+                         "only (A's texture) and of the texture latents only (A's geometry). "
+                         "GET3D's backbone is driven by ws_geo, so a swapped texture is B's "
+                         "texture as A's backbone renders it.\n\n" + "\n\n".join(
+                             edit_figures)))
+
     meta = {**run_record(G, study.base.to_dict()), "options": asdict(opt),
             "held_out_views": list(HELD_OUT), "views": VIEWS,
-            "seconds": time.perf_counter() - t_all, "inversions": len(study.runs)}
+            "seconds": time.perf_counter() - t_all, "inversions": len(study.runs),
+            "inversions_computed": study.computed, "inversions_reused": study.reused,
+            "inversion_seconds": sum(r["seconds"] for r in study.runs)}
     doc = {"meta": meta, "results": results, "runs": study.runs, "figures": figures}
     write_json_atomic(out / "results.json", json.loads(json.dumps(doc, default=float)),
                       indent=1)
@@ -317,8 +443,10 @@ def _intro(meta: dict, best: dict) -> str:
             f"{o['resolution']} px per inversion; {VIEWS} orbit views (elevation 20 degrees), "
             f"views {list(HELD_OUT)} held out (never in a loss); self seeds "
             f"{list(o['self_seeds'])}, teacher seeds {list(o['teacher_seeds'])}"
-            + (" (**quick**)" if o["quick"] else "") + f"; {meta['inversions']} inversions in "
-            f"{meta['seconds'] / 60:.1f} min on {meta['machine']}. Chamfer: symmetric, in "
+            + (" (**quick**)" if o["quick"] else "") + f"; {meta['inversions']} inversions, "
+            f"{meta['inversion_seconds'] / 60:.1f} min of optimisation on {meta['machine']}"
+            + (f" ({meta['inversions_reused']} of them from the cache of an interrupted run)"
+               if meta["inversions_reused"] else "") + ". Chamfer: symmetric, in "
             "bounding-box diagonals of the ground truth; model's own: the Chamfer of the "
             "model's sample for the teacher object's own z (what the distillation reached; "
             "an inversion can get closer, since it fits this one object). Best setting on "
