@@ -85,7 +85,8 @@ class StepBar:
     def __call__(self, s: StepInfo) -> None:
         self.bar.update(1)
         if s.step % self.every == 0 or s.step == s.steps:
-            self.bar.set_postfix(loss=f"{s.loss.mean().item():.4f}",
+            stage = {"stage": s.stage} if s.stage else {}
+            self.bar.set_postfix(**stage, loss=f"{s.loss.mean().item():.4f}",
                                  psnr=f"{s.psnr.mean().item():.2f}")
 
     def close(self) -> None:

@@ -87,7 +87,8 @@ class EditSession:
             self._check_transform_findable(inputs[0])
         codes, folders = latents_for_inputs(
             self.G, inputs, self.out, self.args.config, aligned=self.args.align,
-            vgg_weights=self.args.vgg_weights, progress=None if self.quiet else StepBar)
+            vgg_weights=self.args.vgg_weights, lpips_weights=self.args.lpips_weights,
+            progress=None if self.quiet else StepBar)
         if self.original is not None and self.transform is None:
             self.transform = AlignTransform.load(self._transform_candidate(inputs[0],
                                                                            folders[0]))

@@ -24,10 +24,14 @@ from i2s.media.files import output_lock
               help="Output folder; each image gets OUT/<image stem>/.")
 @embedding_options()
 @device_option
+@click.option("--mask", type=click.Path(dir_okay=False), default=None,
+              help="Fit only where this image is white (Image2StyleGAN++'s masked embedding; "
+                   "alpha or grey level; cropped and resized like the inputs).")
 @click.option("--video", is_flag=True, help="Also write optimisation.mp4 (target | current).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def embed_command(images, model, out, device, video, quiet, **kwargs) -> int:
-    """Embed IMAGE... into the generator's latent space (Image2StyleGAN).
+def embed_command(images, model, out, device, mask, video, quiet, **kwargs) -> int:
+    """Embed IMAGE... into the generator's latent space (Image2StyleGAN and the recipes that
+    followed it: --recipe).
 
     Writes OUT/<stem>/latent.npz, target.png, reconstruction.png, metrics.json and, with
     --video, optimisation.mp4. A bad input is reported on one line and skipped; the exit
@@ -36,14 +40,15 @@ def embed_command(images, model, out, device, video, quiet, **kwargs) -> int:
     args = pop_embedding_args(kwargs)
     out_dir = ensure_writable_dir(out)
     with output_lock(out_dir):
-        return _embed(images, model, out_dir, device, video, quiet, args)
+        return _embed(images, model, out_dir, device, mask, video, quiet, args)
 
 
-def _embed(images, model, out_dir, device, video, quiet, args) -> int:
+def _embed(images, model, out_dir, device, mask, video, quiet, args) -> int:
     G = load_2d_generator(model, pick_device(device))
     done = embed_files(
         G, list(images), out_dir, args.config, aligned=args.align, video=video,
-        vgg_weights=args.vgg_weights, progress=None if quiet else StepBar,
+        vgg_weights=args.vgg_weights, lpips_weights=args.lpips_weights, mask=mask,
+        progress=None if quiet else StepBar,
         on_failure=lambda raw, reason: report_error(reason),
         on_done=None if quiet else
         lambda raw, folder, db: info(f"{raw} -> {folder}  psnr {db:.2f} dB"))

@@ -14,9 +14,11 @@ from click.core import ParameterSource
 
 from i2s.cli.common import DEVICE_CHOICES
 from i2s.embedding import EmbedConfig
-from i2s.embedding.config import MAX_STEPS
+from i2s.embedding.config import MAX_STEPS, NOISE_MAP_MODES, PAPER
 from i2s.embedding.latents import SPACES
 from i2s.embedding.losses import LOSS_KINDS, VGG_TAPS
+from i2s.embedding.recipes import RECIPES
+from i2s.embedding.schedules import LR_SCHEDULES
 from i2s.models.common import NOISE_MODES
 
 DEFAULT_MODEL = "demo"
@@ -45,7 +47,12 @@ device_option = click.option("--device", type=click.Choice(DEVICE_CHOICES), defa
 
 
 def _config_option(field: str, help: str, **kw: Any) -> tuple[str, Callable]:
-    """``--<field>`` for one EmbedConfig field, with the config's default."""
+    """``--<field>`` for one EmbedConfig field, with the config's default (the recipe's for
+    the fields a recipe sets: shown as "recipe; paper: <value>")."""
+    if field in PAPER:
+        option = click.option("--" + field.replace("_", "-"), field, default=None,
+                              show_default=f"recipe; paper: {PAPER[field]}", help=help, **kw)
+        return field, option
     default = getattr(_DEFAULTS, field)
     option = click.option("--" + field.replace("_", "-"), field, default=default,
                           show_default="auto" if default is None else True, help=help, **kw)
@@ -54,20 +61,50 @@ def _config_option(field: str, help: str, **kw: Any) -> tuple[str, Callable]:
 
 # (parameter name, option): the EmbedConfig fields, and the two input options
 _EMBED_OPTIONS: list[tuple[str, Callable]] = [
+    _config_option("recipe", "paper (Image2StyleGAN), projector (StyleGAN2-ADA's), i2s++ "
+                   "(W+ then noise maps), fast (i2s's: the paper's quality in a tenth of the "
+                   "time). A recipe sets the options marked 'recipe'; options you give win.",
+                   type=click.Choice(tuple(RECIPES))),
     _config_option("space", "Latent space to optimise.", type=click.Choice(SPACES)),
-    _config_option("steps", "Adam steps.", type=click.IntRange(min=1, max=MAX_STEPS)),
-    _config_option("lr", "Adam learning rate (betas 0.9/0.999, eps 1e-8).",
+    _config_option("steps", "Adam steps on the latent.",
+                   type=click.IntRange(min=1, max=MAX_STEPS)),
+    _config_option("lr", "Adam learning rate (the schedule's peak; betas 0.9/0.999, eps 1e-8).",
                    type=FiniteFloat(min=0, min_open=True)),
+    _config_option("lr_schedule", "constant; projector (5% warm-up, cosine ramp-down over "
+                   "the last 25%); cosine (5% warm-up, cosine decay to 0).",
+                   type=click.Choice(LR_SCHEDULES)),
     _config_option("init", "'mean' (w_avg), 'random' (seeded) or a latent.npz to start from."),
-    _config_option("loss", "Pixel MSE + VGG-16 perceptual loss (paper), or either alone.",
+    _config_option("loss", "Pixel MSE + VGG-16 perceptual loss (paper), either alone, LPIPS "
+                   "(needs i2s models download lpips-vgg) or MSE + LPIPS.",
                    type=click.Choice(LOSS_KINDS)),
     _config_option("lambda_mse", "Weight of the MSE term.", type=FiniteFloat(min=0)),
-    _config_option("lambda_perceptual", "Weight of the VGG-16 term.",
+    _config_option("lambda_perceptual", "Weight of the VGG-16 or LPIPS term.",
                    type=FiniteFloat(min=0)),
+    _config_option("w_noise", "Noise added to w while optimising: std this times w_std, "
+                   "decaying quadratically to 0 at 75% of the steps (projector: 0.05).",
+                   type=FiniteFloat(min=0)),
+    _config_option("noise_maps", "Optimise the per-layer noise maps: off, joint (with the "
+                   "latent, projector) or after (latent frozen, i2s++). Images are then "
+                   "embedded one at a time.", type=click.Choice(NOISE_MAP_MODES)),
+    _config_option("noise_steps", "Steps of the noise-map stage of --noise-maps after.",
+                   type=click.IntRange(min=0, max=MAX_STEPS)),
+    _config_option("noise_lr", "Learning rate of the noise-map stage.",
+                   type=FiniteFloat(min=0, min_open=True)),
+    _config_option("noise_regularize", "Weight of the noise maps' autocorrelation "
+                   "regulariser (projector: 1e5; also renormalises them every step).",
+                   type=FiniteFloat(min=0)),
+    _config_option("target_psnr", "Stop once the reconstruction reaches this PSNR (dB).",
+                   type=FiniteFloat(min=0, min_open=True)),
+    _config_option("patience", "End a stage after this many steps without a 0.1% lower "
+                   "loss.", type=click.IntRange(min=1)),
     ("vgg_weights", click.option(
         "--vgg-weights", type=click.Path(dir_okay=False), default=None,
         help="torchvision's vgg16-397923af.pth (default: $I2S_VGG16, the download cache, "
              "~/.cache/torch/hub/checkpoints).")),
+    ("lpips_weights", click.option(
+        "--lpips-weights", type=click.Path(dir_okay=False), default=None,
+        help="The lpips project's VGG calibration vgg.pth (default: $I2S_LPIPS, the download "
+             "cache; i2s models download lpips-vgg). Also measures LPIPS in metrics.json.")),
     _config_option("vgg_taps", "Take conv1_1/1_2/3_2/4_2 after or before their ReLU.",
                    type=click.Choice(VGG_TAPS)),
     _config_option("seed", "Seed for --init random and --noise-mode random.",
@@ -80,7 +117,7 @@ _EMBED_OPTIONS: list[tuple[str, Callable]] = [
         "--align", is_flag=True, help="Detect the largest face (dlib) and FFHQ-align it first; "
         "the transform is kept as transform.json for paste-back.")),
 ]
-_INPUT_OPTIONS = ("vgg_weights", "align")
+_INPUT_OPTIONS = ("vgg_weights", "lpips_weights", "align")
 
 
 def embedding_options(skip: tuple[str, ...] = ()) -> Callable[[Callable], Callable]:
@@ -101,6 +138,7 @@ class EmbeddingArgs:
     config: EmbedConfig
     vgg_weights: str | None = None
     align: bool = False
+    lpips_weights: str | None = None
 
 
 def pop_embedding_args(kwargs: dict, **defaults: Any) -> EmbeddingArgs:
@@ -109,9 +147,13 @@ def pop_embedding_args(kwargs: dict, **defaults: Any) -> EmbeddingArgs:
     ctx = click.get_current_context()
     values = {name: kwargs.pop(name) for name, _ in _EMBED_OPTIONS
               if name not in _INPUT_OPTIONS and name in kwargs}
+    # Options left at their default are not passed: the recipe's defaults then apply.
+    values = {k: v for k, v in values.items()
+              if ctx.get_parameter_source(k) not in (None, ParameterSource.DEFAULT)}
     for name, value in defaults.items():
         if ctx.get_parameter_source(name) in (None, ParameterSource.DEFAULT):
             values[name] = value
-    config = EmbedConfig().replace(**values)
+    config = EmbedConfig(**values)
     inputs = {k: kwargs.pop(k) for k in _INPUT_OPTIONS if k in kwargs}
-    return EmbeddingArgs(config, inputs.get("vgg_weights"), bool(inputs.get("align", False)))
+    return EmbeddingArgs(config, inputs.get("vgg_weights"), bool(inputs.get("align", False)),
+                         inputs.get("lpips_weights"))

@@ -6,6 +6,11 @@ used by :func:`i2s.embed` and by the experiments, and written into every run rec
 Algorithm 1): W+, 5000 Adam steps at lr 0.01 (betas 0.9/0.999, eps 1e-8) from ``w_avg``,
 MSE + VGG-16 perceptual loss on conv1_1, conv1_2, conv3_2, conv4_2 after the ReLU, images
 above 256 px area-downsampled for VGG, the model's stored constant noise.
+
+``recipe`` (:mod:`i2s.embedding.recipes`) supplies other defaults for the settings marked
+"recipe" below: a field left unset (None) takes the recipe's value, or the paper's when the
+recipe does not change it; a field given explicitly always wins. :meth:`EmbedConfig.replace`
+keeps that distinction, so ``cfg.replace(recipe="fast")`` re-resolves what was not given.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from typing import Any
 
 from i2s.embedding.latents import SPACES
 from i2s.embedding.losses import LOSS_KINDS, PAPER_LAYERS, VGG_TAPS
+from i2s.embedding.recipes import RECIPES
+from i2s.embedding.schedules import LR_SCHEDULES
 from i2s.errors import I2SError
 from i2s.models.common import NOISE_MODES
 from i2s.models.vgg16 import CONV_INDEX
@@ -24,6 +31,15 @@ from i2s.models.vgg16 import CONV_INDEX
 INIT_KEYWORDS = ("mean", "random")
 MAX_STEPS = 1_000_000  # 15 days at 1024 px on a 2-core CPU: more is a typo
 INIT_GIVEN = "latent"  # what the record says when the start was a tensor given in code
+NOISE_MAP_MODES = ("off", "joint", "after")   # optimise the per-layer noise maps: never,
+                                               # with the latent, or after it (latent frozen)
+NOISE_INITS = ("model", "random")
+NOISE_LOSSES = ("same", "mse")
+
+# The paper's values of the settings a recipe may change (the recipe fields' defaults).
+PAPER = {"space": "w+", "steps": 5000, "lr": 0.01, "loss": "mse+vgg", "lr_schedule": "constant",
+         "w_noise": 0.0, "noise_maps": "off", "noise_steps": 0, "noise_lr": 0.01,
+         "noise_init": "model", "noise_loss": "same", "noise_regularize": 0.0}
 
 
 def auto_batch_size(resolution: int) -> int:
@@ -37,14 +53,26 @@ class EmbedConfig:
     """Settings of :func:`i2s.embed` (docs/paper.md section 1). Invalid values raise
     :class:`i2s.I2SError` with a one-line reason."""
 
-    space: str = "w+"                 # "w+", "w" or "z": the variable that is optimised
-    steps: int = 5000                 # Adam steps
-    lr: float = 0.01                  # Adam learning rate
+    recipe: str = "paper"             # defaults of the fields marked "recipe" (see module doc)
+    space: str = None                 # recipe; "w+", "w" or "z": the variable optimised
+    steps: int = None                 # recipe; Adam steps on the latent
+    lr: float = None                  # recipe; Adam learning rate (the schedule's peak)
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = 1e-8
     init: str = "mean"                # "mean" (w_avg), "random" (seeded), or a latent.npz path
-    seed: int = 0                     # for init "random" and noise_mode "random"
-    loss: str = "mse+vgg"             # "mse+vgg" (paper), "mse" or "vgg"
+    seed: int = 0                     # for init "random", noise "random" and w_noise
+    loss: str = None                  # recipe; "mse+vgg" (paper), "mse", "vgg", "lpips",
+                                      # "mse+lpips"
+    lr_schedule: str = None           # recipe; "constant", "projector" or "cosine"
+    w_noise: float = None             # recipe; std of noise on w (x w_std), 0 at 75% of steps
+    noise_maps: str = None            # recipe; optimise the noise maps: "off", "joint", "after"
+    noise_steps: int = None           # recipe; steps of the "after" noise stage
+    noise_lr: float = None            # recipe; learning rate of the "after" noise stage
+    noise_init: str = None            # recipe; noise maps start as the model's or random
+    noise_loss: str = None            # recipe; "after" stage loss: "same" as the latent's, "mse"
+    noise_regularize: float = None    # recipe; weight of the autocorrelation regulariser
+    target_psnr: float | None = None  # stop once every image of a batch reaches this (dB)
+    patience: int | None = None       # end a stage after this many steps without a 0.1% gain
     lambda_mse: float = 1.0
     lambda_perceptual: float = 1.0
     vgg_layers: tuple[str, ...] = PAPER_LAYERS
@@ -52,13 +80,47 @@ class EmbedConfig:
     vgg_resolution: int | None = 256  # area-downsample larger images to this for VGG
     noise_mode: str = "const"         # per-layer noise while optimising: "const", "random", "none"
     batch_size: int | None = None     # images optimised together; None: auto_batch_size(R)
+    explicit: frozenset = dataclasses.field(default=frozenset(), compare=False, repr=False)
 
     def __post_init__(self) -> None:
+        _one_of("recipe", self.recipe, tuple(RECIPES))
+        # The recipe fields left unset take the recipe's value, else the paper's.
+        defaults = {**PAPER, **RECIPES[self.recipe]}
+        given = {k for k in PAPER if getattr(self, k) is not None}
+        object.__setattr__(self, "explicit", frozenset(given) | self.explicit)
+        for k in PAPER.keys() - given:
+            object.__setattr__(self, k, defaults[k])
         # JSON gives lists: keep the tuple fields hashable and comparable.
         object.__setattr__(self, "betas", tuple(self.betas))
         object.__setattr__(self, "vgg_layers", tuple(self.vgg_layers))
         _one_of("space", self.space, SPACES)
         _one_of("loss", self.loss, LOSS_KINDS)
+        _one_of("lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        _one_of("noise_maps", self.noise_maps, NOISE_MAP_MODES)
+        _one_of("noise_init", self.noise_init, NOISE_INITS)
+        _one_of("noise_loss", self.noise_loss, NOISE_LOSSES)
+        for name in ("w_noise", "noise_regularize"):
+            v = getattr(self, name)
+            if not (isinstance(v, int | float) and math.isfinite(v) and v >= 0):
+                raise I2SError(f"{name} must be a number >= 0, got {v}")
+        if not (isinstance(self.noise_lr, int | float) and math.isfinite(self.noise_lr)
+                and self.noise_lr > 0):
+            raise I2SError(f"noise_lr must be a positive number, got {self.noise_lr}")
+        if not isinstance(self.noise_steps, int) or not 0 <= self.noise_steps <= MAX_STEPS:
+            raise I2SError(f"noise_steps must be a whole number from 0 to {MAX_STEPS:,}, got "
+                           f"{self.noise_steps}")
+        if self.noise_maps == "after" and self.noise_steps == 0:
+            raise I2SError("noise_maps 'after' needs noise_steps > 0")
+        if self.noise_maps != "off" and self.noise_mode == "none":
+            raise I2SError("optimising the noise maps needs noise_mode 'const' or 'random', "
+                           "not 'none'")
+        if self.target_psnr is not None and not (math.isfinite(self.target_psnr)
+                                                 and self.target_psnr > 0):
+            raise I2SError(f"target_psnr must be a positive number of dB, got "
+                           f"{self.target_psnr}")
+        if self.patience is not None and (not isinstance(self.patience, int)
+                                          or self.patience < 1):
+            raise I2SError(f"patience must be a whole number >= 1, got {self.patience}")
         _one_of("vgg_taps", self.vgg_taps, VGG_TAPS)
         _one_of("noise_mode", self.noise_mode, NOISE_MODES)
         if not isinstance(self.steps, int) or not 1 <= self.steps <= MAX_STEPS:
@@ -94,31 +156,53 @@ class EmbedConfig:
     @property
     def mse_weight(self) -> float:
         """Weight of the pixel MSE term in this loss (0 when the loss has none)."""
-        return self.lambda_mse if self.loss in ("mse+vgg", "mse") else 0.0
+        return self.lambda_mse if self.loss.startswith("mse") else 0.0
 
     @property
     def perceptual_weight(self) -> float:
-        """Weight of the VGG-16 term in this loss (0 when the loss has none)."""
-        return self.lambda_perceptual if self.loss in ("mse+vgg", "vgg") else 0.0
+        """Weight of the perceptual term (VGG-16 features or LPIPS) in this loss (0 when the
+        loss has none)."""
+        return self.lambda_perceptual if self.loss != "mse" else 0.0
+
+    @property
+    def perceptual_kind(self) -> str | None:
+        """"vgg" (the paper's feature distance), "lpips", or None."""
+        if self.perceptual_weight == 0:
+            return None
+        return "lpips" if self.loss.endswith("lpips") else "vgg"
 
     @property
     def needs_vgg(self) -> bool:
+        """Whether the loss needs VGG-16 weights (and LPIPS's, for the lpips losses)."""
         return self.perceptual_weight > 0
 
+    @property
+    def optimises_noise(self) -> bool:
+        """Whether the per-layer noise maps are optimised (then each image has its own, and
+        images are embedded one at a time)."""
+        return self.noise_maps != "off"
+
     def batch_for(self, resolution: int) -> int:
-        """Images per optimisation batch for a model of this resolution."""
+        """Images per optimisation batch for a model of this resolution (1 when the noise
+        maps are optimised: they are per image)."""
+        if self.optimises_noise:
+            return 1
         return self.batch_size or auto_batch_size(resolution)
 
     def replace(self, **changes: Any) -> EmbedConfig:
-        """A copy with some fields changed; I2SError for a field that does not exist."""
-        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+        """A copy with some fields changed; I2SError for a field that does not exist. Recipe
+        fields that were never given are resolved again (a new recipe brings its values)."""
+        names = {f.name for f in dataclasses.fields(self)} - {"explicit"}
+        unknown = set(changes) - names
         if unknown:
             raise I2SError(f"unknown embedding setting(s): {', '.join(sorted(unknown))}")
-        return dataclasses.replace(self, **changes)
+        keep = {k: getattr(self, k) for k in names if k not in PAPER or k in self.explicit}
+        return EmbedConfig(**{**keep, **changes})
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON data (tuples as lists)."""
-        d = dataclasses.asdict(self)
+        """JSON data (tuples as lists), every setting resolved."""
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+             if f.name != "explicit"}
         d["betas"], d["vgg_layers"] = list(self.betas), list(self.vgg_layers)
         return d
 

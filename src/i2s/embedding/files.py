@@ -20,9 +20,10 @@ from i2s.embedding.config import INIT_KEYWORDS, EmbedConfig
 from i2s.embedding.latents import check_latent_fits, check_latent_model, load_latent
 from i2s.embedding.optimisation import embed, load_init_latent
 from i2s.embedding.result import StepInfo
+from i2s.embedding.stages import total_steps
 from i2s.errors import I2SError
 from i2s.faces import AlignTransform, FaceModelsMissing, align
-from i2s.media.images import load_image, read_rgb, to_tensor, to_uint8
+from i2s.media.images import load_image, load_mask, read_rgb, save_image, to_tensor, to_uint8
 from i2s.media.metrics import psnr
 from i2s.media.video import VideoWriter, upscale_nearest
 from i2s.models.vgg16 import VGG16Features
@@ -100,11 +101,14 @@ class _VideoFrames:
 
 def embed_files(G, images: list[str], out_dir: str | Path, config: EmbedConfig, *,
                 aligned: bool = False, video: bool = False, vgg: VGG16Features | None = None,
-                vgg_weights: str | None = None, progress: ProgressFactory | None = None,
+                vgg_weights: str | None = None, lpips_weights: str | None = None,
+                mask: str | Path | None = None, progress: ProgressFactory | None = None,
                 on_failure: Callable[[str, str], None] | None = None,
                 on_done: Callable[[str, Path, float], None] | None = None) -> EmbeddedFiles:
     """Embed image files, ``config.batch_for(R)`` at a time; write ``out_dir/<stem>/`` for
     each (see :meth:`i2s.EmbedResult.save`; with ``video``, also ``optimisation.mp4``).
+    ``mask``: an image file, white where the loss applies (the same for every image; resized
+    to the model's resolution like the images; also written as ``mask.png``).
 
     A bad input (unreadable, no face with ``aligned``) is skipped and listed in ``failed``;
     missing face models raise :class:`i2s.faces.FaceModelsMissing`. ``on_failure(input,
@@ -113,6 +117,9 @@ def embed_files(G, images: list[str], out_dir: str | Path, config: EmbedConfig, 
     out_dir = Path(out_dir)
     if config.init not in INIT_KEYWORDS:
         load_init_latent(config.init)  # a bad start fails before any image is read
+    mask_array = None if mask is None else load_mask(mask, G.resolution)
+    mask_tensor = None if mask_array is None else torch.from_numpy(mask_array).to(
+        G.w_avg.device)
     done = EmbeddedFiles(on_failure=on_failure)
     paths, arrays, transforms = [], [], []
     for raw in images:
@@ -134,10 +141,11 @@ def embed_files(G, images: list[str], out_dir: str | Path, config: EmbedConfig, 
         idx = list(range(start, min(start + batch, len(paths))))
         targets = np.stack([arrays[i] for i in idx])
         desc = paths[idx[0]].name if len(idx) == 1 else f"{len(idx)} images"
-        bar = progress(desc, config.steps) if progress else None
+        steps = total_steps(config)
+        bar = progress(desc, steps) if progress else None
         # videos are written aside and moved into the image folders by EmbedResult.save
         frames = _VideoFrames([out_dir / f".{stems[i]}.optimisation.partial.mp4" for i in idx],
-                              targets, config.steps) if video else None
+                              targets, steps) if video else None
 
         def step(s: StepInfo, bar=bar, frames=frames) -> None:
             if bar is not None:
@@ -147,7 +155,8 @@ def embed_files(G, images: list[str], out_dir: str | Path, config: EmbedConfig, 
 
         try:
             result = embed(G, to_tensor(targets).to(G.w_avg.device), config, callback=step,
-                           vgg=vgg)  # one batch: as many images as config.batch_for(R)
+                           vgg=vgg, lpips_weights=lpips_weights, mask=mask_tensor)
+            # (one batch: as many images as config.batch_for(R))
         except BaseException:
             if frames is not None:
                 frames.abort()
@@ -159,6 +168,12 @@ def embed_files(G, images: list[str], out_dir: str | Path, config: EmbedConfig, 
         if frames is not None:
             frames.finish(to_uint8(result.image))
             extra = [{"optimisation.mp4": p} for p in frames.paths]
+        if mask_array is not None:
+            extra = [dict(files) for files in extra or [{} for _ in idx]]
+            for i, files in zip(idx, extra, strict=True):
+                files["mask.png"] = out_dir / f".{stems[i]}.mask.partial.png"
+                grey = np.round(mask_array * 255).astype(np.uint8)
+                save_image(files["mask.png"], np.repeat(grey[..., None], 3, axis=2))
         try:
             folders = result.save(out_dir, [stems[i] for i in idx],
                                   sources=[str(paths[i]) for i in idx],
@@ -181,6 +196,7 @@ def is_latent_path(path: str) -> bool:
 
 def latents_for_inputs(G, inputs: list[str], out_dir: str | Path, config: EmbedConfig, *,
                        aligned: bool = False, vgg_weights: str | None = None,
+                       lpips_weights: str | None = None,
                        progress: ProgressFactory | None = None,
                        ) -> tuple[list[torch.Tensor], list[Path]]:
     """W+ codes [num_ws, w_dim] for each input of an edit, and the folder each code's
@@ -198,7 +214,8 @@ def latents_for_inputs(G, inputs: list[str], out_dir: str | Path, config: EmbedC
     folders: dict[str, Path] = {}
     if images:
         done = embed_files(G, list(dict.fromkeys(images)), Path(out_dir) / "inputs", config,
-                           aligned=aligned, vgg_weights=vgg_weights, progress=progress)
+                           aligned=aligned, vgg_weights=vgg_weights,
+                           lpips_weights=lpips_weights, progress=progress)
         if done.failed:
             raw, reason = done.failed[0]
             raise I2SError(f"input {raw} could not be used: {reason}")

@@ -1,7 +1,9 @@
 """Latent files (``latent.npz``): the W+ code and what produced it.
 
 Arrays: ``w`` float32 [num_ws, w_dim] (always, whatever the space), ``z`` float32 [z_dim]
-(space z only), ``space`` and ``model_sha256`` (0-d strings). Read with ``allow_pickle=False``.
+(space z only), ``space`` and ``model_sha256`` (0-d strings), and, when the recipe optimised
+them, the noise maps as ``noise:<buffer name>`` float32 [H, W] (``noise:b8.conv0.noise_const``,
+...). Read with ``allow_pickle=False``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from i2s.errors import I2SError
 from i2s.media.files import read_npz, write_bytes_atomic
 
 SPACES = ("w+", "w", "z")
+NOISE_PREFIX = "noise:"
 
 
 @dataclass
@@ -25,6 +28,7 @@ class LatentFile:
     space: str                    # "w+", "w" or "z"
     model_sha256: str             # "" when unknown
     z: np.ndarray | None = None   # [z_dim] float32, space z only
+    noise: dict[str, np.ndarray] | None = None   # {buffer name: [H, W]} optimised noise maps
 
 
 def save_latent(path: str | os.PathLike, latent: LatentFile) -> None:
@@ -33,6 +37,8 @@ def save_latent(path: str | os.PathLike, latent: LatentFile) -> None:
               "model_sha256": np.array(latent.model_sha256 or "")}
     if latent.z is not None:
         arrays["z"] = np.asarray(latent.z, dtype=np.float32)
+    for name, m in (latent.noise or {}).items():
+        arrays[NOISE_PREFIX + name] = np.asarray(m, dtype=np.float32)
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     write_bytes_atomic(path, buf.getvalue())
@@ -49,6 +55,8 @@ def load_latent(path: str | os.PathLike) -> LatentFile:
         space = str(f["space"]) if "space" in f else "w+"
         sha = str(f["model_sha256"]) if "model_sha256" in f else ""
         z = f["z"].astype(np.float32) if "z" in f else None
+        noise = {k.removeprefix(NOISE_PREFIX): f[k].astype(np.float32) for k in f
+                 if k.startswith(NOISE_PREFIX)} or None
     except (TypeError, ValueError) as e:
         raise I2SError(f"{p}: not an i2s latent file ({type(e).__name__})") from None
     if w.ndim != 2 or w.size == 0:
@@ -57,7 +65,10 @@ def load_latent(path: str | os.PathLike) -> LatentFile:
         raise I2SError(f"{p}: the latent holds NaN or infinite values")
     if space not in SPACES:
         raise I2SError(f"{p}: unknown space {space!r}")
-    return LatentFile(w=w, space=space, model_sha256=sha, z=z)
+    for name, m in (noise or {}).items():
+        if m.ndim != 2 or m.shape[0] != m.shape[1] or not np.isfinite(m).all():
+            raise I2SError(f"{p}: noise map {name!r} must be a finite square [H, W] array")
+    return LatentFile(w=w, space=space, model_sha256=sha, z=z, noise=noise)
 
 
 def check_latent_fits(latent: LatentFile, num_ws: int, w_dim: int, source: str = "latent") -> None:

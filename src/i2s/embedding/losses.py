@@ -11,6 +11,13 @@
   (ImageNet's); images larger than ``vgg_resolution`` (256) are area-downsampled to it, smaller
   ones are used as they are.
 
+LPIPS (``loss="lpips"`` or ``"mse+lpips"``, the projector's distance) takes the place of the
+VGG feature term: :class:`LPIPSLoss` has the same interface as :class:`PerceptualLoss`, with
+the images area-downsampled to 256 px when larger (as the projector does).
+
+A mask (Image2StyleGAN++'s masked loss) restricts both terms to where it is white: the MSE is
+the mean over the masked pixels, and the perceptual term compares ``M * G(w)`` with ``M * I``.
+
 All losses return one value per sample, shape [N], so a batch optimises each image independently.
 """
 
@@ -20,11 +27,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from i2s.models.lpips import LPIPS, LPIPS_TAPS, unit_normalise
 from i2s.models.vgg16 import CONV_INDEX, VGG16Features
 from i2s.weights.registry import get_entry
 
 PAPER_LAYERS = ("conv1_1", "conv1_2", "conv3_2", "conv4_2")
-LOSS_KINDS = ("mse+vgg", "mse", "vgg")
+LOSS_KINDS = ("mse+vgg", "mse", "vgg", "lpips", "mse+lpips")
 VGG_TAPS = ("post-relu", "pre-relu")
 
 
@@ -67,6 +75,24 @@ def mse_per_sample(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return 0.25 * mean_squared_difference(x, y)
 
 
+def masked_mse_per_sample(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """MSE on the [0, 1] scale over the pixels where ``mask`` [N or 1, 1, H, W] (in [0, 1]) is
+    set, weighted by it: ``sum(M (x - y)^2) / (C sum(M))`` -> [N]."""
+    m = mask.expand(x.shape[0], 1, *x.shape[2:])
+    num = (0.25 * (x - y).square() * m).sum(dim=(1, 2, 3))
+    return num / (m.sum(dim=(1, 2, 3)) * x.shape[1]).clamp_min(1e-8)
+
+
+def downsample_to(x: torch.Tensor, size: int | None) -> torch.Tensor:
+    """Area-downsample [N, C, H, W] to ``size`` when it is larger (unchanged otherwise)."""
+    if size is None or max(x.shape[-2:]) <= size:
+        return x
+    h, w = x.shape[-2:]
+    if h == w and h % size == 0:  # the same area average; its backward is 25% faster
+        return F.avg_pool2d(x, h // size)
+    return F.interpolate(x, size=(size, size), mode="area")
+
+
 class PerceptualLoss(nn.Module):
     """``sum_j lambda_j * mean((F_j(x) - F_j(y))^2)`` over VGG-16 taps, per sample."""
 
@@ -92,14 +118,7 @@ class PerceptualLoss(nn.Module):
 
     def features(self, img: torch.Tensor) -> list[torch.Tensor]:
         """VGG taps of a [-1, 1] RGB image [N, 3, H, W]."""
-        x = (img + 1.0) * 0.5
-        r = self.vgg_resolution
-        if r is not None and max(x.shape[-2:]) > r:
-            h, w = x.shape[-2:]
-            if h == w and h % r == 0:  # the same area average; its backward is 25% faster
-                x = F.avg_pool2d(x, h // r)
-            else:
-                x = F.interpolate(x, size=(r, r), mode="area")
+        x = downsample_to((img + 1.0) * 0.5, self.vgg_resolution)
         # Channels-last for image and target alike: oneDNN's convolutions are faster on it,
         # and a mix of layouts in one graph sends ops to slow paths.
         x = ((x - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
@@ -113,35 +132,71 @@ class PerceptualLoss(nn.Module):
         return total
 
 
+class LPIPSLoss(nn.Module):
+    """LPIPS-VGG as the perceptual term: ``features`` and ``forward`` as
+    :class:`PerceptualLoss`'s, the distance that of :class:`i2s.models.lpips.LPIPS` on images
+    area-downsampled to ``resolution`` when larger."""
+
+    def __init__(self, lpips: LPIPS, resolution: int | None = 256) -> None:
+        super().__init__()
+        self.lpips = lpips
+        self.resolution = resolution
+
+    def features(self, img: torch.Tensor) -> list[torch.Tensor]:
+        """Unit-normalised LPIPS taps of a [-1, 1] RGB image [N, 3, H, W]."""
+        x = downsample_to(img, self.resolution)
+        x = ((x - self.lpips.shift) / self.lpips.scale).contiguous(
+            memory_format=torch.channels_last)
+        return [unit_normalise(f) for f in self.lpips.vgg(x, list(LPIPS_TAPS), after_relu=True)]
+
+    def forward(self, img: torch.Tensor, target_features: list[torch.Tensor]) -> torch.Tensor:
+        """img [N, 3, H, W] in [-1, 1], target taps from :meth:`features` -> LPIPS [N]."""
+        total = img.new_zeros(img.shape[0])
+        for f, t, w in zip(self.features(img), target_features, self.lpips.lin_weights(),
+                           strict=True):
+            total = total + F.conv2d((f - t).square(), w.to(f.dtype)).mean(dim=(1, 2, 3))
+        return total
+
+
 class EmbedLoss(nn.Module):
     """The paper's combined loss against a fixed target; VGG target features are cached.
 
     Args:
         target: [N, 3, H, W] in [-1, 1].
-        perceptual: a :class:`PerceptualLoss`, or None for pure MSE.
+        perceptual: a :class:`PerceptualLoss` or :class:`LPIPSLoss`, or None for pure MSE.
         lambda_mse, lambda_perceptual: weights of the two terms (0 disables a term).
+        mask: [N or 1, 1, H, W] in [0, 1]: the loss only where it is set (None: everywhere).
     """
 
-    def __init__(self, target: torch.Tensor, perceptual: PerceptualLoss | None,
-                 lambda_mse: float = 1.0, lambda_perceptual: float = 1.0) -> None:
+    def __init__(self, target: torch.Tensor, perceptual: PerceptualLoss | LPIPSLoss | None,
+                 lambda_mse: float = 1.0, lambda_perceptual: float = 1.0,
+                 mask: torch.Tensor | None = None) -> None:
         super().__init__()
         if perceptual is None and lambda_perceptual != 0:
-            raise ValueError("lambda_perceptual != 0 needs a PerceptualLoss")
+            raise ValueError("lambda_perceptual != 0 needs a perceptual loss")
         self.target = target
         self.perceptual = perceptual
         self.lambda_mse = lambda_mse
         self.lambda_perceptual = lambda_perceptual if perceptual is not None else 0.0
+        self.mask = mask
         self.target_features = None
         if perceptual is not None and self.lambda_perceptual != 0:
             with torch.no_grad():
-                self.target_features = perceptual.features(target)
+                self.target_features = perceptual.features(self._masked(target))
 
-    def forward(self, img: torch.Tensor) -> dict[str, torch.Tensor]:
-        """img [N, 3, H, W] -> {"loss", "mse", "perceptual"}, each [N] (perceptual 0 if off)."""
-        mse = mse_per_sample(img, self.target)
+    def _masked(self, img: torch.Tensor) -> torch.Tensor:
+        return img if self.mask is None else img * self.mask
+
+    def forward(self, img: torch.Tensor, perceptual: bool = True) -> dict[str, torch.Tensor]:
+        """img [N, 3, H, W] -> {"loss", "mse", "perceptual"}, each [N] (perceptual 0 when off,
+        or not evaluated: ``perceptual=False``)."""
+        if self.mask is None:
+            mse = mse_per_sample(img, self.target)
+        else:
+            mse = masked_mse_per_sample(img, self.target, self.mask)
         loss = self.lambda_mse * mse
-        if self.target_features is not None:
-            perc = self.perceptual(img, self.target_features)
+        if self.target_features is not None and perceptual:
+            perc = self.perceptual(self._masked(img), self.target_features)
             loss = loss + self.lambda_perceptual * perc
         else:
             perc = torch.zeros_like(mse)

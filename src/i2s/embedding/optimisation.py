@@ -3,7 +3,10 @@
 Implements the paper's Algorithm 1 (Abdal et al. 2019, section 1 of docs/paper.md): start from
 ``w_avg`` (or a random / given code), minimise MSE + VGG-16 perceptual loss with Adam
 (lr 0.01, betas 0.9/0.999, eps 1e-8, 5000 steps) over the latent only; the generator is frozen.
-Every setting is a field of :class:`i2s.EmbedConfig`.
+Every setting is a field of :class:`i2s.EmbedConfig`; its recipe (:mod:`.recipes`) may add
+what followed the paper (section 4): learning-rate schedules, noise on w, optimised per-layer
+noise maps (jointly or after the latent), LPIPS, early stopping. The run is a sequence of
+stages (:mod:`.stages`).
 
 Spaces (one latent convention, [N, num_ws, w_dim], for the result whatever the space):
     ``w+``  one w_dim vector per style input, [N, num_ws, w_dim] (the paper's choice);
@@ -31,14 +34,25 @@ import torch
 
 from i2s.embedding.config import INIT_GIVEN, INIT_KEYWORDS, EmbedConfig
 from i2s.embedding.latents import LatentFile, check_latent_fits, load_latent
-from i2s.embedding.losses import EmbedLoss, PerceptualLoss
+from i2s.embedding.losses import EmbedLoss, LPIPSLoss, PerceptualLoss
+from i2s.embedding.noise_maps import (
+    initial_noise_maps,
+    noise_regularizer,
+    renormalise_,
+    synthesis_with_noise,
+)
 from i2s.embedding.result import EmbedResult, StepInfo
+from i2s.embedding.schedules import lr_factor, w_noise_factor, w_std
+from i2s.embedding.stages import plan
 from i2s.errors import I2SError
 from i2s.media.metrics import psnr
 from i2s.models.common import frozen
+from i2s.models.lpips import LPIPS
 from i2s.models.vgg16 import VGG16Features
 from i2s.provenance import run_record
-from i2s.weights.load import load_vgg16
+from i2s.weights.load import find_lpips_weights, load_vgg16, read_lpips_lin
+
+PATIENCE_GAIN = 1e-3   # a stage's loss must fall by 0.1% to count as progress
 
 Z_MEAN_CANDIDATES = 1024
 
@@ -118,27 +132,38 @@ def embed(
     callback: Callable[[StepInfo], None] | None = None,
     vgg: VGG16Features | None = None,
     vgg_weights: str | None = None,
+    lpips: LPIPS | None = None,
+    lpips_weights: str | None = None,
     start: torch.Tensor | LatentFile | None = None,
+    mask: torch.Tensor | None = None,
     **overrides: Any,
 ) -> EmbedResult:
-    """Embed images into G's latent space (Image2StyleGAN, Algorithm 1).
+    """Embed images into G's latent space (Image2StyleGAN, Algorithm 1, and the recipes that
+    followed it).
 
     Args:
         G: a generator (``mapping``, ``synthesis``, ``num_ws``, ``w_dim``, ``z_dim``, ``w_avg``).
             Its parameters get no gradient; it is left as it was.
         images: [N, 3, R, R] or [3, R, R] float in [-1, 1] at G's resolution.
         config: the settings (:class:`EmbedConfig`; default: the paper's). Any field may
-            also be given as a keyword override, e.g. ``embed(G, x, steps=1000, loss="mse")``.
+            also be given as a keyword override, e.g. ``embed(G, x, steps=1000, loss="mse")``
+            or ``embed(G, x, recipe="projector")``.
         callback: called with a :class:`StepInfo` after every step.
         vgg / vgg_weights: a loaded :class:`VGG16Features`, or the path of torchvision's
             ``vgg16-397923af.pth`` (default locations are searched when both are None); only
             read when the loss has a perceptual term.
+        lpips / lpips_weights: a loaded :class:`i2s.models.lpips.LPIPS`, or the path of the
+            ``lpips`` project's ``vgg.pth`` (default: the registry's download); read for the
+            lpips losses. The final LPIPS distance is measured whenever an LPIPS model is at
+            hand (given, loaded for the loss, or built from ``vgg`` and the default weights).
         start: a starting latent given in code (overrides ``config.init``); ``init=`` a tensor
             or :class:`LatentFile` is taken as ``start`` too.
+        mask: [R, R], [1 or N, 1, R, R] in [0, 1]: the loss only where it is set
+            (Image2StyleGAN++'s masked embedding); None: everywhere.
     Returns:
-        :class:`EmbedResult`: W+ latents, reconstructions, loss history, the config and the
-        run record. Images are optimised ``config.batch_for(R)`` at a time, each
-        independently of the others.
+        :class:`EmbedResult`: W+ latents (and noise maps when optimised), reconstructions, loss
+        history, the config and the run record. Images are optimised ``config.batch_for(R)`` at
+        a time, each independently of the others.
     """
     if isinstance(overrides.get("init"), torch.Tensor | LatentFile):
         start = overrides.pop("init")
@@ -155,64 +180,171 @@ def embed(
     if target.ndim != 4 or tuple(target.shape[1:]) != expect or target.shape[0] == 0:
         raise I2SError(f"images must be [N, {expect[0]}, {expect[1]}, {expect[2]}], "
                        f"got {tuple(target.shape)}")
+    mask = check_mask(mask, target.shape[0], G.resolution, device)
     perceptual = None
     if cfg.needs_vgg:
         vgg = vgg if vgg is not None else load_vgg16(vgg_weights, device=device)
-        perceptual = PerceptualLoss(vgg, cfg.vgg_layers, taps=cfg.vgg_taps,
-                                    vgg_resolution=cfg.vgg_resolution).to(device)
+        if cfg.perceptual_kind == "lpips":
+            if lpips is None:
+                lin = read_lpips_lin(find_lpips_weights(lpips_weights))
+                lpips = LPIPS(vgg, lin).eval().to(device)
+            perceptual = LPIPSLoss(lpips, cfg.vgg_resolution).to(device)
+        else:
+            perceptual = PerceptualLoss(vgg, cfg.vgg_layers, taps=cfg.vgg_taps,
+                                        vgg_resolution=cfg.vgg_resolution).to(device)
+    metric, metric_note = _lpips_metric(lpips, vgg, device)
+    scale = w_std(G) if any(s.w_noise > 0 for s in plan(cfg)) else 0.0
     batch = cfg.batch_for(G.resolution)
-    parts = [_embed_batch(G, target[i:i + batch], cfg, perceptual, start, i, callback)
+    parts = [_embed_batch(G, target[i:i + batch], cfg, perceptual, start, i, callback,
+                          mask if mask is None or mask.shape[0] == 1 else mask[i:i + batch],
+                          scale, metric)
              for i in range(0, target.shape[0], batch)]
-    return EmbedResult.concatenate(parts, cfg, run_record(G, cfg.to_dict(), device))
+    record = run_record(G, cfg.to_dict(), device)
+    record["stages"] = [s.to_dict() for s in plan(cfg)]
+    if metric_note:
+        record["lpips_metric"] = metric_note
+    return EmbedResult.concatenate(parts, cfg, record)
 
 
-def _embed_batch(G, target: torch.Tensor, cfg: EmbedConfig, perceptual: PerceptualLoss | None,
-                 start, first: int, callback) -> EmbedResult:
-    """One batch of :func:`embed` (images ``first`` .. ``first + len(target) - 1``)."""
+def check_mask(mask: torch.Tensor | None, n: int, resolution: int,
+               device: torch.device) -> torch.Tensor | None:
+    """A loss mask as [1 or N, 1, R, R] float in [0, 1] on ``device``; I2SError otherwise."""
+    if mask is None:
+        return None
+    m = mask.detach().float().to(device)
+    if m.ndim == 2:
+        m = m[None, None]
+    if m.ndim != 4 or m.shape[1] != 1 or m.shape[0] not in (1, n) or \
+            tuple(m.shape[2:]) != (resolution, resolution):
+        raise I2SError(f"mask must be [{resolution}, {resolution}] or [1 or {n}, 1, "
+                       f"{resolution}, {resolution}], got {tuple(mask.shape)}")
+    if not bool(torch.isfinite(m).all()) or float(m.min()) < 0 or float(m.max()) > 1:
+        raise I2SError("mask values must be in [0, 1]")
+    if bool((m.flatten(1).sum(dim=1) == 0).any()):
+        raise I2SError("the mask is empty (all black): there is nothing to fit")
+    return m
+
+
+def _lpips_metric(lpips: LPIPS | None, vgg: VGG16Features | None,
+                  device: torch.device) -> tuple[LPIPS | None, str]:
+    """The LPIPS model for the final measurement, and why there is none (or "")."""
+    if lpips is not None:
+        return lpips, ""
+    try:
+        lin = read_lpips_lin(find_lpips_weights())
+        vgg = vgg if vgg is not None else load_vgg16(device=device)
+    except I2SError as e:
+        return None, f"not measured: {e}"
+    return LPIPS(vgg, lin).eval().to(device), ""
+
+
+def _embed_batch(G, target: torch.Tensor, cfg: EmbedConfig,
+                 perceptual: PerceptualLoss | LPIPSLoss | None, start, first: int, callback,
+                 mask: torch.Tensor | None, scale: float, metric: LPIPS | None) -> EmbedResult:
+    """One batch of :func:`embed` (images ``first`` .. ``first + len(target) - 1``), every
+    stage of :func:`i2s.embedding.stages.plan`."""
     n, device = target.shape[0], target.device
     criterion = EmbedLoss(target, perceptual, lambda_mse=cfg.mse_weight,
-                          lambda_perceptual=cfg.perceptual_weight)
+                          lambda_perceptual=cfg.perceptual_weight, mask=mask)
     noise_gen = None
-    if cfg.noise_mode == "random":
+    if cfg.noise_mode == "random" and not cfg.optimises_noise:
         noise_gen = torch.Generator(device=device).manual_seed(cfg.seed)
-    history = {k: np.zeros((cfg.steps, n), dtype=np.float64)
-               for k in ("loss", "mse", "perceptual", "psnr")}
+    w_gen = _cpu_generator(cfg.seed + 1)
+    stages = plan(cfg)
+    total = sum(s.steps for s in stages)
+    history = {k: np.full((total, n), np.nan) for k in ("loss", "mse", "perceptual", "psnr")}
     init = start if start is not None else cfg.init
     images = range(first, first + n)
+    step = 0
+    reached = False
     t0 = time.perf_counter()
     with frozen(G), frozen(criterion):
-        var = initial_latent(G, cfg.space, init, n, cfg.seed, device).requires_grad_(True)
-        opt = torch.optim.Adam([var], lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
-        for step in range(cfg.steps):
-            img = G.synthesis(latent_to_ws(G, cfg.space, var), noise_mode=cfg.noise_mode,
-                              generator=noise_gen)
-            terms = criterion(img)
-            if not bool(torch.isfinite(terms["loss"]).all()):
-                raise I2SError(f"the optimisation diverged at step {step + 1} (the loss is not "
-                               "a finite number); lower --lr or the loss weights")
-            opt.zero_grad(set_to_none=True)
-            terms["loss"].sum().backward()
-            opt.step()
-            with torch.no_grad():
-                step_psnr = psnr(terms["mse"])
-                for k in ("loss", "mse", "perceptual"):
-                    history[k][step] = terms[k].detach().cpu().numpy()
-                history["psnr"][step] = step_psnr.cpu().numpy()
-            if callback is not None:
-                callback(StepInfo(step + 1, cfg.steps, terms["loss"].detach(),
-                                  terms["mse"].detach(), terms["perceptual"].detach(),
-                                  step_psnr, img.detach(), images))
+        var = initial_latent(G, cfg.space, init, n, cfg.seed, device)
+        maps = initial_noise_maps(G, cfg.noise_init, cfg.seed) if cfg.optimises_noise else None
+
+        def synthesise(ws: torch.Tensor) -> torch.Tensor:
+            if maps is not None:
+                return synthesis_with_noise(G, ws, maps)
+            return G.synthesis(ws, noise_mode=cfg.noise_mode, generator=noise_gen)
+
+        for stage in stages:
+            var.requires_grad_(stage.latent)
+            for m in (maps or {}).values():
+                m.requires_grad_(stage.noise)
+            params = [var] * stage.latent + list((maps or {}).values()) * stage.noise
+            opt = torch.optim.Adam(params, lr=stage.lr, betas=cfg.betas, eps=cfg.eps)
+            best, since = float("inf"), 0
+            for i in range(stage.steps):
+                t = i / stage.steps
+                for group in opt.param_groups:
+                    group["lr"] = stage.lr * lr_factor(stage.schedule, t)
+                v = var
+                if stage.w_noise > 0:
+                    sd = scale * stage.w_noise * w_noise_factor(t)
+                    v = var + torch.randn(var.shape, generator=w_gen).to(device) * sd
+                img = synthesise(latent_to_ws(G, cfg.space, v))
+                terms = criterion(img, perceptual=stage.perceptual_weight > 0)
+                loss = stage.mse_weight * terms["mse"] + \
+                    stage.perceptual_weight * terms["perceptual"]
+                objective = loss.sum()
+                if stage.noise_regularize > 0 and maps is not None:
+                    objective = objective + stage.noise_regularize * noise_regularizer(maps)
+                if not bool(torch.isfinite(objective)):
+                    raise I2SError(f"the optimisation diverged at step {step + 1} (the loss is "
+                                   "not a finite number); lower --lr or the loss weights")
+                opt.zero_grad(set_to_none=True)
+                objective.backward()
+                opt.step()
+                if stage.noise and stage.noise_regularize > 0:
+                    renormalise_(maps)
+                with torch.no_grad():
+                    step_psnr = psnr(terms["mse"])
+                    history["loss"][step] = loss.detach().cpu().numpy()
+                    for k in ("mse", "perceptual"):
+                        history[k][step] = terms[k].detach().cpu().numpy()
+                    history["psnr"][step] = step_psnr.cpu().numpy()
+                step += 1
+                if callback is not None:
+                    callback(StepInfo(step, total, loss.detach(), terms["mse"].detach(),
+                                      terms["perceptual"].detach(), step_psnr, img.detach(),
+                                      images, stage.name))
+                if cfg.target_psnr is not None and bool((step_psnr >= cfg.target_psnr).all()):
+                    reached = True
+                    break
+                if cfg.patience is not None:
+                    value = float(objective.detach())
+                    if value < best * (1 - PATIENCE_GAIN) or best == float("inf"):
+                        best, since = value, 0
+                    else:
+                        since += 1
+                        if since >= cfg.patience:
+                            break
+            if reached:
+                break
+        var.requires_grad_(False)
+        for m in (maps or {}).values():
+            m.requires_grad_(False)
         with torch.no_grad():
             ws = latent_to_ws(G, cfg.space, var.detach())
-            final_noise = "const" if cfg.noise_mode == "random" else cfg.noise_mode
-            img = G.synthesis(ws, noise_mode=final_noise)
+            if maps is not None:
+                img = synthesis_with_noise(G, ws, maps)
+            else:
+                final_noise = "const" if cfg.noise_mode == "random" else cfg.noise_mode
+                img = G.synthesis(ws, noise_mode=final_noise)
             terms = criterion(img)
             if not (bool(torch.isfinite(ws).all()) and bool(torch.isfinite(terms["loss"]).all())):
                 raise I2SError("the optimisation diverged in its last step (the latent or the "
                                "loss is not finite); lower --lr or the loss weights")
+            final = {k: v.detach().cpu().numpy().astype(np.float64) for k, v in terms.items()}
+            final["psnr"] = psnr(terms["mse"]).cpu().numpy().astype(np.float64)
+            if metric is not None:
+                final["lpips"] = metric(img, target).cpu().numpy().astype(np.float64)
     seconds = time.perf_counter() - t0
-    final = {k: v.detach().cpu().numpy().astype(np.float64) for k, v in terms.items()}
-    final["psnr"] = psnr(terms["mse"]).cpu().numpy().astype(np.float64)
-    return EmbedResult(latent=ws.detach(), image=img.detach(), target=target, history=history,
+    return EmbedResult(latent=ws.detach(), image=img.detach(), target=target,
+                       history={k: v[:step] for k, v in history.items()},
                        final=final, seconds=seconds, batch_seconds=np.full(n, seconds),
-                       batch_sizes=np.full(n, n), z=var.detach() if cfg.space == "z" else None)
+                       batch_sizes=np.full(n, n), z=var.detach() if cfg.space == "z" else None,
+                       noise=None if maps is None else
+                       {k: m.detach()[None].expand(n, -1, -1) for k, m in maps.items()},
+                       steps_run=np.full(n, step))
+

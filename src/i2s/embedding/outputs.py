@@ -56,9 +56,11 @@ def write_embedding(result: EmbedResult, out: str | os.PathLike,
         # One folder holds one run's files: written aside, then renamed into place.
         with staged_folder(Path(out) / name) as folder:
             z = result.z[j].cpu().numpy() if result.z is not None else None
+            noise = None if result.noise is None else {
+                k: m[j].cpu().numpy() for k, m in result.noise.items()}
             save_latent(folder / "latent.npz", LatentFile(
                 w=result.latent[j].cpu().numpy(), space=result.space,
-                model_sha256=sha or "", z=z))
+                model_sha256=sha or "", z=z, noise=noise))
             save_image(folder / "target.png", targets[j])
             save_image(folder / "reconstruction.png", recons[j])
             if transforms[j] is not None:
@@ -79,8 +81,10 @@ def image_metrics(result: EmbedResult, j: int, target, recon, mse8: float,
         "psnr": psnr8 if math.isfinite(psnr8) else None,
         "loss_terms": {k: float(result.final[k][j]) for k in ("loss", "mse", "perceptual")},
         "psnr_float": float(result.final["psnr"][j]),
+        "lpips": float(result.final["lpips"][j]) if "lpips" in result.final else None,
         **(identity_metrics(target, recon) if identity else {}),
-        "steps": result.steps,
+        "recipe": result.config.recipe,
+        "steps": int(result.steps_run[j]) if result.steps_run is not None else result.steps,
         "seconds": float(result.batch_seconds[j]),
         "batch_size": int(result.batch_sizes[j]),
         "space": result.space,

@@ -29,6 +29,7 @@ class StepInfo:
     psnr: torch.Tensor        # [B] dB, of the image evaluated at this step
     image: torch.Tensor       # [B, 3, R, R] in [-1, 1], detached, before this step's update
     images: range = range(0)  # which of the embedded images this batch holds
+    stage: str = ""           # the stage running (i2s.embedding.stages)
 
 
 @dataclass
@@ -39,11 +40,15 @@ class EmbedResult:
     image: torch.Tensor                  # [N, 3, R, R] reconstruction G(latent), [-1, 1]
     target: torch.Tensor                 # [N, 3, R, R] target, [-1, 1]
     history: dict[str, np.ndarray]       # "loss", "mse", "perceptual", "psnr": [steps, N]
-    final: dict[str, np.ndarray]         # same keys, [N], for the returned latent
+                                         # (NaN after an image's batch stopped early)
+    final: dict[str, np.ndarray]         # same keys (+ "lpips" when measured), [N], for the
+                                         # returned latent
     seconds: float                       # optimisation time of all images
     batch_seconds: np.ndarray            # [N] optimisation time of each image's batch
     batch_sizes: np.ndarray              # [N] size of each image's batch
     z: torch.Tensor | None = None        # [N, z_dim] for space "z"
+    noise: dict[str, torch.Tensor] | None = None   # optimised noise maps {buffer: [N, H, W]}
+    steps_run: np.ndarray | None = None  # [N] steps of all stages run (fewer on early stops)
     config: EmbedConfig = field(default_factory=EmbedConfig)
     record: dict = field(default_factory=dict)  # the run record (i2s.provenance.run_record)
 
@@ -53,7 +58,8 @@ class EmbedResult:
 
     @property
     def steps(self) -> int:
-        return self.config.steps
+        """Steps run (the longest batch's)."""
+        return int(self.history["psnr"].shape[0])
 
     def file_mse(self) -> np.ndarray:
         """Per-image MSE [N] of the 8-bit target and reconstruction (the saved files) on the
@@ -67,15 +73,25 @@ class EmbedResult:
         def cat(name: str):
             return torch.cat([getattr(p, name) for p in parts])
 
+        rows = max(p.history["psnr"].shape[0] for p in parts)
+
+        def padded(a: np.ndarray) -> np.ndarray:
+            return np.pad(a, ((0, rows - a.shape[0]), (0, 0)), constant_values=np.nan)
+
+        noise = None
+        if parts[0].noise is not None:
+            noise = {k: torch.cat([p.noise[k] for p in parts]) for k in parts[0].noise}
         return cls(
             latent=cat("latent"), image=cat("image"), target=cat("target"),
-            history={k: np.concatenate([p.history[k] for p in parts], axis=1)
+            history={k: np.concatenate([padded(p.history[k]) for p in parts], axis=1)
                      for k in parts[0].history},
             final={k: np.concatenate([p.final[k] for p in parts]) for k in parts[0].final},
             seconds=float(sum(p.seconds for p in parts)),
             batch_seconds=np.concatenate([p.batch_seconds for p in parts]),
             batch_sizes=np.concatenate([p.batch_sizes for p in parts]),
-            z=cat("z") if parts[0].z is not None else None, config=config, record=record)
+            z=cat("z") if parts[0].z is not None else None, noise=noise,
+            steps_run=np.concatenate([p.steps_run for p in parts]), config=config,
+            record=record)
 
     def save(self, out: str | os.PathLike, names: Sequence[str] | None = None, *,
              model=None, sources: Sequence[str] | None = None, transforms=None,

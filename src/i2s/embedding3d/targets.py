@@ -30,7 +30,7 @@ from i2s.get3d.cameras import Cameras
 from i2s.get3d.metrics import bounding_box_diagonal, sample_surface
 from i2s.get3d.raster import render_mesh
 from i2s.media.files import file_problem
-from i2s.media.images import read_rgba
+from i2s.media.images import read_mask, read_rgba
 
 MESH_SUFFIXES = (".obj", ".glb", ".gltf", ".ply", ".off", ".stl")
 MESH_ELEVATION = 20.0      # the orbit a mesh is rendered from (as examples/3d)
@@ -184,14 +184,6 @@ def silhouette_from_background(rgb: np.ndarray, colour, tolerance: int = BACKGRO
     """Pixels that differ from ``colour`` by more than ``tolerance`` in some channel -> bool."""
     diff = np.abs(rgb.astype(np.int32) - np.asarray(colour, np.int32)[None, None])
     return diff.max(axis=-1) > tolerance
-
-
-def read_mask(path: str | os.PathLike) -> np.ndarray:
-    """A mask file as float [H, W] in [0, 1] (its alpha if it has one, else its grey level)."""
-    rgb, alpha = read_rgba(path)
-    if alpha is not None and alpha.min() < 255:
-        return alpha.astype(np.float32) / 255
-    return rgb.astype(np.float32).mean(axis=-1) / 255
 
 
 def load_image_target(images: Sequence[str | os.PathLike], resolution: int, *,

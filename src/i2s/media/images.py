@@ -98,6 +98,23 @@ def read_rgba(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None]:
     return _read_image(path, _rgb_and_alpha)
 
 
+def read_mask(path: str | os.PathLike) -> np.ndarray:
+    """A mask file as float32 [H, W] in [0, 1] (its alpha if it has one, else its grey
+    level). One-line I2SError as :func:`read_rgb`."""
+    rgb, alpha = read_rgba(path)
+    if alpha is not None and alpha.min() < 255:
+        return alpha.astype(np.float32) / 255
+    return rgb.astype(np.float32).mean(axis=-1) / 255
+
+
+def load_mask(path: str | os.PathLike, resolution: int) -> np.ndarray:
+    """A mask file cropped and resized as :func:`load_image` does an image: float32
+    [resolution, resolution] in [0, 1]."""
+    m = np.round(read_mask(path) * 255).astype(np.uint8)
+    grey = square_resized(np.repeat(m[..., None], 3, axis=2), resolution)[..., 0]
+    return grey.astype(np.float32) / 255
+
+
 def square_resized(image: np.ndarray, resolution: int) -> np.ndarray:
     """Centre-crop uint8 [H, W, 3] to a square and resize it (Lanczos) to ``resolution``."""
     rgb = center_crop_square(Image.fromarray(image))

@@ -113,9 +113,9 @@ class SynthesisLayer(nn.Module):
 
     def trains(self, noise_mode: str) -> bool:
         """Whether a weight of this layer needs a gradient now (the noise strength only when
-        noise is used)."""
+        noise is used; the stored noise map when it is used and optimised)."""
         params = [self.weight, self.bias] + [self.noise_strength] * (noise_mode != "none")
-        return trains(params)
+        return trains(params + [self.noise_const] * (noise_mode == "const"))
 
     def spec(self) -> ConvLayerSpec:
         return ConvLayerSpec(self.weight, self.bias, self.up,

@@ -1,0 +1,255 @@
+"""Quality against wall time for every embedding recipe (issue: recipes).
+
+Parts:
+
+* ``a``: 8 held-out demo faces (``examples/images/faces``, seeds 100-107) at 64 px;
+* ``b``: a 256 px StyleGAN2 with FFHQ's widths and random weights (seeded; a test fixture,
+  not a trained model) embedding its own images from random codes (seeds 0-3), where an
+  exact answer exists;
+* ``c``: seconds per step of every stage at 1024 px (FFHQ widths, random weights).
+
+Every image is embedded on its own (batch 1), so every recipe is timed the same way. Each
+recipe's curve is the mean over the images of the PSNR (of the float image at each step,
+dB) against the mean wall time at that step; the final PSNR, SSIM (and LPIPS with the VGG
+and LPIPS weights) are of the 8-bit reconstruction. Without VGG-16 weights the perceptual
+losses cannot run: ``--loss mse`` (the default here) replaces each recipe's loss, and the
+README says so. ``fast`` reaches ``paper`` when its mean PSNR first comes within 0.1 dB of
+``paper``'s final PSNR.
+
+Editability: for image pairs (0, 1), (2, 3), ..., the 50% morph of the two latents is
+rendered with the first image's noise (its optimised maps for the noise recipes, the model's
+otherwise), and compared with its reconstruction: ``morph_psnr`` is how close the edited image
+stays to the unedited one (higher = the edit moved it less) and ``noise_effect_db`` the PSNR
+between the morph rendered with the image's maps and with the model's noise (low = the maps
+hold much of the image).
+
+    python benchmarks/time_to_quality.py --part a [--recipes paper,fast,projector,i2s++]
+        [--loss mse] [--steps-scale 1.0] [--threads N] [--out DIR]
+
+Writes ``results.json``, ``time_to_quality_<part>.png`` and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import i2s
+from i2s.embedding.noise_maps import synthesis_with_noise
+from i2s.embedding.stages import plan, total_steps
+from i2s.experiments.image_set import packaged_examples
+from i2s.media.images import load_image, save_image, to_tensor, to_uint8
+from i2s.media.metrics import mse, psnr, ssim
+from i2s.models.stylegan2 import StyleGAN2Config, StyleGAN2Generator
+from i2s.provenance import run_record
+
+FACE_SEEDS = list(range(100, 108))
+RECIPES = ("paper", "fast", "projector", "i2s++")
+
+
+def demo_targets() -> tuple[object, torch.Tensor]:
+    G = i2s.load_generator("demo").eval()
+    ex = packaged_examples()
+    faces = np.stack([load_image(ex / "faces" / f"face_seed{s}.png", 64) for s in FACE_SEEDS])
+    return G, to_tensor(faces)
+
+
+def ffhq_width_generator(resolution: int, seed: int = 0) -> StyleGAN2Generator:
+    """FFHQ's StyleGAN2 widths (channel_base 32768, max 512, 8 mapping layers) with random
+    weights and a measured w_avg: a fixture for timing and for known-answer inversions."""
+    torch.manual_seed(seed)
+    G = StyleGAN2Generator(StyleGAN2Config(resolution=resolution, z_dim=512, w_dim=512,
+                                           mapping_layers=8, channel_base=32768,
+                                           channel_max=512)).eval()
+    with torch.no_grad():
+        G.mapping.w_avg.copy_(G.mapping(torch.randn(2000, 512))[:, 0].mean(0))
+    return G
+
+
+def own_targets(G, n: int) -> torch.Tensor:
+    with torch.no_grad():
+        z = torch.randn(n, G.z_dim, generator=torch.Generator().manual_seed(1))
+        return G.synthesis(G.mapping(z), noise_mode="const").clamp(-1, 1)
+
+
+def run_recipe(G, targets: torch.Tensor, recipe: str, overrides: dict) -> dict:
+    """Embed each target alone with ``recipe``; curves, finals and latents."""
+    cfg = i2s.EmbedConfig(recipe=recipe, **overrides)
+    steps = total_steps(cfg)
+    times = np.full((len(targets), steps), np.nan)
+    curve = np.full((len(targets), steps), np.nan)
+    results = []
+    for j, x in enumerate(targets):
+        t0 = time.perf_counter()
+
+        def cb(s, j=j, t0=t0):
+            times[j, s.step - 1] = time.perf_counter() - t0
+            curve[j, s.step - 1] = float(s.psnr.mean())
+
+        results.append(i2s.embed(G, x[None], cfg, callback=cb))
+    recon = np.concatenate([to_uint8(r.image) for r in results])
+    tgt = to_uint8(targets)
+    final = {"psnr": float(np.mean(psnr(mse(recon, tgt)))),
+             "ssim": float(np.mean(ssim(recon, tgt))),
+             "seconds": float(np.mean([r.seconds for r in results]))}
+    if all("lpips" in r.final for r in results):
+        final["lpips"] = float(np.mean([r.final["lpips"][0] for r in results]))
+    return {"config": cfg.to_dict(), "stages": [s.to_dict() for s in plan(cfg)],
+            "time": np.nanmean(times, axis=0), "psnr": np.nanmean(curve, axis=0),
+            "final": final, "results": results, "recon": recon}
+
+
+def editability(G, run: dict) -> dict:
+    """50% morphs of pairs (see the module docstring)."""
+    rs = run["results"]
+    close, effect = [], []
+    for a, b in zip(rs[0::2], rs[1::2], strict=False):
+        mid = 0.5 * (a.latent + b.latent)
+        with torch.no_grad():
+            plain = G.synthesis(mid, noise_mode="const")
+            edited = plain if a.noise is None else synthesis_with_noise(
+                G, mid, {k: v[0] for k, v in a.noise.items()})
+        close.append(float(psnr(mse(to_uint8(edited), to_uint8(a.image)))[0]))
+        effect.append(float(psnr(mse(to_uint8(edited), to_uint8(plain)))[0]))
+    return {"morph_psnr": float(np.mean(close)),
+            "noise_effect_db": float(np.mean([e for e in effect if np.isfinite(e)] or [np.inf]))}
+
+
+def reach_time(run: dict, level: float) -> float | None:
+    """Wall time at which the mean PSNR first reaches ``level``."""
+    hit = np.nonzero(run["psnr"] >= level)[0]
+    return float(run["time"][hit[0]]) if len(hit) else None
+
+
+def plot(path: Path, runs: dict, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
+    for name, r in runs.items():
+        ax.plot(r["time"], r["psnr"], label=name, linewidth=1.5)
+    ax.set_xscale("log")
+    ax.set_xlabel("wall time per image (s, log)")
+    ax.set_ylabel("PSNR (dB)")
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def quality_part(name: str, G, targets: torch.Tensor, recipes: list[str], overrides_for,
+                 out: Path, title: str) -> dict:
+    runs = {}
+    for recipe in recipes:
+        runs[recipe] = run_recipe(G, targets, recipe, overrides_for(recipe))
+        f = runs[recipe]["final"]
+        print(f"[{name}] {recipe:10s} PSNR {f['psnr']:.2f} dB  SSIM {f['ssim']:.4f}  "
+              f"{f['seconds']:.1f} s per image", flush=True)
+    plot(out / f"time_to_quality_{name}.png", runs, title)
+    save_image(out / f"recon_{name}.png", np.concatenate(
+        [np.concatenate(list(to_uint8(targets)), axis=1)] +
+        [np.concatenate(list(r["recon"]), axis=1) for r in runs.values()], axis=0))
+    summary = {}
+    paper = runs.get("paper")
+    for recipe, r in runs.items():
+        s = {**r["final"], "stages": r["stages"], **editability(G, r)}
+        if paper is not None:
+            level = float(paper["psnr"][-1]) - 0.1
+            s["reaches_paper_at_s"] = reach_time(r, level)
+            s["paper_seconds"] = float(paper["time"][-1])
+            if s["reaches_paper_at_s"] is not None:
+                s["fraction_of_paper_time"] = s["reaches_paper_at_s"] / s["paper_seconds"]
+        s["curve"] = {"time": r["time"][::10].tolist(), "psnr": r["psnr"][::10].tolist()}
+        summary[recipe] = s
+    return summary
+
+
+def step_times(resolution: int, recipes: list[str], overrides: dict, steps: int = 3) -> dict:
+    """Seconds per step of every stage at ``resolution`` (after one warm-up step)."""
+    G = ffhq_width_generator(resolution)
+    x = own_targets(G, 1)
+    out = {}
+    for recipe in recipes:
+        cfg = i2s.EmbedConfig(recipe=recipe, **overrides)
+        for stage in plan(cfg):
+            marks = []
+            kw = {"steps": steps + 1} if stage.latent else {}
+            c = cfg.replace(**kw, **({"noise_steps": steps + 1} if not stage.latent else {}))
+            i2s.embed(G, x, c, callback=lambda s, m=marks: m.append((s.stage,
+                                                                    time.perf_counter())))
+            ts = [t for st, t in marks if st == stage.name]
+            out[f"{recipe}/{stage.name}"] = float(np.diff(ts[1:]).mean()) if len(ts) > 2 \
+                else float(np.diff(ts).mean())
+            print(f"[c] {resolution} px {recipe}/{stage.name}: "
+                  f"{out[f'{recipe}/{stage.name}']:.2f} s per step", flush=True)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--part", choices=("a", "b", "c", "all"), default="a")
+    ap.add_argument("--recipes", default=",".join(RECIPES))
+    ap.add_argument("--loss", default="mse", help="replaces every recipe's loss ('recipe': "
+                    "keep each recipe's own; needs VGG-16 and LPIPS weights)")
+    ap.add_argument("--steps-scale", type=float, default=1.0,
+                    help="multiply every recipe's step counts (for a quicker look)")
+    ap.add_argument("--images", type=int, default=None, help="fewer images")
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--out", default="out/time_to_quality")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    recipes = args.recipes.split(",")
+    overrides = {} if args.loss == "recipe" else {"loss": args.loss}
+    doc = {"machine": run_record(i2s.load_generator("demo"), {})["machine"],
+           "threads": torch.get_num_threads(), "loss": args.loss,
+           "steps_scale": args.steps_scale, "parts": {}}
+
+    def scaled(recipe: str) -> dict:
+        cfg = i2s.EmbedConfig(recipe=recipe)
+        o = dict(overrides)
+        if args.steps_scale != 1.0:
+            o["steps"] = max(1, round(cfg.steps * args.steps_scale))
+            if cfg.noise_steps:
+                o["noise_steps"] = max(1, round(cfg.noise_steps * args.steps_scale))
+        return o
+
+    def part(name, G, targets, title):
+        return quality_part(name, G, targets, recipes, scaled, out, title)
+
+    if args.part in ("a", "all"):
+        G, targets = demo_targets()
+        doc["parts"]["a"] = part("a", G, targets[:args.images], "demo, 8 held-out faces, 64 px")
+    if args.part in ("b", "all"):
+        G = ffhq_width_generator(256)
+        doc["parts"]["b"] = part("b", G, own_targets(G, args.images or 4),
+                                 "256 px, FFHQ widths (random weights), own images")
+    if args.part in ("c", "all"):
+        doc["parts"]["c"] = step_times(1024, recipes, overrides)
+    (out / "results.json").write_text(json.dumps(doc, indent=1, default=float))
+    for name, p in doc["parts"].items():
+        if name == "c":
+            continue
+        print(f"\npart {name}")
+        for recipe, s in p.items():
+            frac = s.get("fraction_of_paper_time")
+            print(f"  {recipe:10s} {s['psnr']:6.2f} dB  SSIM {s['ssim']:.4f}  "
+                  f"{s['seconds']:7.1f} s  reaches paper at "
+                  f"{'never' if frac is None else f'{100 * frac:.1f}% of its time'}  "
+                  f"morph {s['morph_psnr']:.2f} dB, noise effect {s['noise_effect_db']:.2f} dB")
+
+
+if __name__ == "__main__":
+    main()
