@@ -43,7 +43,7 @@ def test_recipes_bring_their_defaults_and_explicit_settings_win():
     # a new recipe re-resolves what was never given, keeps what was
     fast = mine.replace(recipe="fast")
     assert fast.steps == 10 and fast.space == "w+" and fast.lr == RECIPES["fast"]["lr"]
-    assert fast.noise_maps == "off" and fast.loss == "mse+vgg"
+    assert fast.noise_maps == "off" and fast.loss == "mse+vgg" and fast.optimizer == "lbfgs"
     assert i2s.EmbedConfig.from_dict(json.loads(json.dumps(p.to_dict()))) == p
     assert set(PAPER) >= {k for r in RECIPES.values() for k in r}
 
@@ -209,10 +209,31 @@ def test_target_psnr_and_patience_stop_early():
     assert r.history["psnr"].shape[0] == max(r.steps_run)
 
 
-def test_fast_recipe_defaults():
+def test_fast_recipe_is_lbfgs_with_a_tenth_of_the_evaluations():
     cfg = i2s.EmbedConfig(recipe="fast")
-    assert cfg.space == "w+" and cfg.loss == "mse+vgg" and cfg.lr_schedule == "cosine"
+    assert cfg.space == "w+" and cfg.loss == "mse+vgg" and cfg.optimizer == "lbfgs"
     assert cfg.steps * 10 <= i2s.EmbedConfig().steps
+    (stage,) = plan(cfg)
+    assert stage.optimizer == "lbfgs" and stage.lr == 1.0
+    G = make_generator()
+    x = own_image(G)
+    seen = []
+    fast = i2s.embed(G, x, recipe="fast", loss="mse", steps=60, callback=seen.append)
+    adam = i2s.embed(G, x, loss="mse", steps=60)
+    # every evaluation (line-search trials included) is one recorded step
+    assert len(seen) == fast.steps_run[0] <= 60 and [s.step for s in seen] == list(
+        range(1, len(seen) + 1))
+    assert fast.final["psnr"][0] > adam.final["psnr"][0] + 3
+    # the same batch twice gives the same result (deterministic line search)
+    again = i2s.embed(G, x, recipe="fast", loss="mse", steps=60)
+    assert torch.equal(again.latent, fast.latent)
+
+
+def test_lbfgs_needs_a_deterministic_loss():
+    with pytest.raises(i2s.I2SError, match="deterministic"):
+        i2s.EmbedConfig(recipe="fast", w_noise=0.05)
+    with pytest.raises(i2s.I2SError, match="deterministic"):
+        i2s.EmbedConfig(optimizer="lbfgs", noise_mode="random")
 
 
 # -- masks ---------------------------------------------------------------------------------------

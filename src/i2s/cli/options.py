@@ -14,7 +14,7 @@ from click.core import ParameterSource
 
 from i2s.cli.common import DEVICE_CHOICES
 from i2s.embedding import EmbedConfig
-from i2s.embedding.config import MAX_STEPS, NOISE_MAP_MODES, PAPER
+from i2s.embedding.config import MAX_STEPS, NOISE_MAP_MODES, OPTIMIZERS, PAPER
 from i2s.embedding.latents import SPACES
 from i2s.embedding.losses import LOSS_KINDS, VGG_TAPS
 from i2s.embedding.recipes import RECIPES
@@ -46,7 +46,7 @@ device_option = click.option("--device", type=click.Choice(DEVICE_CHOICES), defa
                              show_default=True)
 
 
-def _config_option(field: str, help: str, **kw: Any) -> tuple[str, Callable]:
+def _config_option(field: str, help: str, off: bool = False, **kw: Any) -> tuple[str, Callable]:
     """``--<field>`` for one EmbedConfig field, with the config's default (the recipe's for
     the fields a recipe sets: shown as "recipe; paper: <value>")."""
     if field in PAPER:
@@ -54,8 +54,9 @@ def _config_option(field: str, help: str, **kw: Any) -> tuple[str, Callable]:
                               show_default=f"recipe; paper: {PAPER[field]}", help=help, **kw)
         return field, option
     default = getattr(_DEFAULTS, field)
+    shown = True if default is not None else "off" if off else "auto"
     option = click.option("--" + field.replace("_", "-"), field, default=default,
-                          show_default="auto" if default is None else True, help=help, **kw)
+                          show_default=shown, help=help, **kw)
     return field, option
 
 
@@ -70,6 +71,9 @@ _EMBED_OPTIONS: list[tuple[str, Callable]] = [
                    type=click.IntRange(min=1, max=MAX_STEPS)),
     _config_option("lr", "Adam learning rate (the schedule's peak; betas 0.9/0.999, eps 1e-8).",
                    type=FiniteFloat(min=0, min_open=True)),
+    _config_option("optimizer", "adam (the paper), or lbfgs (quasi-Newton with a strong-Wolfe "
+                   "line search; --steps counts loss evaluations; the fast recipe).",
+                   type=click.Choice(OPTIMIZERS)),
     _config_option("lr_schedule", "constant; projector (5% warm-up, cosine ramp-down over "
                    "the last 25%); cosine (5% warm-up, cosine decay to 0).",
                    type=click.Choice(LR_SCHEDULES)),
@@ -94,9 +98,9 @@ _EMBED_OPTIONS: list[tuple[str, Callable]] = [
                    "regulariser (projector: 1e5; also renormalises them every step).",
                    type=FiniteFloat(min=0)),
     _config_option("target_psnr", "Stop once the reconstruction reaches this PSNR (dB).",
-                   type=FiniteFloat(min=0, min_open=True)),
+                   type=FiniteFloat(min=0, min_open=True), off=True),
     _config_option("patience", "End a stage after this many steps without a 0.1% lower "
-                   "loss.", type=click.IntRange(min=1)),
+                   "loss.", type=click.IntRange(min=1), off=True),
     ("vgg_weights", click.option(
         "--vgg-weights", type=click.Path(dir_okay=False), default=None,
         help="torchvision's vgg16-397923af.pth (default: $I2S_VGG16, the download cache, "

@@ -35,9 +35,11 @@ NOISE_MAP_MODES = ("off", "joint", "after")   # optimise the per-layer noise map
                                                # with the latent, or after it (latent frozen)
 NOISE_INITS = ("model", "random")
 NOISE_LOSSES = ("same", "mse")
+OPTIMIZERS = ("adam", "lbfgs")
 
 # The paper's values of the settings a recipe may change (the recipe fields' defaults).
-PAPER = {"space": "w+", "steps": 5000, "lr": 0.01, "loss": "mse+vgg", "lr_schedule": "constant",
+PAPER = {"space": "w+", "steps": 5000, "lr": 0.01, "loss": "mse+vgg", "optimizer": "adam",
+         "lr_schedule": "constant",
          "w_noise": 0.0, "noise_maps": "off", "noise_steps": 0, "noise_lr": 0.01,
          "noise_init": "model", "noise_loss": "same", "noise_regularize": 0.0}
 
@@ -63,7 +65,8 @@ class EmbedConfig:
     seed: int = 0                     # for init "random", noise "random" and w_noise
     loss: str = None                  # recipe; "mse+vgg" (paper), "mse", "vgg", "lpips",
                                       # "mse+lpips"
-    lr_schedule: str = None           # recipe; "constant", "projector" or "cosine"
+    optimizer: str = None             # recipe; "adam" or "lbfgs" (latent stage)
+    lr_schedule: str = None           # recipe; "constant", "projector" or "cosine" (Adam)
     w_noise: float = None             # recipe; std of noise on w (x w_std), 0 at 75% of steps
     noise_maps: str = None            # recipe; optimise the noise maps: "off", "joint", "after"
     noise_steps: int = None           # recipe; steps of the "after" noise stage
@@ -96,6 +99,11 @@ class EmbedConfig:
         _one_of("space", self.space, SPACES)
         _one_of("loss", self.loss, LOSS_KINDS)
         _one_of("lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        _one_of("optimizer", self.optimizer, OPTIMIZERS)
+        if self.optimizer == "lbfgs" and (self.w_noise > 0 or self.noise_maps == "joint"
+                                          or self.noise_mode == "random"):
+            raise I2SError("optimizer 'lbfgs' needs a deterministic loss: no w_noise, no "
+                           "joint noise maps, noise_mode 'const' or 'none'")
         _one_of("noise_maps", self.noise_maps, NOISE_MAP_MODES)
         _one_of("noise_init", self.noise_init, NOISE_INITS)
         _one_of("noise_loss", self.noise_loss, NOISE_LOSSES)

@@ -4,8 +4,8 @@ A recipe is a sequence of stages, each a run of Adam over some of the variables 
 the per-layer noise maps) with its own step count, learning rate, schedule and loss weights:
 
 * ``latent``: the latent (and, with ``noise_maps="joint"``, the noise maps with it, as the
-  projector does), ``steps`` steps at ``lr`` under ``lr_schedule``, with noise on w
-  (``w_noise``) and the noise regulariser (``noise_regularize``) when set;
+  projector does), ``steps`` steps of ``optimizer`` at ``lr`` under ``lr_schedule``, with
+  noise on w (``w_noise``) and the noise regulariser (``noise_regularize``) when set;
 * ``noise`` (``noise_maps="after"``, Image2StyleGAN++): the noise maps only, the latent
   frozen, ``noise_steps`` steps at ``noise_lr``, with ``noise_loss``.
 """
@@ -31,6 +31,7 @@ class Stage:
     perceptual_weight: float
     w_noise: float = 0.0         # std of the noise on w, times w_std (latent stages)
     noise_regularize: float = 0.0
+    optimizer: str = "adam"      # "adam" or "lbfgs" (steps = loss evaluations)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -42,7 +43,8 @@ def plan(cfg: EmbedConfig) -> list[Stage]:
     stages = [Stage("latent+noise" if joint else "latent", cfg.steps, cfg.lr, latent=True,
                     noise=joint, schedule=cfg.lr_schedule, mse_weight=cfg.mse_weight,
                     perceptual_weight=cfg.perceptual_weight, w_noise=cfg.w_noise,
-                    noise_regularize=cfg.noise_regularize if joint else 0.0)]
+                    noise_regularize=cfg.noise_regularize if joint else 0.0,
+                    optimizer=cfg.optimizer)]
     if cfg.noise_maps == "after":
         mse_only = cfg.noise_loss == "mse"
         stages.append(Stage(
