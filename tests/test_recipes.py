@@ -372,3 +372,54 @@ def test_cli_recipes_masks_and_stages(tmp_path, capsys, model_file, tiny_G, monk
                           "--loss", "mse", "--steps", "2", "--mask", tmp_path / "nope.png"],
                          capsys)
     assert code != 0 and len(err.strip().splitlines()) == 1 and "nope.png" in err
+
+
+# -- inpainting ----------------------------------------------------------------------------------
+
+
+def test_inpaint_keeps_the_known_pixels_and_fills_the_hole(tmp_path):
+    from i2s.embedding.inpaint import inpaint
+    from i2s.media.images import to_uint8
+
+    G = make_generator()
+    x = to_uint8(own_image(G))[0]
+    mask = np.ones((16, 16), np.float32)
+    mask[4:12, 4:12] = 0
+    holed = x.copy()
+    holed[4:12, 4:12] = (255, 0, 0)                               # a painted square
+    res = inpaint(G, holed, mask, steps=60, lr=0.05, loss="mse")
+    assert np.array_equal(res.inpainted[mask == 1], holed[mask == 1])
+    assert np.array_equal(res.inpainted[mask == 0], res.fill[mask == 0])
+    # the fill is the generator's guess: far nearer the hidden truth than the paint
+    hole = mask == 0
+    err_fill = np.abs(res.fill[hole].astype(int) - x[hole]).mean()
+    err_paint = np.abs(holed[hole].astype(int) - x[hole]).mean()
+    assert err_fill < err_paint / 2
+    assert res.known_psnr > 20
+    res.save(tmp_path / "o", source="holed.png")
+    names = {p.name for p in (tmp_path / "o").iterdir()}
+    assert names == {"latent.npz", "target.png", "mask.png", "fill.png", "inpainted.png",
+                     "metrics.json"}
+    m = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    assert m["edit"] == "inpaint" and m["hole_fraction"] == pytest.approx(0.25)
+    with pytest.raises(i2s.I2SError, match="no hole"):
+        inpaint(G, holed, np.ones((16, 16)), steps=1, loss="mse")
+
+
+def test_inpaint_cli(tmp_path, capsys, model_file):
+    img, mask = tmp_path / "a.png", tmp_path / "m.png"
+    save_image(img, (np.random.default_rng(0).random((16, 16, 3)) * 255).astype(np.uint8))
+    m = np.full((16, 16, 3), 255, np.uint8)
+    m[4:12, 4:12] = 0
+    save_image(mask, m)
+    code, out, err = run(["inpaint", img, "--mask", mask, "--model", model_file, "--out",
+                          tmp_path / "o", "--loss", "mse", "--steps", "3", "-q"], capsys)
+    assert code == 0, err
+    assert "known pixels" in out and (tmp_path / "o" / "inpainted.png").is_file()
+    assert not list((tmp_path / "o").glob(".i2s-partial-*"))
+    white = tmp_path / "w.png"
+    save_image(white, np.full((16, 16, 3), 255, np.uint8))
+    code, out, err = run(["inpaint", img, "--mask", white, "--model", model_file, "--out",
+                          tmp_path / "p", "--loss", "mse", "--steps", "3", "-q"], capsys)
+    assert code == 1 and err.strip().startswith("error:") and "no hole" in err
+    assert not (tmp_path / "p" / "inpainted.png").exists()

@@ -19,6 +19,7 @@ from i2s.cli.experiment_cmd import experiment_command
 from i2s.cli.expression_cmd import expression_command
 from i2s.cli.generate3d_cmd import generate_3d_command, render_3d_command
 from i2s.cli.generate_cmd import generate_command
+from i2s.cli.inpaint_cmd import inpaint_command
 from i2s.cli.models_cmd import models_group
 from i2s.cli.morph_cmd import morph_command
 from i2s.cli.paste_back_cmd import paste_back_command
@@ -41,6 +42,7 @@ cli.add_command(embed_command)
 cli.add_command(embed_3d_command)
 cli.add_command(experiment_command)
 cli.add_command(generate_command)
+cli.add_command(inpaint_command)
 cli.add_command(generate_3d_command)
 cli.add_command(render_3d_command)
 cli.add_command(models_group)
