@@ -423,3 +423,82 @@ def test_inpaint_cli(tmp_path, capsys, model_file):
                           tmp_path / "p", "--loss", "mse", "--steps", "3", "-q"], capsys)
     assert code == 1 and err.strip().startswith("error:") and "no hole" in err
     assert not (tmp_path / "p" / "inpainted.png").exists()
+
+
+# -- pivotal tuning (PTI) ------------------------------------------------------------------------
+
+
+def test_pti_tunes_a_copy_and_the_tuned_file_round_trips(tmp_path):
+    from i2s.embedding.tuned import apply_tuned, read_tuned
+
+    G = make_generator()
+    G.sha256 = "ab" * 32
+    before = {k: v.clone() for k, v in G.state_dict().items()}
+    x = torch.cat([own_image(G, 1), own_image(G, 2)])
+    cfg = i2s.EmbedConfig(recipe="pti", loss="mse", steps=20, tune_steps=25)
+    assert [s.name for s in plan(cfg)] == ["latent", "generator"] and cfg.batch_for(16) == 1
+    r = i2s.embed(G, x, cfg)
+    pivot = i2s.embed(G, x, cfg.replace(tune_steps=0))
+    torch.testing.assert_close(r.latent, pivot.latent)          # tuning leaves the pivot alone
+    assert (r.final["psnr"] > pivot.final["psnr"] + 0.5).all()
+    assert all(torch.equal(before[k], v) for k, v in G.state_dict().items())  # G untouched
+    assert len(r.tuned) == 2 and r.steps_run.tolist() == [45, 45]
+    folders = r.save(tmp_path / "o", names=["a", "b"])
+    weights, base = read_tuned(folders[0] / "tuned.safetensors")
+    assert base == G.sha256 and set(weights) == {f"synthesis.{k}" for k, _ in
+                                                 G.synthesis.named_parameters()}
+    Gt = apply_tuned(G, folders[0] / "tuned.safetensors")
+    with torch.no_grad():
+        again = Gt.synthesis(r.latent[:1])
+    torch.testing.assert_close(again, r.image[:1], rtol=1e-4, atol=1e-5)
+    # another model, a foreign file and a damaged tensor are refused in one line
+    other = make_generator(seed=1)
+    other.sha256 = "cd" * 32
+    with pytest.raises(i2s.I2SError, match="another model"):
+        apply_tuned(other, folders[0] / "tuned.safetensors")
+    G.save(tmp_path / "g.safetensors")
+    with pytest.raises(i2s.I2SError, match="not an i2s tuned-generator"):
+        apply_tuned(G, tmp_path / "g.safetensors")
+    from i2s.embedding.tuned import save_tuned
+    bad = dict(weights)
+    bad[next(iter(bad))] = torch.full_like(bad[next(iter(bad))], float("nan"))
+    save_tuned(tmp_path / "bad.safetensors", bad, G.sha256)
+    with pytest.raises(i2s.I2SError, match="NaN"):
+        apply_tuned(G, tmp_path / "bad.safetensors")
+
+
+def test_pti_stops_at_the_lpips_threshold():
+    G = make_generator(resolution=32, channel_base=64, channel_max=8)
+    lp = lpips_model()
+    x = own_image(G)
+    r = i2s.embed(G, x, recipe="pti", steps=3, tune_steps=50, tune_stop_lpips=1e9, vgg=lp.vgg,
+                  lpips=lp)
+    assert r.steps_run.tolist() == [4]          # 3 pivot steps, then one tuning step: LPIPS <= 1e9
+
+
+def test_edit_commands_take_a_tuned_generator(tmp_path, capsys, model_file):
+    img = tmp_path / "a.png"
+    save_image(img, (np.random.default_rng(0).random((16, 16, 3)) * 255).astype(np.uint8))
+    code, out, err = run(["embed", img, "--model", model_file, "--out", tmp_path / "o",
+                          "--recipe", "pti", "--loss", "mse", "--steps", "3", "--tune-steps",
+                          "3", "-q"], capsys)
+    assert code == 0, err
+    lat, tuned = tmp_path / "o" / "a" / "latent.npz", tmp_path / "o" / "a" / "tuned.safetensors"
+    assert tuned.is_file()
+    code, out, err = run(["morph", lat, lat, "--model", model_file, "--out", tmp_path / "m",
+                          "--steps", "3", "--tuned", tuned, "-q"], capsys)
+    assert code == 0, err
+    record = json.loads((tmp_path / "m" / "edit.json").read_text())
+    assert record["tuned_generator"] == str(tuned)
+    code, out, err = run(["morph", lat, lat, "--model", model_file, "--out", tmp_path / "n",
+                          "--steps", "3", "--tuned", img, "-q"], capsys)
+    assert code == 1 and len(err.strip().splitlines()) == 1 and "a.png" in err
+
+
+def test_noise_on_w_does_not_depend_on_the_batch():
+    G = make_generator()
+    x = torch.cat([own_image(G, 1), own_image(G, 2)])
+    kw = dict(loss="mse", steps=15, lr=0.05, w_noise=0.05, lr_schedule="projector")
+    both = i2s.embed(G, x, batch_size=2, **kw)
+    one = i2s.embed(G, x, batch_size=1, **kw)
+    torch.testing.assert_close(both.latent, one.latent, rtol=1e-4, atol=1e-5)

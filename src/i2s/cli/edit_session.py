@@ -16,6 +16,7 @@ from i2s.cli.common import StepBar, ensure_writable_dir, load_2d_generator, pick
 from i2s.cli.options import device_option, embedding_options, model_option, pop_embedding_args
 from i2s.embedding import LatentFile, save_latent
 from i2s.embedding.files import is_latent_path, latents_for_inputs
+from i2s.embedding.tuned import apply_tuned
 from i2s.errors import I2SError
 from i2s.faces import AlignTransform, paste_back
 from i2s.media.files import output_lock, staged_outputs, write_json_atomic
@@ -26,7 +27,7 @@ from i2s.provenance import run_record
 
 def edit_options(f: Callable) -> Callable:
     """--model, --out, the embedding options (for image inputs), --device, --quiet,
-    --paste-back, --transform."""
+    --paste-back, --tuned, --transform."""
     for opt in reversed([
         model_option,
         click.option("--out", required=True, type=click.Path(file_okay=False),
@@ -36,6 +37,9 @@ def edit_options(f: Callable) -> Callable:
         click.option("--quiet", "-q", is_flag=True, help="No progress bars."),
         click.option("--paste-back", "paste_into", type=click.Path(), default=None,
                      help="Also paste every result into this original photo (<name>_pasted.png)."),
+        click.option("--tuned", type=click.Path(dir_okay=False), default=None,
+                     help="Edit on a PTI-tuned generator: the tuned.safetensors that "
+                          "i2s embed --recipe pti wrote beside the latent."),
         click.option("--transform", type=click.Path(), default=None,
                      help="Alignment transform for --paste-back (default: transform.json beside "
                           "the first input's latent, or the first image's i2s align .json)."),
@@ -54,6 +58,7 @@ class EditSession:
         self.model, self.device, self.quiet = model, device, quiet
         self.paste_into = kwargs.pop("paste_into")
         self.transform_path = kwargs.pop("transform")
+        self.tuned = kwargs.pop("tuned")
         self.args = pop_embedding_args(kwargs)
         self.out = ensure_writable_dir(out)
         self._stack = contextlib.ExitStack()
@@ -68,6 +73,8 @@ class EditSession:
                 if self.transform_path is not None:
                     self.transform = AlignTransform.load(self.transform_path)
             self.G = load_2d_generator(self.model, pick_device(self.device))
+            if self.tuned is not None:
+                self.G = apply_tuned(self.G, self.tuned)
             self.stage = stack.enter_context(staged_outputs(self.out))
             self._stack = stack.pop_all()
         return self
@@ -124,7 +131,7 @@ class EditSession:
     def write_json(self, record: dict) -> None:
         """``OUT/edit.json``: the edit's own record, what was pasted back, and the run record
         (its ``settings`` are the embedding settings used for image inputs)."""
-        record = {**record, "aligned_inputs": self.args.align,
+        record = {**record, "aligned_inputs": self.args.align, "tuned_generator": self.tuned,
                   "paste_back": None if self.original is None else {
                       "original": str(self.paste_into), "transform": self.transform.to_dict()},
                   **run_record(self.G, self.args.config.to_dict())}

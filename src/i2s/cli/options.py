@@ -63,8 +63,9 @@ def _config_option(field: str, help: str, off: bool = False, **kw: Any) -> tuple
 # (parameter name, option): the EmbedConfig fields, and the two input options
 _EMBED_OPTIONS: list[tuple[str, Callable]] = [
     _config_option("recipe", "paper (Image2StyleGAN), projector (StyleGAN2-ADA's), i2s++ "
-                   "(W+ then noise maps), fast (i2s's: the paper's quality in a tenth of the "
-                   "time). A recipe sets the options marked 'recipe'; options you give win.",
+                   "(W+ then noise maps), pti (pivot, then the generator tuned around it), "
+                   "fast (i2s's: L-BFGS, a tenth of the paper's evaluations). A recipe sets "
+                   "the options marked 'recipe'; options you give win.",
                    type=click.Choice(tuple(RECIPES))),
     _config_option("space", "Latent space to optimise.", type=click.Choice(SPACES)),
     _config_option("steps", "Adam steps on the latent.",
@@ -97,6 +98,14 @@ _EMBED_OPTIONS: list[tuple[str, Callable]] = [
     _config_option("noise_regularize", "Weight of the noise maps' autocorrelation "
                    "regulariser (projector: 1e5; also renormalises them every step).",
                    type=FiniteFloat(min=0)),
+    _config_option("tune_steps", "Pivotal tuning (PTI): steps tuning a copy of the generator "
+                   "around the found latent (0: none; the pti recipe: 350). Writes "
+                   "tuned.safetensors; edit commands take it with --tuned.",
+                   type=click.IntRange(min=0, max=MAX_STEPS)),
+    _config_option("tune_lr", "Learning rate of the pivotal tuning.",
+                   type=FiniteFloat(min=0, min_open=True)),
+    _config_option("tune_stop_lpips", "End the pivotal tuning once LPIPS is at most this "
+                   "(with an LPIPS loss).", type=FiniteFloat(min=0)),
     _config_option("target_psnr", "Stop once the reconstruction reaches this PSNR (dB).",
                    type=FiniteFloat(min=0, min_open=True), off=True),
     _config_option("patience", "End a stage after this many steps without a 0.1% lower "

@@ -41,7 +41,8 @@ OPTIMIZERS = ("adam", "lbfgs")
 PAPER = {"space": "w+", "steps": 5000, "lr": 0.01, "loss": "mse+vgg", "optimizer": "adam",
          "lr_schedule": "constant",
          "w_noise": 0.0, "noise_maps": "off", "noise_steps": 0, "noise_lr": 0.01,
-         "noise_init": "model", "noise_loss": "same", "noise_regularize": 0.0}
+         "noise_init": "model", "noise_loss": "same", "noise_regularize": 0.0,
+         "tune_steps": 0, "tune_lr": 3e-4}
 
 
 def auto_batch_size(resolution: int) -> int:
@@ -74,6 +75,9 @@ class EmbedConfig:
     noise_init: str = None            # recipe; noise maps start as the model's or random
     noise_loss: str = None            # recipe; "after" stage loss: "same" as the latent's, "mse"
     noise_regularize: float = None    # recipe; weight of the autocorrelation regulariser
+    tune_steps: int = None            # recipe; steps of pivotal tuning of the generator (PTI)
+    tune_lr: float = None             # recipe; its Adam learning rate
+    tune_stop_lpips: float | None = 0.06   # end the tuning once LPIPS is at most this
     target_psnr: float | None = None  # stop once every image of a batch reaches this (dB)
     patience: int | None = None       # end a stage after this many steps without a 0.1% gain
     lambda_mse: float = 1.0
@@ -117,6 +121,16 @@ class EmbedConfig:
         if not isinstance(self.noise_steps, int) or not 0 <= self.noise_steps <= MAX_STEPS:
             raise I2SError(f"noise_steps must be a whole number from 0 to {MAX_STEPS:,}, got "
                            f"{self.noise_steps}")
+        if not isinstance(self.tune_steps, int) or not 0 <= self.tune_steps <= MAX_STEPS:
+            raise I2SError(f"tune_steps must be a whole number from 0 to {MAX_STEPS:,}, got "
+                           f"{self.tune_steps}")
+        if not (isinstance(self.tune_lr, int | float) and math.isfinite(self.tune_lr)
+                and self.tune_lr > 0):
+            raise I2SError(f"tune_lr must be a positive number, got {self.tune_lr}")
+        if self.tune_stop_lpips is not None and not (math.isfinite(self.tune_stop_lpips)
+                                                     and self.tune_stop_lpips >= 0):
+            raise I2SError(f"tune_stop_lpips must be a number >= 0 (or None), got "
+                           f"{self.tune_stop_lpips}")
         if self.noise_maps == "after" and self.noise_steps == 0:
             raise I2SError("noise_maps 'after' needs noise_steps > 0")
         if self.noise_maps != "off" and self.noise_mode == "none":
@@ -192,10 +206,15 @@ class EmbedConfig:
 
     def batch_for(self, resolution: int) -> int:
         """Images per optimisation batch for a model of this resolution (1 when the noise
-        maps are optimised: they are per image)."""
-        if self.optimises_noise:
+        maps or the generator are optimised: they are per image)."""
+        if self.optimises_noise or self.tunes_generator:
             return 1
         return self.batch_size or auto_batch_size(resolution)
+
+    @property
+    def tunes_generator(self) -> bool:
+        """Whether a pivotal-tuning stage tunes a copy of the generator per image."""
+        return self.tune_steps > 0
 
     def replace(self, **changes: Any) -> EmbedConfig:
         """A copy with some fields changed; I2SError for a field that does not exist. Recipe

@@ -24,6 +24,7 @@ Initialisation:
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -292,7 +293,8 @@ def _embed_batch(G, target: torch.Tensor, cfg: EmbedConfig,
     noise_gen = None
     if cfg.noise_mode == "random" and not cfg.optimises_noise:
         noise_gen = torch.Generator(device=device).manual_seed(cfg.seed)
-    w_gen = _cpu_generator(cfg.seed + 1)
+    # noise on w: one stream per image, so an image's result does not depend on its batch
+    w_gens = [_cpu_generator((cfg.seed + 1) * 1_000_003 + first + j) for j in range(n)]
     stages = plan(cfg)
     total = sum(s.steps for s in stages)
     history = {k: np.full((total, n), np.nan) for k in ("loss", "mse", "perceptual", "psnr")}
@@ -303,10 +305,13 @@ def _embed_batch(G, target: torch.Tensor, cfg: EmbedConfig,
         var = initial_latent(G, cfg.space, init, n, cfg.seed, device)
         maps = initial_noise_maps(G, cfg.noise_init, cfg.seed) if cfg.optimises_noise else None
 
+        tuned = {"G": G}      # a copy of G once a generator stage starts (PTI)
+
         def synthesise(ws: torch.Tensor) -> torch.Tensor:
+            gen = tuned["G"]
             if maps is not None:
-                return synthesis_with_noise(G, ws, maps)
-            return G.synthesis(ws, noise_mode=cfg.noise_mode, generator=noise_gen)
+                return synthesis_with_noise(gen, ws, maps)
+            return gen.synthesis(ws, noise_mode=cfg.noise_mode, generator=noise_gen)
 
         state = {"step": 0, "best": float("inf"), "since": 0}
 
@@ -316,7 +321,8 @@ def _embed_batch(G, target: torch.Tensor, cfg: EmbedConfig,
             v = var
             if stage.w_noise > 0:
                 sd = scale * stage.w_noise * w_noise_factor(t)
-                v = var + torch.randn(var.shape, generator=w_gen).to(device) * sd
+                draws = [torch.randn(var.shape[1:], generator=g) for g in w_gens]
+                v = var + torch.stack(draws).to(device) * sd
             img = synthesise(latent_to_ws(G, cfg.space, v))
             terms = criterion(img, perceptual=stage.perceptual_weight > 0)
             loss = stage.mse_weight * terms["mse"] + stage.perceptual_weight * terms["perceptual"]
@@ -341,6 +347,9 @@ def _embed_batch(G, target: torch.Tensor, cfg: EmbedConfig,
                                   images, stage.name))
             if cfg.target_psnr is not None and bool((step_psnr >= cfg.target_psnr).all()):
                 raise _Stop(everything=True)
+            if stage.stop_perceptual is not None and bool(
+                    (terms["perceptual"] <= stage.stop_perceptual).all()):
+                raise _Stop(everything=False)
             if cfg.patience is not None:
                 value = float(objective.detach())
                 if value < state["best"] * (1 - PATIENCE_GAIN):
@@ -356,6 +365,10 @@ def _embed_batch(G, target: torch.Tensor, cfg: EmbedConfig,
             for m in (maps or {}).values():
                 m.requires_grad_(stage.noise)
             params = [var] * stage.latent + list((maps or {}).values()) * stage.noise
+            if stage.generator:
+                tuned["G"] = copy.deepcopy(G)
+                tuned["G"].synthesis.requires_grad_(True)
+                params += list(tuned["G"].synthesis.parameters())
             state["best"], state["since"] = float("inf"), 0
             try:
                 if stage.optimizer == "lbfgs":
@@ -370,13 +383,14 @@ def _embed_batch(G, target: torch.Tensor, cfg: EmbedConfig,
         var.requires_grad_(False)
         for m in (maps or {}).values():
             m.requires_grad_(False)
+        gen = tuned["G"].requires_grad_(False)
         with torch.no_grad():
             ws = latent_to_ws(G, cfg.space, var.detach())
             if maps is not None:
-                img = synthesis_with_noise(G, ws, maps)
+                img = synthesis_with_noise(gen, ws, maps)
             else:
                 final_noise = "const" if cfg.noise_mode == "random" else cfg.noise_mode
-                img = G.synthesis(ws, noise_mode=final_noise)
+                img = gen.synthesis(ws, noise_mode=final_noise)
             terms = criterion(img)
             if not (bool(torch.isfinite(ws).all()) and bool(torch.isfinite(terms["loss"]).all())):
                 raise I2SError("the optimisation diverged in its last step (the latent or the "
@@ -392,5 +406,8 @@ def _embed_batch(G, target: torch.Tensor, cfg: EmbedConfig,
                        batch_sizes=np.full(n, n), z=var.detach() if cfg.space == "z" else None,
                        noise=None if maps is None else
                        {k: m.detach()[None].expand(n, -1, -1) for k, m in maps.items()},
+                       tuned=None if gen is G else [{
+                           f"synthesis.{k}": v.detach().clone()
+                           for k, v in gen.synthesis.named_parameters()}],
                        steps_run=np.full(n, step))
 

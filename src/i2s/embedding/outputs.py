@@ -1,5 +1,6 @@
 """The files of an embedding: ``<out>/<name>/latent.npz``, ``target.png``,
-``reconstruction.png``, ``metrics.json`` (and ``transform.json`` for aligned inputs).
+``reconstruction.png``, ``metrics.json`` (and ``transform.json`` for aligned inputs,
+``tuned.safetensors`` for the ``pti`` recipe).
 
 ``metrics.json`` has the numbers of the saved 8-bit images (what the user sees: ``mse``,
 ``psnr``), the float loss terms of the final latent (``loss_terms``, ``psnr_float``), the dlib
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from i2s.embedding.latents import LatentFile, save_latent
+from i2s.embedding.tuned import FILE_NAME as TUNED_FILE
+from i2s.embedding.tuned import save_tuned
 from i2s.errors import I2SError
 from i2s.faces.identity import identity_metrics
 from i2s.media.files import staged_folder, write_json_atomic
@@ -66,6 +69,8 @@ def write_embedding(result: EmbedResult, out: str | os.PathLike,
             if transforms[j] is not None:
                 transforms[j].save(folder / "transform.json")
             write_json_atomic(folder / "metrics.json", metrics)
+            if result.tuned is not None:
+                save_tuned(folder / TUNED_FILE, result.tuned[j], sha)
             for file_name, src in extra_files[j].items():
                 os.replace(src, folder / file_name)
         folders.append(Path(out) / name)

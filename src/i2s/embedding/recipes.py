@@ -20,6 +20,13 @@ an option on the command line) overrides it. The run record names the recipe and
     noise maps with the latent frozen (sequential: joint optimisation is unstable), starting
     from the model's stored noise, 1000 steps at lr 0.01 with the pixel MSE only (the
     perceptual term found the content; the noise recovers fine detail).
+``pti``
+    Pivotal Tuning Inversion (Roich et al. 2022): a pivot in W (the projector's schedule and
+    noise on w, 450 steps at lr 0.005, as PTI's first inversion), then the synthesis
+    network's weights (a copy per image) are tuned around it with Adam at lr 3e-4 for up to
+    350 steps on L2 + LPIPS (weights 1 and 1), ending once LPIPS is at most 0.06. PTI uses
+    AlexNet LPIPS; i2s has the VGG variant. The tuned weights are saved beside the latent
+    (``tuned.safetensors``) and the edit commands take them with ``--tuned``.
 ``fast``
     i2s's own (measured in ``benchmarks/time_to_quality.py``; see the README): the paper's
     space, start and loss, minimised by L-BFGS (100 curvature pairs, strong-Wolfe line
@@ -46,6 +53,10 @@ RECIPES: dict[str, dict[str, Any]] = {
         "noise_maps": "after", "noise_steps": 1000, "noise_lr": 0.01, "noise_init": "model",
         "noise_loss": "mse",
     },
+    "pti": {
+        "space": "w", "steps": 450, "lr": 0.005, "lr_schedule": "projector", "w_noise": 0.05,
+        "loss": "mse+lpips", "tune_steps": 350, "tune_lr": 3e-4,
+    },
     "fast": {
         "steps": 500, "optimizer": "lbfgs", "lr": 1.0,
     },
@@ -55,6 +66,7 @@ SOURCES = {
     "paper": "Abdal, Qin, Wonka: Image2StyleGAN (ICCV 2019), Algorithm 1",
     "projector": "Karras et al.: StyleGAN2-ADA (NeurIPS 2020), projector.py",
     "i2s++": "Abdal, Qin, Wonka: Image2StyleGAN++ (CVPR 2020), W+ then noise",
+    "pti": "Roich et al.: Pivotal Tuning Inversion (ACM TOG 2022), hyperparameters.py",
     "fast": "i2s: benchmarks/time_to_quality.py",
 }
 

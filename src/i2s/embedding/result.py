@@ -49,6 +49,8 @@ class EmbedResult:
     z: torch.Tensor | None = None        # [N, z_dim] for space "z"
     noise: dict[str, torch.Tensor] | None = None   # optimised noise maps {buffer: [N, H, W]}
     steps_run: np.ndarray | None = None  # [N] steps of all stages run (fewer on early stops)
+    tuned: list[dict[str, torch.Tensor]] | None = None  # PTI: per image, its tuned synthesis
+                                                        # weights {"synthesis.<name>": tensor}
     config: EmbedConfig = field(default_factory=EmbedConfig)
     record: dict = field(default_factory=dict)  # the run record (i2s.provenance.run_record)
 
@@ -90,7 +92,9 @@ class EmbedResult:
             batch_seconds=np.concatenate([p.batch_seconds for p in parts]),
             batch_sizes=np.concatenate([p.batch_sizes for p in parts]),
             z=cat("z") if parts[0].z is not None else None, noise=noise,
-            steps_run=np.concatenate([p.steps_run for p in parts]), config=config,
+            steps_run=np.concatenate([p.steps_run for p in parts]),
+            tuned=None if parts[0].tuned is None else [t for p in parts for t in p.tuned],
+            config=config,
             record=record)
 
     def save(self, out: str | os.PathLike, names: Sequence[str] | None = None, *,

@@ -7,7 +7,11 @@ the per-layer noise maps) with its own step count, learning rate, schedule and l
   projector does), ``steps`` steps of ``optimizer`` at ``lr`` under ``lr_schedule``, with
   noise on w (``w_noise``) and the noise regulariser (``noise_regularize``) when set;
 * ``noise`` (``noise_maps="after"``, Image2StyleGAN++): the noise maps only, the latent
-  frozen, ``noise_steps`` steps at ``noise_lr``, with ``noise_loss``.
+  frozen, ``noise_steps`` steps at ``noise_lr``, with ``noise_loss``;
+* ``generator`` (``tune_steps > 0``, PTI): the synthesis weights of a copy of the generator,
+  the latent frozen, ``tune_steps`` steps at ``tune_lr`` on the pixel MSE + the perceptual
+  term (at full weight, whatever the loss), ending once LPIPS is at most ``tune_stop_lpips``
+  when the perceptual term is LPIPS.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ class Stage:
     w_noise: float = 0.0         # std of the noise on w, times w_std (latent stages)
     noise_regularize: float = 0.0
     optimizer: str = "adam"      # "adam" or "lbfgs" (steps = loss evaluations)
+    generator: bool = False      # the synthesis weights (a copy of them) are optimised
+    stop_perceptual: float | None = None   # end the stage once the perceptual term is <= this
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -52,6 +58,12 @@ def plan(cfg: EmbedConfig) -> list[Stage]:
             schedule="constant", mse_weight=cfg.lambda_mse if mse_only else cfg.mse_weight,
             perceptual_weight=0.0 if mse_only else cfg.perceptual_weight,
             noise_regularize=cfg.noise_regularize))
+    if cfg.tunes_generator:
+        stop = cfg.tune_stop_lpips if cfg.perceptual_kind == "lpips" else None
+        stages.append(Stage(
+            "generator", cfg.tune_steps, cfg.tune_lr, latent=False, noise=False,
+            schedule="constant", mse_weight=cfg.lambda_mse,
+            perceptual_weight=cfg.perceptual_weight, generator=True, stop_perceptual=stop))
     return stages
 
 
