@@ -502,3 +502,51 @@ def test_noise_on_w_does_not_depend_on_the_batch():
     both = i2s.embed(G, x, batch_size=2, **kw)
     one = i2s.embed(G, x, batch_size=1, **kw)
     torch.testing.assert_close(both.latent, one.latent, rtol=1e-4, atol=1e-5)
+
+
+# -- local edits ---------------------------------------------------------------------------------
+
+
+def test_local_edit_follows_the_edit_inside_the_mask_only():
+    from i2s.edits import crossover
+    from i2s.embedding.local_edit import local_edit
+
+    G = make_generator()
+    wc = G.mapping(torch.randn(1, G.z_dim, generator=torch.Generator().manual_seed(1)))[0]
+    wst = G.mapping(torch.randn(1, G.z_dim, generator=torch.Generator().manual_seed(2)))[0]
+    w = crossover(wc, wst, range(0, G.num_ws))                 # the whole style: a big edit
+    with torch.no_grad():
+        orig, edit = G.synthesis(wc[None]), G.synthesis(w[None])
+    mask = np.zeros((16, 16), np.float32)
+    mask[:, :8] = 1                                            # edit the left half only
+    res, composite = local_edit(G, orig, edit, mask, w, steps=80, lr=0.05, loss="mse")
+    left, right = (slice(None), slice(None), slice(None), slice(0, 8)), \
+        (slice(None), slice(None), slice(None), slice(8, 16))
+    assert torch.equal(composite[left], edit[left]) and torch.equal(composite[right],
+                                                                    orig[right])
+    err = (res.image - orig).abs()
+    err_global = (edit - orig).abs()
+    assert err[right].mean() < 0.5 * err_global[right].mean()      # the right half came back
+    assert (res.image - edit).abs()[left].mean() < err_global[left].mean()
+    with pytest.raises(i2s.I2SError, match="all black"):
+        local_edit(G, orig, edit, np.zeros((16, 16)), w, steps=1, loss="mse")
+
+
+def test_style_transfer_with_a_mask(tmp_path, capsys, model_file, tiny_G):
+    a, b = tmp_path / "a.npz", tmp_path / "b.npz"
+    for path, seed in ((a, 1), (b, 2)):
+        w = tiny_G.mapping(torch.randn(1, tiny_G.z_dim, generator=torch.Generator(
+        ).manual_seed(seed)))[0]
+        save_latent(path, LatentFile(w.numpy(), "w+", ""))
+    mask = tmp_path / "m.png"
+    m = np.zeros((16, 16, 3), np.uint8)
+    m[:, :8] = 255
+    save_image(mask, m)
+    code, out, err = run(["style-transfer", a, b, "--mask", mask, "--model", model_file,
+                          "--out", tmp_path / "o", "--loss", "mse", "--steps", "5", "-q"],
+                         capsys)
+    assert code == 0, err
+    assert (tmp_path / "o" / "composite.png").is_file()
+    rec = json.loads((tmp_path / "o" / "edit.json").read_text())
+    assert rec["mask"]["steps"] == 5 and load_latent(tmp_path / "o" / "result.npz").w.shape == (
+        tiny_G.num_ws, tiny_G.w_dim)

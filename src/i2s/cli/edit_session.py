@@ -16,6 +16,8 @@ from i2s.cli.common import StepBar, ensure_writable_dir, load_2d_generator, pick
 from i2s.cli.options import device_option, embedding_options, model_option, pop_embedding_args
 from i2s.embedding import LatentFile, save_latent
 from i2s.embedding.files import is_latent_path, latents_for_inputs
+from i2s.embedding.local_edit import local_edit
+from i2s.embedding.stages import total_steps
 from i2s.embedding.tuned import apply_tuned
 from i2s.errors import I2SError
 from i2s.faces import AlignTransform, paste_back
@@ -23,6 +25,7 @@ from i2s.media.files import output_lock, staged_outputs, write_json_atomic
 from i2s.media.images import read_rgb, save_image
 from i2s.models import render
 from i2s.provenance import run_record
+from i2s.weights.load import load_vgg16
 
 
 def edit_options(f: Callable) -> Callable:
@@ -113,6 +116,22 @@ class EditSession:
             raise I2SError("--paste-back needs the alignment transform: pass --transform "
                            "T.json (from i2s align), use a latent made by i2s embed --align, "
                            "or --align the input images")
+
+    def local_edit(self, original: torch.Tensor, edited: torch.Tensor, mask: np.ndarray):
+        """:func:`i2s.embedding.local_edit.local_edit` of two W+ codes [num_ws, w_dim] with the
+        session's embedding settings and a progress bar; returns (result, composite)."""
+        cfg = self.args.config
+        with torch.no_grad():
+            pair = self.G.synthesis(torch.stack([original, edited]), noise_mode="const")
+        vgg = load_vgg16(self.args.vgg_weights, device=self.G.w_avg.device) \
+            if cfg.needs_vgg else None
+        bar = None if self.quiet else StepBar("local edit", total_steps(cfg))
+        try:
+            return local_edit(self.G, pair[:1], pair[1:], mask, edited, cfg, vgg=vgg,
+                              lpips_weights=self.args.lpips_weights, callback=bar)
+        finally:
+            if bar is not None:
+                bar.close()
 
     def render(self, ws: torch.Tensor) -> np.ndarray:
         """W+ codes [T, num_ws, w_dim] -> uint8 images [T, R, R, 3] (constant noise)."""

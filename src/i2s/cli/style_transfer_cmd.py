@@ -8,7 +8,7 @@ import torch
 from i2s.cli.edit_session import EditSession, edit_options
 from i2s.edits import crossover, default_crossover_layers, parse_layers
 from i2s.media.grid import image_grid
-from i2s.media.images import save_image
+from i2s.media.images import load_mask, save_image, to_uint8
 
 
 @click.command("style-transfer")
@@ -20,19 +20,32 @@ from i2s.media.images import save_image
 @click.option("--sweep", is_flag=True,
               help="Also every crossover point k = 1..num_ws-1 (layers k- from STYLE): "
                    "OUT/sweep.png (content, style, then k = 1, 2, ...) and OUT/sweep/kNN.*")
+@click.option("--mask", type=click.Path(dir_okay=False), default=None,
+              help="A local edit (Image2StyleGAN++): take the crossover only where this image "
+                   "is white, CONTENT elsewhere, and embed that composite into one coherent "
+                   "image (with the embedding options; --steps 500 or --recipe fast is plenty).")
 @edit_options
-def style_transfer_command(content, style, layers, sweep, model, out, device, quiet,
+def style_transfer_command(content, style, layers, sweep, mask, model, out, device, quiet,
                            **kwargs) -> int:
     """Give CONTENT the style of STYLE (each a latent.npz from i2s embed, or an image
-    embedded first). Writes OUT/result.png, OUT/result.npz and OUT/edit.json."""
+    embedded first). Writes OUT/result.png, OUT/result.npz and OUT/edit.json (with --mask
+    also OUT/composite.png, the masked target that was embedded)."""
     with EditSession(model, out, device, quiet, kwargs) as s:
         num_ws = s.G.num_ws
         idx = default_crossover_layers(num_ws) if layers is None else parse_layers(layers, num_ws)
+        edit_mask = None if mask is None else load_mask(mask, s.G.resolution)
         wc, wst = s.codes([content, style])
         w = crossover(wc, wst, idx)
-        s.write("result", w, s.render(w[None])[0])
         record = {"edit": "style-transfer", "content": content, "style": style,
                   "layers_from_style": idx}
+        if edit_mask is None:
+            s.write("result", w, s.render(w[None])[0])
+        else:
+            res, composite = s.local_edit(wc, w, edit_mask)
+            save_image(s.path("composite.png"), to_uint8(composite)[0])
+            s.write("result", res.latent[0], to_uint8(res.image)[0])
+            record["mask"] = {"file": mask, "steps": int(res.steps_run[0]),
+                              "psnr_to_composite": float(res.final["psnr"][0])}
         if sweep:
             points = list(range(1, num_ws))
             ws = torch.stack([crossover(wc, wst, range(k, num_ws)) for k in points])
