@@ -18,10 +18,10 @@ README says so. ``fast`` reaches ``paper`` when its mean PSNR first comes within
 
 Editability: for image pairs (0, 1), (2, 3), ..., the 50% morph of the two latents is
 rendered with the first image's noise (its optimised maps for the noise recipes, the model's
-otherwise), and compared with its reconstruction: ``morph_psnr`` is how close the edited image
-stays to the unedited one (higher = the edit moved it less) and ``noise_effect_db`` the PSNR
-between the morph rendered with the image's maps and with the model's noise (low = the maps
-hold much of the image).
+otherwise) and generator (its tuned copy for ``pti``), and compared with its reconstruction:
+``morph_psnr`` is how close the edited image stays to the unedited one (higher = the edit
+moved it less) and ``noise_effect_db`` the PSNR between the morph rendered that way and with
+the plain model (low = the maps or the tuning hold much of the image).
 
     python benchmarks/time_to_quality.py --part a [--recipes paper,fast,projector,i2s++]
         [--loss mse] [--steps-scale 1.0] [--threads N] [--out DIR]
@@ -32,6 +32,7 @@ Writes ``results.json``, ``time_to_quality_<part>.png`` and prints a table.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import time
 from pathlib import Path
@@ -49,7 +50,7 @@ from i2s.models.stylegan2 import StyleGAN2Config, StyleGAN2Generator
 from i2s.provenance import run_record
 
 FACE_SEEDS = list(range(100, 108))
-RECIPES = ("paper", "fast", "projector", "i2s++")
+RECIPES = ("paper", "fast", "projector", "i2s++", "pti")
 
 
 def demo_targets() -> tuple[object, torch.Tensor]:
@@ -110,10 +111,14 @@ def editability(G, run: dict) -> dict:
     close, effect = [], []
     for a, b in zip(rs[0::2], rs[1::2], strict=False):
         mid = 0.5 * (a.latent + b.latent)
+        Ga = G
+        if a.tuned is not None:                   # PTI: the edit runs on a's tuned generator
+            Ga = copy.deepcopy(G)
+            Ga.load_state_dict(a.tuned[0], strict=False)
         with torch.no_grad():
             plain = G.synthesis(mid, noise_mode="const")
-            edited = plain if a.noise is None else synthesis_with_noise(
-                G, mid, {k: v[0] for k, v in a.noise.items()})
+            edited = Ga.synthesis(mid, noise_mode="const") if a.noise is None else \
+                synthesis_with_noise(Ga, mid, {k: v[0] for k, v in a.noise.items()})
         close.append(float(psnr(mse(to_uint8(edited), to_uint8(a.image)))[0]))
         effect.append(float(psnr(mse(to_uint8(edited), to_uint8(plain)))[0]))
     return {"morph_psnr": float(np.mean(close)),
