@@ -178,6 +178,18 @@ def quality_part(name: str, G, targets: torch.Tensor, recipes: list[str], overri
     return summary
 
 
+def combine(files: list[str], out: Path) -> None:
+    """One plot of part a's curves from several results.json files (first file wins on a
+    recipe in several)."""
+    runs = {}
+    for f in files:
+        for recipe, r in json.loads(Path(f).read_text())["parts"]["a"].items():
+            runs.setdefault(recipe, {"time": np.array(r["curve"]["time"]),
+                                     "psnr": np.array(r["curve"]["psnr"])})
+    out.mkdir(parents=True, exist_ok=True)
+    plot(out / "time_to_quality_a.png", runs, "demo: held-out faces at 64 px (mean PSNR)")
+
+
 def step_times(resolution: int, recipes: list[str], overrides: dict, steps: int = 3) -> dict:
     """Seconds per step of every stage at ``resolution`` (after one warm-up step)."""
     G = ffhq_width_generator(resolution)
@@ -211,7 +223,13 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=None, help="fewer images")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--out", default="out/time_to_quality")
+    ap.add_argument("--combine", nargs="+", metavar="RESULTS_JSON", default=None,
+                    help="only plot part a of these results.json files together into "
+                         "OUT/time_to_quality_a.png (runs split over processes)")
     args = ap.parse_args()
+    if args.combine:
+        combine(args.combine, Path(args.out))
+        return
     if args.threads:
         torch.set_num_threads(args.threads)
     out = Path(args.out)
@@ -236,7 +254,9 @@ def main() -> None:
 
     if args.part in ("a", "all"):
         G, targets = demo_targets()
-        doc["parts"]["a"] = part("a", G, targets[:args.images], "demo, 8 held-out faces, 64 px")
+        n = len(targets[:args.images])
+        doc["parts"]["a"] = part("a", G, targets[:args.images],
+                                 f"demo, {n} held-out faces, 64 px")
     if args.part in ("b", "all"):
         G = ffhq_width_generator(256)
         doc["parts"]["b"] = part("b", G, own_targets(G, args.images or 4),
