@@ -99,3 +99,21 @@ def test_quick_study_on_demo_3d_through_the_cli(tmp_path, capsys):
     res = json.loads((tmp_path / "results.json").read_text())
     best = max(r["heldout_iou"] for r in res["runs"] if r["kind"] == "self")
     assert best > 0.5
+
+
+def test_cli_study_uses_the_study_steps_unless_given(tmp_path, capsys, monkeypatch):
+    """Without --steps the 3D study runs its own 200 steps (not the 2D embedding default)."""
+    import i2s.experiments.get3d_study as study_module
+
+    seen = []
+
+    def fake(G, out, options, log=None):
+        seen.append(options)
+        return {"meta": {"inversions": 0, "seconds": 0.0}}
+
+    monkeypatch.setattr(study_module, "run_get3d_study", fake)
+    for extra, steps in (([], 200), (["--steps", "7"], 7), (["--quick"], 24)):
+        code, out, err = run(["experiment", "get3d", "--out", tmp_path / str(steps), "-q",
+                              *extra], capsys)
+        assert code == 0, err
+        assert seen[-1].steps == steps
