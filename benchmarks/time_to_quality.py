@@ -191,23 +191,29 @@ def combine(files: list[str], out: Path) -> None:
 
 
 def step_times(resolution: int, recipes: list[str], overrides: dict, steps: int = 3) -> dict:
-    """Seconds per step of every stage at ``resolution`` (after one warm-up step)."""
+    """Seconds per step of every stage of every recipe at ``resolution`` (FFHQ widths, random
+    weights): each stage shortened to ``steps + 1`` steps, the first not counted."""
     G = ffhq_width_generator(resolution)
     x = own_targets(G, 1)
     out = {}
     for recipe in recipes:
         cfg = i2s.EmbedConfig(recipe=recipe, **overrides)
-        for stage in plan(cfg):
-            marks = []
-            kw = {"steps": steps + 1} if stage.latent else {}
-            c = cfg.replace(**kw, **({"noise_steps": steps + 1} if not stage.latent else {}))
-            i2s.embed(G, x, c, callback=lambda s, m=marks: m.append((s.stage,
+        short = cfg.replace(steps=steps + 1,
+                            noise_steps=steps + 1 if cfg.noise_steps else 0,
+                            tune_steps=steps + 1 if cfg.tune_steps else 0, tune_stop_lpips=None)
+        marks: list[tuple[str, float]] = []
+        t0 = time.perf_counter()
+        i2s.embed(G, x, short, callback=lambda s, m=marks: m.append((s.stage,
                                                                     time.perf_counter())))
-            ts = [t for st, t in marks if st == stage.name]
-            out[f"{recipe}/{stage.name}"] = float(np.diff(ts[1:]).mean()) if len(ts) > 2 \
-                else float(np.diff(ts).mean())
-            print(f"[c] {resolution} px {recipe}/{stage.name}: "
-                  f"{out[f'{recipe}/{stage.name}']:.2f} s per step", flush=True)
+        previous = t0
+        per_stage: dict[str, list[float]] = {}
+        for stage, t in marks:
+            per_stage.setdefault(stage, []).append(t - previous)
+            previous = t
+        for stage, ts in per_stage.items():
+            key = f"{recipe}/{stage}"
+            out[key] = float(np.mean(ts[1:] if len(ts) > 1 else ts))
+            print(f"[c] {resolution} px {key}: {out[key]:.2f} s per step", flush=True)
     return out
 
 
