@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from i2s.models.lpips import LPIPS, LPIPS_TAPS, unit_normalise
+from i2s.models.lpips import LPIPS
 from i2s.models.vgg16 import CONV_INDEX, VGG16Features
 from i2s.weights.registry import get_entry
 
@@ -144,18 +144,12 @@ class LPIPSLoss(nn.Module):
 
     def features(self, img: torch.Tensor) -> list[torch.Tensor]:
         """Unit-normalised LPIPS taps of a [-1, 1] RGB image [N, 3, H, W]."""
-        x = downsample_to(img, self.resolution)
-        x = ((x - self.lpips.shift) / self.lpips.scale).contiguous(
-            memory_format=torch.channels_last)
-        return [unit_normalise(f) for f in self.lpips.vgg(x, list(LPIPS_TAPS), after_relu=True)]
+        x = downsample_to(img, self.resolution).contiguous(memory_format=torch.channels_last)
+        return self.lpips.features(x)
 
     def forward(self, img: torch.Tensor, target_features: list[torch.Tensor]) -> torch.Tensor:
         """img [N, 3, H, W] in [-1, 1], target taps from :meth:`features` -> LPIPS [N]."""
-        total = img.new_zeros(img.shape[0])
-        for f, t, w in zip(self.features(img), target_features, self.lpips.lin_weights(),
-                           strict=True):
-            total = total + F.conv2d((f - t).square(), w.to(f.dtype)).mean(dim=(1, 2, 3))
-        return total
+        return torch.stack(self.lpips.compare(self.features(img), target_features)).sum(dim=0)
 
 
 class EmbedLoss(nn.Module):

@@ -70,6 +70,17 @@ class LPIPS(nn.Module):
     def lin_weights(self) -> list[torch.Tensor]:
         return [getattr(self, f"lin{k}") for k in range(len(LPIPS_CHANNELS))]
 
+    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The five unit-normalised VGG taps of images [N, 3, H, W] in [-1, 1] (steps 1-3)."""
+        x = x.to(self.shift.dtype)
+        return [unit_normalise(f) for f in
+                self.vgg((x - self.shift) / self.scale, list(LPIPS_TAPS), after_relu=True)]
+
+    def compare(self, f0: list[torch.Tensor], f1: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Per-tap distances [N] of two images' :meth:`features` (steps 4-5 before the sum)."""
+        return [nn.functional.conv2d((a - b).square(), w.to(a.dtype)).mean(dim=(1, 2, 3))
+                for a, b, w in zip(f0, f1, self.lin_weights(), strict=True)]
+
     def per_tap(self, x0: torch.Tensor, x1: torch.Tensor, normalize: bool = False
                 ) -> list[torch.Tensor]:
         """The five per-tap distances, each [N] (their sum is the LPIPS distance)."""
@@ -79,14 +90,8 @@ class LPIPS(nn.Module):
         if normalize:  # [0, 1] -> [-1, 1]
             x0, x1 = x0 * 2 - 1, x1 * 2 - 1
         n = x0.shape[0]
-        both = torch.cat([x0, x1]).to(self.shift.dtype)
-        feats = self.vgg((both - self.shift) / self.scale, list(LPIPS_TAPS), after_relu=True)
-        out = []
-        for f, w in zip(feats, self.lin_weights(), strict=True):
-            f = unit_normalise(f)
-            d = (f[:n] - f[n:]).square()
-            out.append(nn.functional.conv2d(d, w.to(d.dtype)).mean(dim=(1, 2, 3)))
-        return out
+        feats = self.features(torch.cat([x0, x1]))       # both images in one VGG pass
+        return self.compare([f[:n] for f in feats], [f[n:] for f in feats])
 
     def forward(self, x0: torch.Tensor, x1: torch.Tensor, normalize: bool = False
                 ) -> torch.Tensor:
