@@ -18,7 +18,7 @@ import torch
 
 from i2s.embedding.config import INIT_KEYWORDS, EmbedConfig
 from i2s.embedding.latents import check_latent_fits, check_latent_model, load_latent
-from i2s.embedding.optimisation import embed, load_init_latent
+from i2s.embedding.optimisation import embed, load_init_latent, load_lpips_metric
 from i2s.embedding.result import StepInfo
 from i2s.embedding.stages import total_steps
 from i2s.errors import I2SError
@@ -135,6 +135,9 @@ def embed_files(G, images: list[str], out_dir: str | Path, config: EmbedConfig, 
         paths.append(Path(raw))
     if config.needs_vgg and vgg is None and paths:
         vgg = load_vgg16(vgg_weights, device=G.w_avg.device)
+    lpips = None
+    if paths:  # once for all batches (the loss's LPIPS too when the loss is an lpips one)
+        lpips, _ = load_lpips_metric(None, vgg, G.w_avg.device, lpips_weights, vgg_weights)
     stems = unique_stems(paths)
     batch = config.batch_for(G.resolution)
     for start in range(0, len(paths), batch):
@@ -155,7 +158,8 @@ def embed_files(G, images: list[str], out_dir: str | Path, config: EmbedConfig, 
 
         try:
             result = embed(G, to_tensor(targets).to(G.w_avg.device), config, callback=step,
-                           vgg=vgg, lpips_weights=lpips_weights, mask=mask_tensor)
+                           vgg=vgg, lpips=lpips, lpips_weights=lpips_weights,
+                           mask=mask_tensor)
             # (one batch: as many images as config.batch_for(R))
         except BaseException:
             if frames is not None:

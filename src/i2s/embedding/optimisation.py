@@ -194,7 +194,7 @@ def embed(
         else:
             perceptual = PerceptualLoss(vgg, cfg.vgg_layers, taps=cfg.vgg_taps,
                                         vgg_resolution=cfg.vgg_resolution).to(device)
-    metric, metric_note = _lpips_metric(lpips, vgg, device)
+    metric, metric_note = load_lpips_metric(lpips, vgg, device, lpips_weights, vgg_weights)
     scale = w_std(G) if any(s.w_noise > 0 for s in plan(cfg)) else 0.0
     batch = cfg.batch_for(G.resolution)
     parts = [_embed_batch(G, target[i:i + batch], cfg, perceptual, start, i, callback,
@@ -269,14 +269,17 @@ def _run_lbfgs(params: list[torch.Tensor], stage: Stage, evaluate) -> None:
     opt.step(closure)
 
 
-def _lpips_metric(lpips: LPIPS | None, vgg: VGG16Features | None,
-                  device: torch.device) -> tuple[LPIPS | None, str]:
-    """The LPIPS model for the final measurement, and why there is none (or "")."""
+def load_lpips_metric(lpips: LPIPS | None, vgg: VGG16Features | None, device: torch.device,
+                      lpips_weights: str | None = None, vgg_weights: str | None = None
+                      ) -> tuple[LPIPS | None, str]:
+    """The LPIPS model for measuring the final reconstruction (``lpips`` when given, else
+    built from ``vgg`` or the VGG-16 file and the calibration file), and why there is none
+    (or ""). Callers that embed many times load it once and pass it to :func:`embed`."""
     if lpips is not None:
         return lpips, ""
     try:
-        lin = read_lpips_lin(find_lpips_weights())
-        vgg = vgg if vgg is not None else load_vgg16(device=device)
+        lin = read_lpips_lin(find_lpips_weights(lpips_weights))
+        vgg = vgg if vgg is not None else load_vgg16(vgg_weights, device=device)
     except I2SError as e:
         return None, f"not measured: {e}"
     return LPIPS(vgg, lin).eval().to(device), ""

@@ -21,6 +21,8 @@ import torch
 from i2s.embedding import EmbedConfig, embed
 from i2s.embedding.files import ProgressFactory
 from i2s.embedding.losses import PerceptualLoss
+from i2s.embedding.optimisation import load_lpips_metric
+from i2s.embedding.stages import total_steps
 from i2s.faces import identity_available, identity_distances
 from i2s.media import metrics
 from i2s.media.files import write_bytes_atomic
@@ -75,6 +77,7 @@ class StudyContext:
             self.perceptual = PerceptualLoss(vgg, config.vgg_layers, taps=config.vgg_taps,
                                              vgg_resolution=config.vgg_resolution
                                              ).to(self.device)
+        self.lpips, _ = load_lpips_metric(None, vgg, self.device)   # once, not per embedding
         self.identity = identity_available()
         self.computed = 0          # embeddings optimised in this run
         self.reused = 0            # embeddings found in the cache
@@ -114,10 +117,10 @@ class StudyContext:
         for start in range(0, len(targets), batch):
             chunk = targets[start:start + batch]
             desc = f"{label} [{start + 1}-{start + len(chunk)}/{len(targets)}]"
-            callback = self.progress(desc, config.steps) if self.progress else None
+            callback = self.progress(desc, total_steps(config)) if self.progress else None
             try:
                 parts.append(embed(self.G, to_tensor(chunk).to(self.device), config,
-                                   vgg=self.vgg, callback=callback))
+                                   vgg=self.vgg, lpips=self.lpips, callback=callback))
             finally:
                 if callback is not None:
                     callback.close()
