@@ -308,10 +308,9 @@ def _embed_batch(G, target: torch.Tensor, cfg: EmbedConfig,
         var = initial_latent(G, cfg.space, init, n, cfg.seed, device)
         maps = initial_noise_maps(G, cfg.noise_init, cfg.seed) if cfg.optimises_noise else None
 
-        tuned = {"G": G}      # a copy of G once a generator stage starts (PTI)
+        gen = G               # a copy of G once a generator stage starts (PTI)
 
         def synthesise(ws: torch.Tensor) -> torch.Tensor:
-            gen = tuned["G"]
             if maps is not None:
                 return synthesis_with_noise(gen, ws, maps)
             return gen.synthesis(ws, noise_mode=cfg.noise_mode, generator=noise_gen)
@@ -369,9 +368,9 @@ def _embed_batch(G, target: torch.Tensor, cfg: EmbedConfig,
                 m.requires_grad_(stage.noise)
             params = [var] * stage.latent + list((maps or {}).values()) * stage.noise
             if stage.generator:
-                tuned["G"] = copy.deepcopy(G)
-                tuned["G"].synthesis.requires_grad_(True)
-                params += list(tuned["G"].synthesis.parameters())
+                gen = copy.deepcopy(G)
+                gen.synthesis.requires_grad_(True)
+                params += list(gen.synthesis.parameters())
             state["best"], state["since"] = float("inf"), 0
             try:
                 if stage.optimizer == "lbfgs":
@@ -386,7 +385,7 @@ def _embed_batch(G, target: torch.Tensor, cfg: EmbedConfig,
         var.requires_grad_(False)
         for m in (maps or {}).values():
             m.requires_grad_(False)
-        gen = tuned["G"].requires_grad_(False)
+        gen.requires_grad_(False)
         with torch.no_grad():
             ws = latent_to_ws(G, cfg.space, var.detach())
             if maps is not None:
