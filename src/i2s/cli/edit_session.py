@@ -25,7 +25,6 @@ from i2s.media.files import output_lock, staged_outputs, write_json_atomic
 from i2s.media.images import read_rgb, save_image
 from i2s.models import render
 from i2s.provenance import run_record
-from i2s.weights.load import load_vgg16
 
 
 def edit_options(f: Callable) -> Callable:
@@ -123,11 +122,10 @@ class EditSession:
         cfg = self.args.config
         with torch.no_grad():
             pair = self.G.synthesis(torch.stack([original, edited]), noise_mode="const")
-        vgg = load_vgg16(self.args.vgg_weights, device=self.G.w_avg.device) \
-            if cfg.needs_vgg else None
         bar = None if self.quiet else StepBar("local edit", total_steps(cfg))
         try:
-            return local_edit(self.G, pair[:1], pair[1:], mask, edited, cfg, vgg=vgg,
+            return local_edit(self.G, pair[:1], pair[1:], mask, edited, cfg,
+                              vgg_weights=self.args.vgg_weights,
                               lpips_weights=self.args.lpips_weights, callback=bar)
         finally:
             if bar is not None:

@@ -11,7 +11,6 @@ from i2s.embedding.inpaint import inpaint
 from i2s.embedding.stages import total_steps
 from i2s.media.files import output_lock
 from i2s.media.images import load_mask
-from i2s.weights.load import load_vgg16
 
 
 @click.command("inpaint")
@@ -37,11 +36,9 @@ def inpaint_command(image, mask, model, out, device, quiet, **kwargs) -> int:
         G = load_2d_generator(model, pick_device(device))
         target, _ = input_image(image, G.resolution)
         hole = load_mask(mask, G.resolution)
-        vgg = load_vgg16(args.vgg_weights, device=G.w_avg.device) if args.config.needs_vgg \
-            else None
         bar = None if quiet else StepBar(click.format_filename(image), total_steps(args.config))
         try:
-            result = inpaint(G, target, hole, args.config, vgg=vgg,
+            result = inpaint(G, target, hole, args.config, vgg_weights=args.vgg_weights,
                              lpips_weights=args.lpips_weights, callback=bar)
         finally:
             if bar is not None:

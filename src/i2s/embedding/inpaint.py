@@ -18,7 +18,7 @@ import torch
 
 from i2s.embedding.config import EmbedConfig
 from i2s.embedding.latents import LatentFile, save_latent
-from i2s.embedding.optimisation import embed
+from i2s.embedding.optimisation import check_mask, embed
 from i2s.embedding.result import EmbedResult
 from i2s.errors import I2SError
 from i2s.media.files import staged_outputs, write_json_atomic
@@ -75,16 +75,12 @@ def inpaint(G, image: np.ndarray, mask: np.ndarray, config: EmbedConfig | None =
     if image.shape != (r, r, 3) or image.dtype != np.uint8:
         raise I2SError(f"inpaint: the image must be uint8 [{r}, {r}, 3], got {image.dtype} "
                        f"{tuple(image.shape)}")
-    m = np.asarray(mask, dtype=np.float32)
-    if m.shape != (r, r):
-        raise I2SError(f"inpaint: the mask must be [{r}, {r}], got {tuple(m.shape)}")
-    if not np.isfinite(m).all() or m.min() < 0 or m.max() > 1:
-        raise I2SError("inpaint: mask values must be in [0, 1]")
+    device = G.w_avg.device
+    mt = check_mask(torch.as_tensor(np.asarray(mask, dtype=np.float32)), 1, r, device)
+    m = mt[0, 0].cpu().numpy()
     if m.min() >= 1:
         raise I2SError("inpaint: the mask has no hole (no black pixel): there is nothing to fill")
-    device = G.w_avg.device
-    result = embed(G, to_tensor(image).to(device), config,
-                   mask=torch.from_numpy(m).to(device), **embed_kwargs)
+    result = embed(G, to_tensor(image).to(device), config, mask=mt, **embed_kwargs)
     fill = to_uint8(result.image)[0]
     blend = m[..., None] * image.astype(np.float32) + (1 - m[..., None]) * fill
     return Inpainting(result, m, fill, np.clip(np.round(blend), 0, 255).astype(np.uint8))

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from i2s.embedding.config import EmbedConfig
-from i2s.embedding.optimisation import embed
+from i2s.embedding.optimisation import check_mask, embed
 from i2s.embedding.result import EmbedResult
 from i2s.errors import I2SError
 
@@ -32,14 +32,10 @@ def local_edit(G, original: torch.Tensor, edited: torch.Tensor, mask: np.ndarray
     Returns:
         The embedding and the composite target [1, 3, R, R].
     """
-    r = G.resolution
-    m = np.asarray(mask, dtype=np.float32)
-    if m.shape != (r, r) or not np.isfinite(m).all() or m.min() < 0 or m.max() > 1:
-        raise I2SError(f"the edit mask must be [{r}, {r}] with values in [0, 1], got shape "
-                       f"{tuple(m.shape)}")
-    if m.max() == 0:
+    m = torch.as_tensor(np.asarray(mask, dtype=np.float32))
+    if m.ndim == 2 and float(m.max()) == 0:
         raise I2SError("the edit mask is all black: there is no region to edit")
-    mt = torch.from_numpy(m).to(original.device)[None, None]
+    mt = check_mask(m, 1, G.resolution, original.device)
     composite = mt * edited + (1 - mt) * original
     start = start if start.ndim == 3 else start[None]
     return embed(G, composite, config, start=start, **embed_kwargs), composite
