@@ -226,16 +226,23 @@ def _torch_load_problem(e: Exception, what: str = "VGG-16 weights") -> str:
     return f"cannot read {what} ({type(e).__name__}: {reason[:160]})"
 
 
+def _read_state_dict(p: Path, what: str) -> dict:
+    """A plain state dict from a torch file (``weights_only=True``, mapped to the CPU: the
+    published LPIPS file holds CUDA storages); one-line I2SError naming ``what`` otherwise."""
+    try:
+        state = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises several types for corrupt or foreign files
+        raise I2SError(f"{p}: {_torch_load_problem(e, f'{what} weights')}") from None
+    if not isinstance(state, dict):
+        raise I2SError(f"{p}: not a {what} state dict ({type(state).__name__})")
+    return state
+
+
 def load_vgg16(path: str | os.PathLike | None = None,
                device: str | torch.device = "cpu") -> VGG16Features:
     """Load torchvision's VGG-16 checkpoint into :class:`VGG16Features` (eval, frozen)."""
     p = find_vgg16_weights(path)
-    try:
-        state = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises several types for corrupt or foreign files
-        raise I2SError(f"{p}: {_torch_load_problem(e)}") from None
-    if not isinstance(state, dict):
-        raise I2SError(f"{p}: not a VGG-16 state dict")
+    state = _read_state_dict(p, "VGG-16")
     unexpected = [k for k in state if not k.startswith(("features.", "classifier."))]
     if unexpected:
         raise I2SError(f"{p}: unexpected keys for torchvision VGG-16: {unexpected[:3]}")
@@ -276,13 +283,7 @@ def read_lpips_lin(path: str | os.PathLike) -> list[torch.Tensor]:
     checked: a plain state dict (read with ``weights_only=True``), those keys only at the
     right shapes, finite and non-negative."""
     p = Path(path)
-    try:
-        # The published file is in torch's legacy format with CUDA storages: map to the CPU.
-        state = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises several types for corrupt or foreign files
-        raise I2SError(f"{p}: {_torch_load_problem(e, 'LPIPS weights')}") from None
-    if not isinstance(state, dict):
-        raise I2SError(f"{p}: not an LPIPS state dict ({type(state).__name__})")
+    state = _read_state_dict(p, "LPIPS")
     keys = lin_keys()
     missing = [k for k in keys if k not in state]
     extra = [k for k in state if k not in keys]
