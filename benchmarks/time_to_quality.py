@@ -47,7 +47,7 @@ from i2s.experiments.image_set import packaged_examples
 from i2s.media.images import load_image, save_image, to_tensor, to_uint8
 from i2s.media.metrics import mse, psnr, ssim
 from i2s.models.stylegan2 import StyleGAN2Config, StyleGAN2Generator
-from i2s.provenance import run_record
+from i2s.provenance import describe_machine
 
 FACE_SEEDS = list(range(100, 108))
 RECIPES = ("paper", "fast", "projector", "i2s++", "pti")
@@ -242,7 +242,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     recipes = args.recipes.split(",")
     overrides = {} if args.loss == "recipe" else {"loss": args.loss}
-    doc = {"machine": run_record(i2s.load_generator("demo"), {})["machine"],
+    doc = {"machine": describe_machine(),
            "threads": torch.get_num_threads(), "loss": args.loss,
            "steps_scale": args.steps_scale, "parts": {}}
 
