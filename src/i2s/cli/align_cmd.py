@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from i2s.cli.common import ensure_writable_dir, report_error
+from i2s.cli.common import ensure_writable_dir
+from i2s.cli.messages import report_error
 from i2s.embedding.files import unique_stems
 from i2s.errors import I2SError
 from i2s.faces import FaceModelsMissing, align

@@ -7,7 +7,6 @@ import os
 import tempfile
 from pathlib import Path
 
-import click
 import torch
 
 from i2s.embedding import StepInfo
@@ -55,23 +54,6 @@ def ensure_parent_dir(path: str | os.PathLike) -> Path:
     p = Path(path)
     ensure_writable_dir(p.parent if str(p.parent) else ".")
     return p
-
-
-def one_line(message: str) -> str:
-    """``message`` with line breaks and other control characters escaped (a file name may hold
-    them), so that it prints as one line."""
-    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in message)
-
-
-def report_error(message: str) -> None:
-    """One ``error:`` line on stderr for a failure the command continues after (a skipped
-    input); the exit code then says that something failed."""
-    click.echo(f"error: {one_line(message)}", err=True)
-
-
-def info(message: str) -> None:
-    """One line of information on stderr."""
-    click.echo(message, err=True)
 
 
 class StepBar:

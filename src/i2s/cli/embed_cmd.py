@@ -4,14 +4,8 @@ from __future__ import annotations
 
 import click
 
-from i2s.cli.common import (
-    StepBar,
-    ensure_writable_dir,
-    info,
-    load_2d_generator,
-    pick_device,
-    report_error,
-)
+from i2s.cli.common import StepBar, ensure_writable_dir, load_2d_generator, pick_device
+from i2s.cli.messages import info, report_error
 from i2s.cli.options import device_option, embedding_options, model_option, pop_embedding_args
 from i2s.embedding.files import embed_files
 from i2s.media.files import output_lock

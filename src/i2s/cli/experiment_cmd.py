@@ -6,7 +6,8 @@ import functools
 
 import click
 
-from i2s.cli.common import StepBar, ensure_writable_dir, info, load_2d_generator, pick_device
+from i2s.cli.common import StepBar, ensure_writable_dir, load_2d_generator, pick_device
+from i2s.cli.messages import info
 from i2s.cli.options import DEFAULT_MODEL, device_option, embedding_options, pop_embedding_args
 from i2s.errors import I2SError
 from i2s.experiments import GROUPS, STUDIES, StudyOptions, run_studies

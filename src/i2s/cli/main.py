@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 import warnings
@@ -9,51 +10,74 @@ import warnings
 import click
 
 from i2s._version import __version__
-from i2s.cli.align_cmd import align_command
-from i2s.cli.common import one_line
-from i2s.cli.convert_cmd import convert_command
-from i2s.cli.edit3d_cmd import morph_3d_command, swap_3d_command
-from i2s.cli.embed3d_cmd import embed_3d_command
-from i2s.cli.embed_cmd import embed_command
-from i2s.cli.experiment_cmd import experiment_command
-from i2s.cli.expression_cmd import expression_command
-from i2s.cli.generate3d_cmd import generate_3d_command, render_3d_command
-from i2s.cli.generate_cmd import generate_command
-from i2s.cli.inpaint_cmd import inpaint_command
-from i2s.cli.models_cmd import models_group
-from i2s.cli.morph_cmd import morph_command
-from i2s.cli.paste_back_cmd import paste_back_command
-from i2s.cli.style_transfer_cmd import style_transfer_command
-from i2s.cli.train_demo3d_cmd import train_demo_3d_command
-from i2s.cli.train_demo_cmd import train_demo_command
+from i2s.cli.messages import one_line
 from i2s.errors import I2SError
-from i2s.ops.cpu_allocator import keep_freed_memory
+
+# name -> (module, attribute, one-line help). A command's module (and with it PyTorch) is
+# imported only when that command runs, so `i2s --help` and `i2s --version` start at once;
+# tests/test_cli_startup.py checks each line here against the command's own help.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "align": ("align_cmd", "align_command",
+              "Detect faces, find 68 landmarks and crop each the FFHQ way."),
+    "convert": ("convert_cmd", "convert_command",
+                "Convert an official checkpoint to an i2s .safetensors file."),
+    "embed": ("embed_cmd", "embed_command",
+              "Embed IMAGE... into the generator's latent space (Image2StyleGAN)."),
+    "embed-3d": ("embed3d_cmd", "embed_3d_command",
+                 "Invert views or a mesh into GET3D's geometry and texture latents."),
+    "experiment": ("experiment_cmd", "experiment_command",
+                   "Rerun one of the paper's studies, or several, into OUT/report.md."),
+    "expression": ("expression_cmd", "expression_command",
+                   "Transfer the expression between NEUTRAL and EXPRESSIVE to TARGET."),
+    "generate": ("generate_cmd", "generate_command",
+                 "Generate an image from --seed S or --latent latent.npz."),
+    "generate-3d": ("generate3d_cmd", "generate_3d_command",
+                    "Generate a 3D shape with GET3D: a textured mesh and views."),
+    "inpaint": ("inpaint_cmd", "inpaint_command",
+                "Fill the black part of MASK in IMAGE with what the generator knows."),
+    "models": ("models_cmd", "models_group", "Pretrained models: list, info, download."),
+    "morph": ("morph_cmd", "morph_command", "Morph from A to B (latents or images)."),
+    "morph-3d": ("edit3d_cmd", "morph_3d_command",
+                 "Morph two GET3D latents with separate weights per branch."),
+    "paste-back": ("paste_back_cmd", "paste_back_command",
+                   "Blend an edited aligned face back into the original photo."),
+    "render-3d": ("generate3d_cmd", "render_3d_command",
+                  "Render a GET3D latent from given cameras."),
+    "style-transfer": ("style_transfer_cmd", "style_transfer_command",
+                       "Give CONTENT the style of STYLE (latents or images)."),
+    "swap-3d": ("edit3d_cmd", "swap_3d_command",
+                "Geometry of one GET3D latent with the texture of another."),
+    "train-demo": ("train_demo_cmd", "train_demo_command",
+                   "Train the 2D demo model (a small StyleGAN2) here."),
+    "train-demo-3d": ("train_demo3d_cmd", "train_demo_3d_command",
+                      "Train the 3D demo model (a small GET3D) here."),
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """A group whose commands are imported on first use; the command list in ``--help``
+    comes from :data:`COMMANDS` without importing anything."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        entry = COMMANDS.get(cmd_name)
+        if entry is None:
+            return None
+        module = importlib.import_module(f"i2s.cli.{entry[0]}")
+        return getattr(module, entry[1])
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="i2s")
 def cli() -> None:
     """Embed images into a StyleGAN's latent space (Image2StyleGAN) and edit them."""
-
-
-cli.add_command(align_command)
-cli.add_command(convert_command)
-cli.add_command(embed_command)
-cli.add_command(embed_3d_command)
-cli.add_command(experiment_command)
-cli.add_command(generate_command)
-cli.add_command(inpaint_command)
-cli.add_command(generate_3d_command)
-cli.add_command(render_3d_command)
-cli.add_command(models_group)
-cli.add_command(morph_command)
-cli.add_command(morph_3d_command)
-cli.add_command(style_transfer_command)
-cli.add_command(swap_3d_command)
-cli.add_command(expression_command)
-cli.add_command(paste_back_command)
-cli.add_command(train_demo_command)
-cli.add_command(train_demo_3d_command)
 
 
 def _one_line_warning(message, category, filename, lineno, line=None) -> str:
@@ -76,6 +100,8 @@ def _set_up_process() -> None:
     if not any(isinstance(h, _NoteHandler) for h in logger.handlers):
         logger.addHandler(_NoteHandler(logging.WARNING))
         logger.setLevel(logging.WARNING)
+    from i2s.ops.cpu_allocator import keep_freed_memory  # noqa: PLC0415 (start-up time)
+
     keep_freed_memory()
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 import torch
 
-from i2s.cli.common import ensure_writable_dir, info
+from i2s.cli.common import ensure_writable_dir
+from i2s.cli.messages import info
 from i2s.media.files import output_lock, sha256_file
 
 

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from i2s.get3d.config import TRI_PLANE_CHANNELS
+from i2s.models.init import randn
 from i2s.models.layers import FullyConnectedLayer
 from i2s.ops.bias_act import bias_lrelu
 
@@ -56,7 +57,7 @@ class ModulatedLinear(nn.Module):
         super().__init__()
         self.activation = activation
         self.affine = FullyConnectedLayer(w_dim, in_features, bias_init=1.0)
-        self.weight = nn.Parameter(torch.randn(out_features, in_features))
+        self.weight = nn.Parameter(randn(out_features, in_features))
         self.bias = nn.Parameter(torch.zeros(out_features))
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:

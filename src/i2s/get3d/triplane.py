@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from i2s.get3d.config import TRI_PLANE_CHANNELS, GET3DConfig
+from i2s.models.init import randn
 from i2s.models.stylegan2 import SynthesisLayer, ToRGBLayer
 from i2s.ops.fir import make_fir_filter, upsample2d
 from i2s.ops.synthesis_path import conv_layer_path, torgb_path
@@ -35,7 +36,7 @@ class TriPlaneBlock(nn.Module):
         self.in_channels = in_channels
         self.resolution = resolution
         if in_channels == 0:
-            self.const = nn.Parameter(torch.randn(out_channels, resolution, resolution))
+            self.const = nn.Parameter(randn(out_channels, resolution, resolution))
         else:
             self.conv0 = SynthesisLayer(in_channels, out_channels, w_dim, resolution, up=2,
                                         conv_clamp=conv_clamp)

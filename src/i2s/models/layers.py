@@ -11,6 +11,7 @@ import math
 import torch
 from torch import nn
 
+from i2s.models.init import randn
 from i2s.ops.bias_act import bias_lrelu
 
 
@@ -30,7 +31,7 @@ class FullyConnectedLayer(nn.Module):
     ) -> None:
         super().__init__()
         self.lrelu = lrelu
-        self.weight = nn.Parameter(torch.randn(out_features, in_features) / lr_multiplier)
+        self.weight = nn.Parameter(randn(out_features, in_features, divisor=lr_multiplier))
         self.bias = nn.Parameter(torch.full((out_features,), float(bias_init)))
         self.weight_gain = lr_multiplier / math.sqrt(in_features)
         self.bias_gain = lr_multiplier

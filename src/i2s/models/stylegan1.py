@@ -33,6 +33,7 @@ from i2s.models.common import (
     check_synthesis_inputs,
     normalize_z,
 )
+from i2s.models.init import randn
 from i2s.ops.fir import fir_filter2d, make_fir_filter
 
 SQRT2 = math.sqrt(2.0)
@@ -70,7 +71,7 @@ class Dense(nn.Module):
     def __init__(self, in_features: int, out_features: int, gain: float = SQRT2,
                  lr_multiplier: float = 1.0) -> None:
         super().__init__()
-        self.weight = nn.Parameter(torch.randn(out_features, in_features) / lr_multiplier)
+        self.weight = nn.Parameter(randn(out_features, in_features, divisor=lr_multiplier))
         self.bias = nn.Parameter(torch.zeros(out_features))
         self.weight_gain = gain * lr_multiplier / math.sqrt(in_features)
         self.bias_gain = lr_multiplier
@@ -118,10 +119,10 @@ class SynthesisLayer(nn.Module):
         super().__init__()
         self.conv, self.resolution = conv, resolution  # conv: "none", "same", "up", "fused_up"
         if conv != "none":
-            self.weight = nn.Parameter(torch.randn(out_channels, in_channels, 3, 3))
+            self.weight = nn.Parameter(randn(out_channels, in_channels, 3, 3))
             self.weight_gain = SQRT2 / math.sqrt(in_channels * 9)
         self.noise_strength = nn.Parameter(torch.zeros(out_channels))
-        self.register_buffer("noise_const", torch.randn(resolution, resolution))
+        self.register_buffer("noise_const", randn(resolution, resolution))
         self.bias = nn.Parameter(torch.zeros(out_channels))
         self.style = Dense(w_dim, 2 * out_channels, gain=1.0)
 
@@ -179,7 +180,7 @@ class SynthesisNetwork(nn.Module):
         for res in self.block_resolutions:
             setattr(self, f"b{res}", SynthesisBlock(cfg, res))
         c = cfg.channels(cfg.resolution)
-        self.torgb_weight = nn.Parameter(torch.randn(cfg.img_channels, c, 1, 1))
+        self.torgb_weight = nn.Parameter(randn(cfg.img_channels, c, 1, 1))
         self.torgb_bias = nn.Parameter(torch.zeros(cfg.img_channels))
         self.torgb_gain = 1.0 / math.sqrt(c)
 

@@ -23,6 +23,7 @@ from i2s.models.common import (
     normalize_z,
     trains,
 )
+from i2s.models.init import randn
 from i2s.models.layers import FullyConnectedLayer
 from i2s.ops.cpu_kernels import load_kernels
 from i2s.ops.fir import make_fir_filter, upsample2d
@@ -100,10 +101,10 @@ class SynthesisLayer(nn.Module):
         self.resolution = resolution
         self.conv_clamp = conv_clamp
         self.affine = FullyConnectedLayer(w_dim, in_channels, bias_init=1.0)
-        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, 3, 3))
+        self.weight = nn.Parameter(randn(out_channels, in_channels, 3, 3))
         self.bias = nn.Parameter(torch.zeros(out_channels))
         self.register_buffer("resample_filter", make_fir_filter())
-        self.register_buffer("noise_const", torch.randn(resolution, resolution))
+        self.register_buffer("noise_const", randn(resolution, resolution))
         self.noise_strength = nn.Parameter(torch.zeros([]))
         self._square_sums: tuple[tuple, torch.Tensor] | None = None
 
@@ -169,7 +170,7 @@ class ToRGBLayer(nn.Module):
         super().__init__()
         self.conv_clamp = conv_clamp
         self.affine = FullyConnectedLayer(w_dim, in_channels, bias_init=1.0)
-        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, 1, 1))
+        self.weight = nn.Parameter(randn(out_channels, in_channels, 1, 1))
         self.bias = nn.Parameter(torch.zeros(out_channels))
         self.weight_gain = 1.0 / math.sqrt(in_channels)
 
@@ -194,7 +195,7 @@ class SynthesisBlock(nn.Module):
         self.in_channels = in_channels
         self.resolution = resolution
         if in_channels == 0:
-            self.const = nn.Parameter(torch.randn(out_channels, resolution, resolution))
+            self.const = nn.Parameter(randn(out_channels, resolution, resolution))
         else:
             self.conv0 = SynthesisLayer(in_channels, out_channels, w_dim, resolution, up=2,
                                         conv_clamp=conv_clamp)

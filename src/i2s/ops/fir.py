@@ -14,9 +14,8 @@ import torch.nn.functional as F
 
 def make_fir_filter(taps: tuple[float, ...] = (1.0, 3.0, 3.0, 1.0)) -> torch.Tensor:
     """Separable 2-D FIR kernel: ``outer(taps, taps) / sum``, shape [k, k], float32."""
-    f = torch.as_tensor(taps, dtype=torch.float32)
-    f = torch.outer(f, f)
-    return f / f.sum()
+    total = sum(taps) ** 2  # plain Python: no tensor op, so it is free on the meta device too
+    return torch.tensor([[a * b / total for b in taps] for a in taps], dtype=torch.float32)
 
 
 def depthwise_fir_weight(f: torch.Tensor, channels: int, gain: float,

@@ -145,9 +145,8 @@ def load_generator_file(path: str | os.PathLike,
         if not bool(torch.isfinite(v).all()):
             raise I2SError(f"{path}: '{k}' holds NaN or infinite values")
         state[k] = v
-    G = G.to_empty(device="cpu")  # every parameter and buffer is filled from the file
-    try:
-        G.load_state_dict(state, strict=True)
+    try:  # every parameter and buffer of the meta model becomes the file's tensor
+        G.load_state_dict(state, strict=True, assign=True)
     except RuntimeError as e:
         first = str(e).splitlines()[0]
         raise I2SError(f"{path}: weights do not match the stored config ({first})") from None
