@@ -11,9 +11,8 @@ from PIL import Image
 import i2s
 from i2s.embedding.latents import LatentFile, load_latent, save_latent
 from i2s.media.files import sha256_file
+from i2s.media.grid import labelled_strip
 from tests.cli_run import run
-
-PAD = 2  # image_grid padding
 
 
 @pytest.fixture
@@ -36,9 +35,9 @@ def render(model_file, w):
     return i2s.media.images.to_uint8(img)[0]
 
 
-def grid_size(n, cols, tile=16):
-    rows = -(-n // cols)
-    return (rows * (tile + PAD) + PAD, cols * (tile + PAD) + PAD)
+def strip_of(paths, labels):
+    """The labelled strip the CLI must have written for these tiles."""
+    return labelled_strip([np.asarray(Image.open(p)) for p in paths], labels)
 
 
 def test_morph_frames_strip_video_and_endpoints(tmp_path, model_file, latents, capsys):
@@ -56,7 +55,8 @@ def test_morph_frames_strip_video_and_endpoints(tmp_path, model_file, latents, c
     mid = load_latent(out / "frames" / "002.npz").w
     np.testing.assert_allclose(mid, (a + b) / 2, atol=1e-6)
     strip = np.asarray(Image.open(out / "strip.png"))
-    assert strip.shape[:2] == grid_size(5, 5)
+    assert np.array_equal(strip, strip_of(frames, ["t = 1.00", "t = 0.75", "t = 0.50",
+                                                   "t = 0.25", "t = 0.00"]))
     reader = imageio.get_reader(out / "morph.mp4")
     n = sum(1 for _ in reader)
     assert n == 5 and reader.get_meta_data()["size"] == (256, 256)
@@ -88,8 +88,11 @@ def test_style_transfer_default_layers_and_sweep(tmp_path, model_file, latents, 
     assert np.array_equal(res[:3], c[:3]) and np.array_equal(res[3:], s[3:])
     rec = json.loads((out / "edit.json").read_text())
     assert rec["layers_from_style"] == [3, 4, 5]
-    assert len(rec["sweep"]["tiles"]) == 2 + 5
-    assert np.asarray(Image.open(out / "sweep.png")).shape[:2] == grid_size(7, 7)
+    tiles = ["content", "style"] + [f"style {k}-5" for k in range(1, 6)]
+    assert rec["sweep"]["tiles"] == tiles and rec["embedded_inputs"] is False
+    assert "settings" not in rec  # nothing was embedded: no embedding settings recorded
+    sweep = np.asarray(Image.open(out / "sweep.png"))
+    assert sweep.shape == strip_of([out / "result.png"] * 7, tiles).shape
     k2 = load_latent(out / "sweep" / "k02.npz").w
     assert np.array_equal(k2[:2], c[:2]) and np.array_equal(k2[2:], s[2:])
 
@@ -104,15 +107,41 @@ def test_expression_result_and_sweep(tmp_path, model_file, latents, capsys):
     out = tmp_path / "e"
     code, _, _ = run(["expression", "--target", latents[0], "--neutral", latents[1],
                       "--expressive", latents[2], "--strength", 0.5, "--threshold", 0,
-                      "--sweep", "--strengths", "0,1,2", "--model", model_file, "--out", out],
-                     capsys)
+                      "--sweep", "--strengths", "0,0.5,1.5", "--animate", "gif",
+                      "--normalise", "source", "--model", model_file, "--out", out], capsys)
     assert code == 0
     t, n, e = (load_latent(p).w for p in latents)
     np.testing.assert_allclose(load_latent(out / "result.npz").w, t + 0.5 * (e - n), atol=1e-5)
     assert np.array_equal(load_latent(out / "sweep" / "00_strength0.npz").w, t)
-    assert np.asarray(Image.open(out / "sweep.png")).shape[:2] == grid_size(4, 4)
+    # fractional strengths keep their names (no "strength0"/"strength1" clash)
+    names = sorted(p.name for p in (out / "sweep").glob("*.npz"))
+    assert names == ["00_strength0.npz", "01_strength0.5.npz", "02_strength1.5.npz"]
+    np.testing.assert_allclose(load_latent(out / "sweep" / "02_strength1.5.npz").w,
+                               t + 1.5 * (e - n), atol=1e-5)
+    labels = ["target", "strength 0", "strength 0.5", "strength 1.5"]
+    sweep_tiles = [out / "sweep" / f"{n}.png" for n in ("00_strength0",) * 2] + \
+        [out / "sweep" / "01_strength0.5.png", out / "sweep" / "02_strength1.5.png"]
+    assert np.array_equal(np.asarray(Image.open(out / "sweep.png")),
+                          strip_of(sweep_tiles, labels))  # target == strength 0
+    assert len(imageio.mimread(out / "sweep.gif")) == 4
     rec = json.loads((out / "edit.json").read_text())
     assert rec["kept_layers"] == list(range(6)) and len(rec["layer_norms"]) == 6
+    assert rec["sweep"]["tiles"] == labels and rec["normalise"] == "source"
+    assert rec["sweep"]["files"] == ["sweep.png", "sweep.gif"]
+
+
+def test_expression_unit_normalisation_default(tmp_path, model_file, latents, capsys):
+    out = tmp_path / "u"
+    code, _, _ = run(["expression", "--target", latents[0], "--neutral", latents[1],
+                      "--expressive", latents[2], "--strength", 2, "--threshold", 0,
+                      "--model", model_file, "--out", out], capsys)
+    assert code == 0
+    t, n, e = (load_latent(p).w for p in latents)
+    d = e - n
+    np.testing.assert_allclose(load_latent(out / "result.npz").w,
+                               t + 2 * d / np.linalg.norm(d), atol=1e-5)
+    rec = json.loads((out / "edit.json").read_text())
+    assert rec["normalise"] == "unit" and rec["cleaned_norm"] == pytest.approx(np.linalg.norm(d))
 
 
 def test_expression_same_neutral_and_expressive_is_identity(tmp_path, model_file, latents,
@@ -137,14 +166,14 @@ def test_edit_bad_inputs(tmp_path, model_file, latents, capsys):
         (["morph", latents[0], tmp_path / "missing.npz", *m], 1, "no such file"),
         (["morph", latents[0], tmp_path / "missing.png", *m, "--loss", "mse"], 1, "no such file"),
         (["morph", latents[0], latents[1], "--frames", 1, *m], 2, "--frames"),
-        (["style-transfer", latents[0], latents[1], "--layers", "3-6", *m], 1, "0 <= a <= b < 6"),
-        (["style-transfer", latents[0], latents[1], "--layers", "x", *m], 1, "expected"),
+        (["style-transfer", latents[0], latents[1], "--layers", "3-6", *m], 2, "0 <= a <= b < 6"),
+        (["style-transfer", latents[0], latents[1], "--layers", "x", *m], 2, "expected"),
         (["expression", "--target", latents[0], "--neutral", latents[1], "--expressive",
           latents[2], "--strength", "strong", *m], 2, "strength"),
         (["expression", "--target", latents[0], "--neutral", latents[1], "--expressive",
           latents[2], "--strength", "nan", *m], 2, "finite"),
         (["expression", "--target", latents[0], "--neutral", latents[1], "--expressive",
-          latents[2], "--sweep", "--strengths", "1,a", *m], 1, "strengths"),
+          latents[2], "--sweep", "--strengths", "1,a", *m], 2, "strengths"),
     ]
     for argv, want_code, msg in cases:
         code, _, err = run(argv, capsys)

@@ -74,7 +74,8 @@ def test_expression_threshold_and_normalisation_known_answer():
     neutral = torch.zeros(3, 2)
     expressive = torch.tensor([[3.0, 4.0], [0.3, 0.4], [0.0, 2.0]])
     target = torch.full((3, 2), 10.0)
-    r = i2s.transfer_expression(target, neutral, expressive, strength=1.0, threshold=1.0)
+    r = i2s.transfer_expression(target, neutral, expressive, strength=1.0, threshold=1.0,
+                                normalise="source")
     assert r.kept_layers == [0, 2]
     assert r.layer_norms == pytest.approx([5.0, 0.5, 2.0])
     # Raw Frobenius norm sqrt(25 + 0.25 + 4); cleaned sqrt(29).
@@ -83,13 +84,45 @@ def test_expression_threshold_and_normalisation_known_answer():
     expected = target + scale * torch.tensor([[3.0, 4.0], [0.0, 0.0], [0.0, 2.0]])
     torch.testing.assert_close(r.latent, expected)
     # Strength is linear; the dropped layer never moves.
-    r2 = i2s.transfer_expression(target, neutral, expressive, strength=-0.5, threshold=1.0)
+    r2 = i2s.transfer_expression(target, neutral, expressive, strength=-0.5, threshold=1.0,
+                                 normalise="source")
     torch.testing.assert_close(r2.latent - target, -0.5 * (expected - target))
     assert torch.equal(r2.latent[1], target[1])
     # Threshold 0 keeps everything: scale 1, the plain w1 + lambda (w3 - w2).
-    r3 = i2s.transfer_expression(target, neutral, expressive, strength=2.0, threshold=0.0)
+    r3 = i2s.transfer_expression(target, neutral, expressive, strength=2.0, threshold=0.0,
+                                 normalise="source")
     assert r3.scale == pytest.approx(1.0) and r3.kept_layers == [0, 1, 2]
     torch.testing.assert_close(r3.latent, target + 2 * expressive)
+
+
+def test_expression_unit_normalisation_is_the_default_and_strength_is_the_step():
+    neutral = torch.zeros(3, 2)
+    expressive = torch.tensor([[3.0, 4.0], [0.3, 0.4], [0.0, 2.0]])
+    target = torch.full((3, 2), 10.0)
+    r = i2s.transfer_expression(target, neutral, expressive, strength=1.5, threshold=1.0)
+    assert r.normalise == "unit" and r.cleaned_norm == pytest.approx(29.0 ** 0.5)
+    expected = target + 1.5 / 29.0 ** 0.5 * torch.tensor([[3.0, 4.0], [0.0, 0.0], [0.0, 2.0]])
+    torch.testing.assert_close(r.latent, expected)
+    assert float((r.latent - target).norm()) == pytest.approx(1.5)
+    # strength = cleaned_norm reproduces the source's own (cleaned) step.
+    full = i2s.transfer_expression(target, neutral, expressive, r.cleaned_norm, threshold=1.0)
+    torch.testing.assert_close(full.latent[[0, 2]], (target + expressive)[[0, 2]])
+
+
+def test_expression_tripled_difference_same_unit_result_bigger_source_step():
+    t, n = codes(n=1)
+    _, e = codes(n=1, seed=1)
+    e3 = n + 3 * (e - n)  # the same expression, three times as strong
+    for lam in (0.5, 1.5):
+        # threshold 0: tripling must not change which layers are kept
+        one = i2s.transfer_expression(t, n, e, lam, threshold=0.0)
+        three = i2s.transfer_expression(t, n, e3, lam, threshold=0.0)
+        torch.testing.assert_close(one.latent, three.latent)
+        src1 = i2s.transfer_expression(t, n, e, lam, threshold=0.0, normalise="source")
+        src3 = i2s.transfer_expression(t, n, e3, lam, threshold=0.0, normalise="source")
+        torch.testing.assert_close(src3.latent - t, 3 * (src1.latent - t))
+    with pytest.raises(I2SError, match="normalise"):
+        i2s.transfer_expression(t, n, e, 1.0, normalise="frobenius")
 
 
 def test_expression_zero_difference_or_nothing_kept_leaves_target():
@@ -103,7 +136,7 @@ def test_expression_zero_difference_or_nothing_kept_leaves_target():
 def test_expression_batch_target_single_source():
     t, _ = codes(n=3)
     n, e = codes(n=1, seed=1)
-    r = i2s.transfer_expression(t, n, e, 1.0, threshold=0.0)
+    r = i2s.transfer_expression(t, n, e, 1.0, threshold=0.0, normalise="source")
     torch.testing.assert_close(r.latent, t + (e - n))
     with pytest.raises(I2SError, match="single codes"):
         i2s.transfer_expression(t, t, t)

@@ -11,8 +11,8 @@ from PIL import Image
 from i2s.embedding import EmbedConfig
 from i2s.errors import I2SError
 from i2s.experiments import GROUPS, STUDIES, StudyContext, StudyOptions, run_studies
-from i2s.experiments.figures import labelled_grid, tile_size
 from i2s.experiments.image_set import load_image_set, packaged_examples
+from i2s.media.grid import labelled_grid, tile_size
 from tests.cli_run import run
 from tests.conftest import make_generator
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from i2s.cli.common import ensure_parent_dir
+from i2s.cli.options import bad_value
 from i2s.errors import I2SError
 from i2s.weights.convert import convert_file
 
@@ -41,7 +42,8 @@ def convert_command(src: str, dst: str, settings: tuple[str, ...]) -> int:
     The checkpoint is read by a restricted unpickler (or torch's weights-only loader): only
     an allowlist of types is resolved and stored code is never executed.
     """
-    overrides = parse_settings(settings)
+    with bad_value("--set"):
+        overrides = parse_settings(settings)
     out = ensure_parent_dir(dst)
     conv = convert_file(src, out, overrides or None)
     click.echo(conv.summary(Path(src), out))

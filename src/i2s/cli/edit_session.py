@@ -22,7 +22,9 @@ from i2s.embedding.tuned import apply_tuned
 from i2s.errors import I2SError
 from i2s.faces import AlignTransform, paste_back
 from i2s.media.files import output_lock, staged_outputs, write_json_atomic
+from i2s.media.grid import labelled_strip
 from i2s.media.images import read_rgb, save_image
+from i2s.media.video import write_animation
 from i2s.models import render
 from i2s.provenance import run_record
 
@@ -64,6 +66,7 @@ class EditSession:
         self.args = pop_embedding_args(kwargs)
         self.out = ensure_writable_dir(out)
         self._stack = contextlib.ExitStack()
+        self.embedded = False  # did any input need embedding (then edit.json has its settings)
 
     def __enter__(self) -> EditSession:
         with contextlib.ExitStack() as stack:
@@ -94,6 +97,7 @@ class EditSession:
         """One W+ code [num_ws, w_dim] per input (images are embedded first)."""
         if self.original is not None and self.transform is None:
             self._check_transform_findable(inputs[0])
+        self.embedded = self.embedded or not all(is_latent_path(raw) for raw in inputs)
         codes, folders = latents_for_inputs(
             self.G, inputs, self.out, self.args.config, aligned=self.args.align,
             vgg_weights=self.args.vgg_weights, lpips_weights=self.args.lpips_weights,
@@ -102,6 +106,7 @@ class EditSession:
             self.transform = AlignTransform.load(self._transform_candidate(inputs[0],
                                                                            folders[0]))
         return codes
+
     def _transform_candidate(self, first: str, folder: Path | None) -> Path:
         if folder is not None and (folder / "transform.json").is_file():
             return folder / "transform.json"
@@ -137,19 +142,33 @@ class EditSession:
 
     def write(self, stem: str | Path, w: torch.Tensor, image: np.ndarray) -> None:
         """``OUT/<stem>.png`` and ``OUT/<stem>.npz`` (a W+ latent file of this model)."""
-        path = self.path(stem)
-        save_image(path.with_suffix(".png"), image)
+        path = self.path(stem)  # the stem may hold dots ("strength0.5"): append, never replace
+        save_image(path.with_name(path.name + ".png"), image)
         if self.original is not None:
             pasted, _ = paste_back(image, self.original, self.transform)
             save_image(path.with_name(path.name + "_pasted.png"), pasted)
-        save_latent(path.with_suffix(".npz"), LatentFile(
+        save_latent(path.with_name(path.name + ".npz"), LatentFile(
             w=w.detach().cpu().numpy(), space="w+", model_sha256=self.G.sha256 or ""))
+
+    def write_strip(self, name: str, images: np.ndarray, labels: list[str],
+                    animation: str | None = None, fps: float = 4.0) -> list[str]:
+        """``OUT/<name>.png``: the images [N, R, R, 3] side by side, each labelled; with
+        ``animation`` ("gif" or "mp4") also ``OUT/<name>.<animation>`` with one labelled frame
+        per image. Returns the file names written."""
+        save_image(self.path(f"{name}.png"), labelled_strip(images, labels))
+        written = [f"{name}.png"]
+        if animation is not None:
+            write_animation(self.path(f"{name}.{animation}"), images, labels, fps=fps)
+            written.append(f"{name}.{animation}")
+        return written
 
     def write_json(self, record: dict) -> None:
         """``OUT/edit.json``: the edit's own record, what was pasted back, and the run record
-        (its ``settings`` are the embedding settings used for image inputs)."""
-        record = {**record, "aligned_inputs": self.args.align, "tuned_generator": self.tuned,
+        (its ``settings`` are the embedding settings used for image inputs; None when every
+        input was a latent file, since nothing was embedded)."""
+        record = {**record, "embedded_inputs": self.embedded, "aligned_inputs": self.args.align,
+                  "tuned_generator": self.tuned,
                   "paste_back": None if self.original is None else {
                       "original": str(self.paste_into), "transform": self.transform.to_dict()},
-                  **run_record(self.G, self.args.config.to_dict())}
+                  **run_record(self.G, self.args.config.to_dict() if self.embedded else None)}
         write_json_atomic(self.path("edit.json"), record)

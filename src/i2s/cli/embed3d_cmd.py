@@ -13,7 +13,6 @@ from i2s.cli.options import FiniteFloat, device_option
 from i2s.embedding3d import Embed3DConfig, StepInfo3D, embed_3d
 from i2s.embedding3d.config import MAX_STEPS_3D, SILHOUETTE_LOSSES, SPACES_3D, STRATEGIES
 from i2s.embedding3d.targets import MAX_VIEWS, load_image_target, load_mesh_target
-from i2s.errors import I2SError
 from i2s.get3d.cameras import Cameras
 from i2s.media.files import output_lock
 from i2s.progress import progress_bar
@@ -156,8 +155,8 @@ def embed_3d_command(images, cameras_path, mesh_path, masks, background, model, 
         target = load_image_target(list(images), cfg.resolution, cameras=cameras_path,
                                    background=background, masks=list(masks) or None)
     if held and max(held) >= len(target):
-        raise I2SError(f"--held-out {held_out}: there are only {len(target)} views "
-                       f"(0..{len(target) - 1})")
+        raise click.BadParameter(f"{held_out}: there are only {len(target)} views "
+                                 f"(0..{len(target) - 1})", param_hint="--held-out")
     if held and target.cameras is None:
         raise click.UsageError("--held-out needs --cameras (held-out views are only measured)")
     if estimate_cameras and target.cameras is None:

@@ -8,7 +8,6 @@ import torch
 from i2s.cli.common import ensure_parent_dir, load_2d_generator, pick_device
 from i2s.cli.options import FiniteFloat, device_option, model_option
 from i2s.embedding.latents import check_latent_fits, check_latent_model, load_latent
-from i2s.errors import I2SError
 from i2s.media.images import image_format, save_image
 from i2s.models import NOISE_MODES, render
 from i2s.models.common import seed_z
@@ -16,7 +15,8 @@ from i2s.models.common import seed_z
 
 @click.command("generate")
 @model_option
-@click.option("--seed", type=int, default=None, help="Sample z ~ N(0, I) from this seed.")
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=None,
+              help="Sample z ~ N(0, I) from this seed.")
 @click.option("--latent", type=click.Path(dir_okay=False), default=None,
               help="Render this latent.npz (from i2s embed) instead of a seed.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False),
@@ -40,12 +40,10 @@ def generate_command(model, seed, latent, out, truncation, truncation_cutoff, no
     dev = pick_device(device)
     G = load_2d_generator(model, dev)
     if truncation_cutoff is not None and truncation_cutoff > G.num_ws:
-        raise I2SError(f"--truncation-cutoff {truncation_cutoff}: this model has {G.num_ws} "
-                       "style inputs")
+        raise click.BadParameter(f"{truncation_cutoff}: this model has {G.num_ws} style "
+                                 "inputs", param_hint="--truncation-cutoff")
     with torch.no_grad():
         if seed is not None:
-            if not 0 <= seed < 2**63:
-                raise I2SError(f"--seed must be in [0, 2^63), got {seed}")
             z = seed_z([seed], G.z_dim).to(dev)
             ws = G.mapping(z, truncation_psi=truncation, truncation_cutoff=truncation_cutoff)
         else:

@@ -8,8 +8,6 @@ import torch
 from i2s.cli.edit_session import EditSession, edit_options
 from i2s.cli.options import FiniteFloat
 from i2s.edits import morph
-from i2s.media.grid import image_grid
-from i2s.media.images import save_image
 from i2s.media.video import VideoWriter, upscale_nearest
 
 MAX_FRAMES = 1000
@@ -29,7 +27,8 @@ def morph_command(a, b, frames, fmt, fps, model, out, device, quiet, **kwargs) -
     """Morph from A to B (each a latent.npz from i2s embed, or an image embedded first).
 
     Writes OUT/frames/NNN.png and .npz (frame i has t = 1 - i/(frames-1) in
-    t*w_A + (1-t)*w_B), OUT/strip.png, OUT/morph.mp4 (or .gif) and OUT/edit.json.
+    t*w_A + (1-t)*w_B), OUT/strip.png (labelled with t), OUT/morph.mp4 (or .gif) and
+    OUT/edit.json.
     """
     with EditSession(model, out, device, quiet, kwargs) as s:
         wa, wb = s.codes([a, b])
@@ -38,7 +37,7 @@ def morph_command(a, b, frames, fmt, fps, model, out, device, quiet, **kwargs) -
         images = s.render(ws)
         for i in range(frames):
             s.write(f"frames/{i:03d}", ws[i], images[i])
-        save_image(s.path("strip.png"), image_grid(images))
+        s.write_strip("strip", images, [f"t = {v:.2f}" for v in t])
         with VideoWriter(s.path(f"morph.{fmt}"), fps=fps) as video:
             for im in images:
                 video.add(upscale_nearest(im))

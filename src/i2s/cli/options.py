@@ -4,8 +4,9 @@ and ``--align``, which say where the inputs come from)."""
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,7 @@ from i2s.embedding.latents import SPACES
 from i2s.embedding.losses import LOSS_KINDS, VGG_TAPS
 from i2s.embedding.recipes import RECIPES
 from i2s.embedding.schedules import LR_SCHEDULES
+from i2s.errors import I2SError
 from i2s.models.common import NOISE_MODES
 
 DEFAULT_MODEL = "demo"
@@ -36,6 +38,22 @@ class FiniteFloat(click.FloatRange):
         if not math.isfinite(v):
             self.fail(f"{value!r} is not a finite number.", param, ctx)
         return v
+
+@contextlib.contextmanager
+def bad_value(option: str) -> Iterator[None]:
+    """An :class:`I2SError` raised inside (a value the library refuses, e.g. layers a model does
+    not have) is a bad value of ``option``: a usage error, exit code 2."""
+    try:
+        yield
+    except I2SError as e:
+        raise click.BadParameter(str(e), ctx=click.get_current_context(silent=True),
+                                 param_hint=option) from None
+
+
+animate_option = click.option(
+    "--animate", type=click.Choice(["gif", "mp4"]), default=None,
+    help="Also write the --sweep as an animation (one labelled frame per strength).")
+
 
 model_option = click.option(
     "--model", default=DEFAULT_MODEL, show_default=True,

@@ -6,8 +6,8 @@ import click
 import torch
 
 from i2s.cli.edit_session import EditSession, edit_options
+from i2s.cli.options import animate_option, bad_value
 from i2s.edits import crossover, default_crossover_layers, parse_layers
-from i2s.media.grid import image_grid
 from i2s.media.images import load_mask, save_image, to_uint8
 
 
@@ -20,19 +20,22 @@ from i2s.media.images import load_mask, save_image, to_uint8
 @click.option("--sweep", is_flag=True,
               help="Also every crossover point k = 1..num_ws-1 (layers k- from STYLE): "
                    "OUT/sweep.png (content, style, then k = 1, 2, ...) and OUT/sweep/kNN.*")
+@animate_option
 @click.option("--mask", type=click.Path(dir_okay=False), default=None,
               help="A local edit (Image2StyleGAN++): take the crossover only where this image "
                    "is white, CONTENT elsewhere, and embed that composite into one coherent "
                    "image (with the embedding options; --steps 500 or --recipe fast is plenty).")
 @edit_options
-def style_transfer_command(content, style, layers, sweep, mask, model, out, device, quiet,
-                           **kwargs) -> int:
+def style_transfer_command(content, style, layers, sweep, animate, mask, model, out, device,
+                           quiet, **kwargs) -> int:
     """Give CONTENT the style of STYLE (each a latent.npz from i2s embed, or an image
     embedded first). Writes OUT/result.png, OUT/result.npz and OUT/edit.json (with --mask
     also OUT/composite.png, the masked target that was embedded)."""
     with EditSession(model, out, device, quiet, kwargs) as s:
         num_ws = s.G.num_ws
-        idx = default_crossover_layers(num_ws) if layers is None else parse_layers(layers, num_ws)
+        with bad_value("--layers"):
+            idx = (default_crossover_layers(num_ws) if layers is None
+                   else parse_layers(layers, num_ws))
         edit_mask = None if mask is None else load_mask(mask, s.G.resolution)
         wc, wst = s.codes([content, style])
         w = crossover(wc, wst, idx)
@@ -52,9 +55,11 @@ def style_transfer_command(content, style, layers, sweep, mask, model, out, devi
             images = s.render(torch.cat([wc[None], wst[None], ws]))
             for k, wk, im in zip(points, ws, images[2:], strict=True):
                 s.write(f"sweep/k{k:02d}", wk, im)
-            save_image(s.path("sweep.png"), image_grid(images))
-            record["sweep"] = {"tiles": ["content", "style"] + [f"k{k:02d}" for k in points],
-                               "meaning": "kNN: style inputs NN..num_ws-1 from STYLE"}
+            labels = ["content", "style"] + [f"style {k}-{num_ws - 1}" for k in points]
+            files = s.write_strip("sweep", images, labels, animate)
+            record["sweep"] = {"tiles": labels, "files": files,
+                               "meaning": "style a-b: style inputs a..b from STYLE; files "
+                                          "sweep/kNN.*: from layer NN on"}
         s.write_json(record)
     click.echo(f"wrote {s.out / 'result.png'}" + (" and sweep.png" if sweep else ""))
     return 0

@@ -7,10 +7,10 @@ from __future__ import annotations
 import numpy as np
 
 from i2s.experiments.context import StudyContext
-from i2s.experiments.figures import labelled_grid
 from i2s.experiments.image_set import ImageSet
 from i2s.experiments.report import Section, figure, md_table, summary
 from i2s.experiments.transforms import Affine, apply_affine, default_affines
+from i2s.media.grid import labelled_grid
 from i2s.media.images import to_tensor, to_uint8
 
 SHOWN = 3

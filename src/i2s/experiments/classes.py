@@ -5,9 +5,9 @@ identity distance."""
 from __future__ import annotations
 
 from i2s.experiments.context import StudyContext
-from i2s.experiments.figures import labelled_grid
 from i2s.experiments.image_set import FACE_CLASS, ImageSet
 from i2s.experiments.report import Section, figure, md_table, summary
+from i2s.media.grid import labelled_grid
 
 SHOWN = 8   # images per class in the figure
 METRICS = ("mse", "psnr", "ssim", "perceptual", "identity")

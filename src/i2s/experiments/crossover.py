@@ -10,11 +10,11 @@ import torch
 
 from i2s.edits import crossover
 from i2s.experiments.context import StudyContext
-from i2s.experiments.figures import labelled_grid
 from i2s.experiments.image_set import ImageSet
 from i2s.experiments.morphing import embedded_classes
 from i2s.experiments.report import Section, figure, md_table, summary
 from i2s.media import metrics
+from i2s.media.grid import labelled_grid
 
 
 def _mean_colour_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import numpy as np
 
 from i2s.experiments.context import StudyContext
-from i2s.experiments.figures import labelled_grid
 from i2s.experiments.image_set import ImageSet
 from i2s.experiments.report import Section, figure, md_table, summary
 from i2s.experiments.transforms import (
@@ -27,6 +26,7 @@ from i2s.experiments.transforms import (
 )
 from i2s.faces import detect as face_models
 from i2s.media import metrics
+from i2s.media.grid import labelled_grid
 
 REGIONS = ("eyes", "nose", "mouth")
 SHOWN = 4

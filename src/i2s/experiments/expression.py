@@ -12,10 +12,10 @@ import torch
 
 from i2s.edits import transfer_expression
 from i2s.experiments.context import StudyContext
-from i2s.experiments.figures import labelled_grid
 from i2s.experiments.image_set import ImageSet
 from i2s.experiments.report import Section, figure, md_table, summary
 from i2s.media import metrics
+from i2s.media.grid import labelled_grid
 
 THRESHOLD = 1.0
 
@@ -38,25 +38,32 @@ def run(study: StudyContext, images: ImageSet) -> Section:
     w_t = torch.from_numpy(targets)
     rows, changes = [], {}
     base = study.render(w_t)
+    w_n, w_e = torch.from_numpy(pe.latent[0]), torch.from_numpy(pe.latent[1])
+    # The paper's unit normalisation: lambda is a W+ distance; the study steps in fractions
+    # of the cleaned difference's norm (fraction 1 = as far as the source moved).
+    unit = transfer_expression(w_t, w_n, w_e, strength=0.0, threshold=THRESHOLD).cleaned_norm
     for s in strengths:
-        res = transfer_expression(w_t, torch.from_numpy(pe.latent[0]),
-                                  torch.from_numpy(pe.latent[1]), strength=s,
-                                  threshold=THRESHOLD)
+        res = transfer_expression(w_t, w_n, w_e, strength=s * unit, threshold=THRESHOLD)
         imgs = study.render(res.latent)
         changes[str(s)] = summary(metrics.mse(imgs, base))
         rows.append(imgs)
     results = {"pair": pair_note, "threshold": THRESHOLD, "kept_layers": res.kept_layers,
                "layer_norms": res.layer_norms, "scale": res.scale, "strengths": strengths,
+               "normalise": "unit", "lambdas": [s * unit for s in strengths],
                "mse_to_unedited": changes}
     grid = [[pe.recon[0], pe.recon[1]] + [r[i] for r in rows] for i in range(len(targets))]
     fig = study.save_figure("edits_expression.png", labelled_grid(
         grid, [f"target {i + 1}" for i in range(len(targets))],
-        ["neutral", "expressive"] + [f"strength {s:g}" for s in strengths]))
+        ["neutral", "expressive"] + [f"lambda {s * unit:.3g}" for s in strengths]))
     md = [md_table(
-        ["strength"] + [f"{s:g}" for s in strengths],
-        [["MSE to the unedited target"] + [changes[str(s)] for s in strengths]]),
+        ["fraction of the source's step"] + [f"{s:g}" for s in strengths],
+        [["lambda (W+ distance)"] + [f"{s * unit:.3g}" for s in strengths],
+         ["MSE to the unedited target"] + [changes[str(s)] for s in strengths]]),
         f"Pair: {pair_note}. Layer norms of the difference: "
         f"{', '.join(f'{n:.2f}' for n in res.layer_norms)}; with threshold {THRESHOLD:g} "
-        f"{len(res.kept_layers)} of {num_ws} layers are kept (scale {res.scale:.3f}).",
+        f"{len(res.kept_layers)} of {num_ws} layers are kept. The cleaned difference is made a "
+        f"unit direction (the paper's normalisation) and lambda is the step along it: its "
+        f"norm here is {unit:.2f}, so lambda = {unit:.2f} moves the targets as far as the "
+        "expression moved the source.",
         figure(fig, "Expression transfer over strengths")]
     return Section("expression", "Expression transfer", "\n\n".join(md), results, [fig])

@@ -35,12 +35,12 @@ from i2s.demo.furniture import FurnitureObject
 from i2s.demo.quality3d import compare_seed
 from i2s.embedding3d import Embed3DConfig, Target3D, embed_3d
 from i2s.embedding3d.edits import morph_3d, swap_texture
-from i2s.experiments.figures import labelled_grid
 from i2s.experiments.report import fmt, md_table
 from i2s.get3d.cameras import Cameras
 from i2s.get3d.metrics import mesh_chamfer
 from i2s.get3d.seeds import seed_latents_3d, seed_z_3d
 from i2s.media.files import write_bytes_atomic, write_json_atomic, write_text_atomic
+from i2s.media.grid import labelled_grid
 from i2s.media.images import save_image, to_uint8
 from i2s.provenance import run_record
 

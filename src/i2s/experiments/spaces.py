@@ -5,9 +5,10 @@ error-vs-step curves are compared. The paper: W+ from the mean wins."""
 from __future__ import annotations
 
 from i2s.experiments.context import StudyContext
-from i2s.experiments.figures import curve_plot, labelled_grid
+from i2s.experiments.figures import curve_plot
 from i2s.experiments.image_set import ImageSet
 from i2s.experiments.report import Section, figure, md_table, summary
+from i2s.media.grid import labelled_grid
 
 COMBOS = [(space, init) for space in ("w+", "w", "z") for init in ("mean", "random")]
 SHOWN = 4

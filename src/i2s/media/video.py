@@ -10,6 +10,7 @@ import numpy as np
 
 from i2s.errors import I2SError
 from i2s.media.files import atomic_path
+from i2s.media.grid import labelled_grid
 
 
 def upscale_nearest(frame: np.ndarray, min_height: int = 256) -> np.ndarray:
@@ -69,3 +70,24 @@ class VideoWriter:
             self.close()
         else:
             self.abort()
+
+
+def _even(frame: np.ndarray) -> np.ndarray:
+    """Pad uint8 [H, W, 3] with white to even H and W (libx264's yuv420p needs them)."""
+    h, w = frame.shape[:2]
+    return np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)), constant_values=255)
+
+
+def write_animation(path: str | os.PathLike, images: np.ndarray | list[np.ndarray],
+                    labels: list[str] | None = None, fps: float = 4.0) -> None:
+    """An MP4 or GIF (by ``path``'s suffix) of uint8 frames [N, R, R, 3], written atomically.
+    With ``labels`` every frame carries its label above the image (small models upscaled to
+    about 128 px, as in the strips); without, frames are upscaled to at least 256 px."""
+    images = list(images)
+    if labels is not None and len(labels) != len(images):
+        raise ValueError(f"{len(images)} frames but {len(labels)} labels")
+    with VideoWriter(path, fps=fps) as video:
+        for i, im in enumerate(images):
+            frame = (labelled_grid([[im]], col_labels=[labels[i]]) if labels is not None
+                     else upscale_nearest(im))
+            video.add(_even(frame))
