@@ -379,3 +379,26 @@ def test_cli_embed_accepts_a_checkpoint(tmp_path, monkeypatch, capsys):
     code, _, err = run(["embed", img, "--model", src, "--out", tmp_path / "o", "--steps", 2,
                         "--loss", "mse", "-q"], capsys)
     assert code == 0, err
+
+
+@pytest.mark.parametrize("content,what", [
+    (b"\x89PNG\r\n\x1a\n" + b"\0" * 30, "a PNG image"),
+    (b"\xff\xd8\xff\xe0" + b"\0" * 30, "a JPEG image"),
+    (b"hello, this is text\n", "a text file"),
+    (b"", "an empty file"),
+    (b"\x93NUMPY\x01\x00", "a NumPy .npy array"),
+])
+def test_convert_says_what_a_non_checkpoint_is(tmp_path, content, what):
+    src = tmp_path / "thing.bin"
+    src.write_bytes(content)
+    with pytest.raises(i2s.I2SError, match=f"{what}, not a checkpoint.*StyleGAN2-ADA .pkl"):
+        convert_file(src, tmp_path / "o.safetensors")
+    assert not (tmp_path / "o.safetensors").exists()
+
+
+def test_convert_recognises_npz_and_i2s_files(tmp_path, model_file):
+    np.savez(tmp_path / "l.npz", w=np.zeros(3))
+    with pytest.raises(i2s.I2SError, match="NumPy .npz archive"):
+        convert_file(tmp_path / "l.npz", tmp_path / "o.safetensors")
+    with pytest.raises(i2s.I2SError, match="already an i2s generator file"):
+        convert_file(model_file, tmp_path / "o.safetensors")

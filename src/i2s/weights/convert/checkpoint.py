@@ -26,6 +26,7 @@ from i2s.weights.convert.safe_pickle import (
     load_pickle,
     one_line,
 )
+from i2s.weights.convert.sniff import ACCEPTED, describe_non_checkpoint
 from i2s.weights.convert.stylegan1_tf import convert_tf_stylegan1, is_stylegan1_tf
 from i2s.weights.convert.stylegan2_ada import convert_ada, is_ada_pickle
 from i2s.weights.convert.stylegan2_tf import convert_tf_stylegan2, is_stylegan2_tf
@@ -72,6 +73,9 @@ def _read_object(p: Path):
             head = f.read(4)
     except OSError as e:
         raise I2SError(f"{p}: cannot read the file ({e.strerror or e})") from None
+    what = describe_non_checkpoint(p)
+    if what is not None:
+        raise I2SError(f"{p}: {what}, not a checkpoint (i2s convert reads {ACCEPTED})")
     if head == ZIP_MAGIC:
         return _torch_load(p), True
     obj = load_pickle(p)
