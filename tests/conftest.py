@@ -45,6 +45,12 @@ def make_vgg_state(seed: int = 0) -> dict[str, torch.Tensor]:
     return state
 
 
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch):
+    """No test reaches the network: downloads fail at once unless a test mocks it."""
+    monkeypatch.setenv("I2S_OFFLINE", "1")
+
+
 @pytest.fixture
 def tiny_G() -> i2s.StyleGAN2Generator:
     return make_generator()

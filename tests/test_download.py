@@ -229,3 +229,70 @@ def test_registry_stylegan2_ada_tf_entry_downloads_and_converts(net, tmp_path):
     with pytest.raises(i2s.I2SError, match="not a usable checkpoint.*claims"):
         i2s.load_generator(evil.name)
     assert not (tmp_path / "home" / "downloads" / evil.filename).exists()
+
+
+def test_hand_download_under_the_servers_name_is_accepted(net, tmp_path, monkeypatch):
+    """NVIDIA's file keeps its name (ffhq.pkl) when downloaded by hand: i2s takes it."""
+    monkeypatch.setenv("I2S_OFFLINE", "1")
+    G = make_generator(resolution=16, seed=5)
+    entry = registry.ModelEntry("hand-test", "generator", "stylegan2", 16, "i2s-name.pkl",
+                                ("https://example.org/x/server-name.pkl",), "test", "fixture",
+                                aliases=("old-name.pkl",))
+    monkeypatch.setitem(registry.REGISTRY, "hand-test", entry)
+    downloads = tmp_path / "home" / "downloads"
+    downloads.mkdir(parents=True)
+    write_ada_pickle(downloads / "server-name.pkl", G)
+    G2 = i2s.load_generator("hand-test")
+    ws = G.mapping(torch.randn(1, 32))
+    assert torch.equal(G2.synthesis(ws), G.synthesis(ws))
+    assert (downloads / "i2s-name.pkl").is_file() and not (downloads / "server-name.pkl").exists()
+
+
+def test_legacy_cache_name_is_accepted(net, tmp_path, monkeypatch):
+    monkeypatch.setenv("I2S_OFFLINE", "1")
+    entry = registry.REGISTRY["stylegan2-ada-ffhq-1024"]
+    assert entry.filename == "ffhq.pkl" and "ada-ffhq.pkl" in entry.aliases
+    dest = tmp_path / "home" / "downloads" / "n.bin"
+    dest.parent.mkdir(parents=True)
+    (dest.parent / "legacy.bin").write_bytes(b"abc")
+    assert dl.download(["https://example.org/n.bin"], dest,
+                       aliases=(dest.parent / "legacy.bin",)) == dest
+    assert dest.read_bytes() == b"abc" and (dest.parent / "n.bin.sha256").is_file()
+
+
+def test_vgg16_is_downloaded_on_first_use_when_needed(net, tmp_path, monkeypatch, vgg_file):
+    routes, seen = net
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.delenv("I2S_VGG16", raising=False)
+    body = vgg_file.read_bytes()
+    entry = registry.REGISTRY["vgg16"]
+    monkeypatch.setitem(registry.REGISTRY, "vgg16", registry.ModelEntry(
+        **{**entry.__dict__, "sha256": hashlib.sha256(body).hexdigest()}))
+    routes[entry.urls[0]] = lambda: FakeResponse(body)
+    from i2s.weights.load import find_vgg16_weights, load_vgg16
+    with pytest.raises(i2s.I2SError, match="VGG-16 weights not found"):
+        find_vgg16_weights()  # only present files, unless the caller needs the weights
+    assert seen == []
+    vgg = load_vgg16(download=True)
+    assert seen == [entry.urls[0]] and isinstance(vgg, i2s.VGG16Features)
+    load_vgg16(download=True)  # from the cache
+    assert len(seen) == 1
+    monkeypatch.setenv("I2S_OFFLINE", "1")
+    (tmp_path / "home" / "downloads" / entry.filename).unlink()
+    with pytest.raises(i2s.I2SError, match="offline.*--loss mse"):
+        load_vgg16(download=True)
+
+
+def test_embed_without_vgg_offline_is_one_clear_line(tmp_path, model_file, capsys, monkeypatch):
+    from PIL import Image
+
+    from tests.cli_run import run
+    monkeypatch.setenv("I2S_OFFLINE", "1")
+    monkeypatch.setenv("I2S_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.delenv("I2S_VGG16", raising=False)
+    Image.new("RGB", (16, 16)).save(tmp_path / "x.png")
+    code, _, err = run(["embed", tmp_path / "x.png", "--model", model_file, "--out",
+                        tmp_path / "o", "--steps", 2, "-q"], capsys)
+    assert code == 1 and "offline" in err and "--loss mse" in err
+    assert len(err.strip().splitlines()) == 1

@@ -56,6 +56,30 @@ def describe_machine(device: torch.device | str = "cpu") -> str:
             f"({torch.get_num_threads()} threads), Python {platform.python_version()}")
 
 
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity), else ``os.cpu_count()``."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def oversubscription(threads: int | None = None) -> tuple[float, int] | None:
+    """(1-minute load average, suggested thread count) when the machine is busy enough that
+    ``threads`` (default: torch's) compute threads would compete for cores with other work,
+    else None. Cheap (reads the load average); None where the load average is unknown."""
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+    cpus = available_cpus()
+    threads = threads or torch.get_num_threads()
+    free = max(1, int(cpus - load + 0.5))
+    if threads > 1 and threads > free:
+        return load, free
+    return None
+
+
 def versions() -> dict[str, str]:
     """``{"i2s", "torch", "python"}`` version strings."""
     return {"i2s": __version__, "torch": torch.__version__,

@@ -65,7 +65,7 @@ class StepBar:
         self.every = every
 
     def __call__(self, s: StepInfo) -> None:
-        self.bar.update(1)
+        self.bar.update(s.step - self.bar.n)  # a resumed run starts where it stopped
         if s.step % self.every == 0 or s.step == s.steps:
             stage = {"stage": s.stage} if s.stage else {}
             self.bar.set_postfix(**stage, loss=f"{s.loss.mean().item():.4f}",

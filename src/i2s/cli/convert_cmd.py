@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from i2s.cli.common import ensure_parent_dir
-from i2s.cli.options import bad_value
+from i2s.cli.options import bad_value, threads_option
 from i2s.errors import I2SError
 from i2s.weights.convert import convert_file
 
@@ -35,6 +35,7 @@ def parse_settings(pairs: tuple[str, ...]) -> dict[str, int | float]:
 @click.option("--set", "settings", multiple=True, metavar="NAME=VALUE",
               help="A setting the checkpoint does not store (GET3D: tet_res, dmtet_scale, "
                    "image_resolution, deformation_multiplier); repeatable.")
+@threads_option
 def convert_command(src: str, dst: str, settings: tuple[str, ...]) -> int:
     """Convert SRC (StyleGAN v1 / StyleGAN2 / StyleGAN2-ADA TF .pkl, StyleGAN2-ADA PyTorch
     .pkl, rosinality .pt, GET3D .pt) to safetensors.

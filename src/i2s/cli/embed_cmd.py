@@ -7,8 +7,10 @@ import click
 from i2s.cli.common import StepBar, ensure_writable_dir, load_2d_generator, pick_device
 from i2s.cli.messages import info, report_error
 from i2s.cli.options import device_option, embedding_options, model_option, pop_embedding_args
-from i2s.embedding.files import embed_files
+from i2s.embedding.files import RESUME_FOLDER, embed_files
 from i2s.media.files import output_lock
+
+DEFAULT_SAVE_EVERY = 100
 
 
 @click.command("embed")
@@ -22,22 +24,41 @@ from i2s.media.files import output_lock
               help="Fit only where this image is white (Image2StyleGAN++'s masked embedding; "
                    "alpha or grey level; cropped and resized like the inputs).")
 @click.option("--video", is_flag=True, help="Also write optimisation.mp4 (target | current).")
+@click.option("--save-every", type=click.IntRange(min=0), default=DEFAULT_SAVE_EVERY,
+              show_default=True,
+              help="Keep the run resumable every N steps: OUT/<stem>/ then holds the current "
+                   "latent (metrics.json marked partial). 0: only on Ctrl-C.")
+@click.option("--resume", is_flag=True,
+              help="Continue an interrupted run in OUT (same images and settings): finished "
+                   "images are kept, the others continue from their last save; the result "
+                   "equals an uninterrupted run.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def embed_command(images, model, out, device, mask, video, quiet, **kwargs) -> int:
+def embed_command(images, model, out, device, mask, video, save_every, resume, quiet,
+                  **kwargs) -> int:
     """Embed IMAGE... into the generator's latent space (Image2StyleGAN and the recipes that
     followed it: --recipe).
 
     Writes OUT/<stem>/latent.npz, target.png, reconstruction.png, metrics.json and, with
     --video, optimisation.mp4. A bad input is reported on one line and skipped; the exit
-    code is 1 if any input failed.
+    code is 1 if any input failed. Ctrl-C keeps the run resumable (--resume).
     """
     args = pop_embedding_args(kwargs)
     out_dir = ensure_writable_dir(out)
     with output_lock(out_dir):
-        return _embed(images, model, out_dir, device, mask, video, quiet, args)
+        if not resume and any((out_dir / RESUME_FOLDER).glob("*/*.safetensors")):
+            info(f"note: {out_dir} holds an interrupted run; --resume continues it (this run "
+                 "starts afresh)")
+        try:
+            return _embed(images, model, out_dir, device, mask, video, quiet, args,
+                          save_every or None, resume)
+        except KeyboardInterrupt:
+            info(f"interrupted: the run is saved in {out_dir}; the same command with --resume "
+                 "continues it")
+            raise
 
 
-def _embed(images, model, out_dir, device, mask, video, quiet, args) -> int:
+def _embed(images, model, out_dir, device, mask, video, quiet, args, save_every,
+           resume) -> int:
     G = load_2d_generator(model, pick_device(device))
     done = embed_files(
         G, list(images), out_dir, args.config, aligned=args.align, video=video,
@@ -45,5 +66,7 @@ def _embed(images, model, out_dir, device, mask, video, quiet, args) -> int:
         progress=None if quiet else StepBar,
         on_failure=lambda raw, reason: report_error(reason),
         on_done=None if quiet else
-        lambda raw, folder, db: info(f"{raw} -> {folder}  psnr {db:.2f} dB"))
+        lambda raw, folder, db: info(f"{raw} -> {folder}  psnr {db:.2f} dB"),
+        save_every=save_every, resume=resume,
+        on_skip=lambda raw, folder: info(f"{raw}: already done in {folder} (--resume)"))
     return 1 if done.failed else 0

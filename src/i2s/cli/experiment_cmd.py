@@ -21,7 +21,7 @@ def _vgg_for(needs_vgg: bool, path: str | None, device):
     """VGG-16 when the loss needs it (an error if missing); otherwise when its weights are
     found, for the perceptual distance in the tables (None if not)."""
     if needs_vgg or path is not None:
-        return load_vgg16(path, device=device)
+        return load_vgg16(path, device=device, download=needs_vgg)
     try:
         find_vgg16_weights(None)
     except I2SError:

@@ -46,7 +46,8 @@ def bad_value(option: str) -> Iterator[None]:
     try:
         yield
     except I2SError as e:
-        raise click.BadParameter(str(e), ctx=click.get_current_context(silent=True),
+        reason = str(e).removeprefix(f"{option} ")  # the option is named once, by click
+        raise click.BadParameter(reason, ctx=click.get_current_context(silent=True),
                                  param_hint=option) from None
 
 
@@ -60,8 +61,39 @@ model_option = click.option(
     help="Generator: a registry name (i2s models list), an i2s .safetensors, or a "
          "StyleGAN2-ADA/TF .pkl or rosinality .pt (converted once and cached).")
 
-device_option = click.option("--device", type=click.Choice(DEVICE_CHOICES), default="auto",
-                             show_default=True)
+def _set_threads(ctx: click.Context, param: click.Parameter, value: int | None) -> None:
+    """--threads: torch's CPU thread count for this process; without it, one note when the
+    machine is already busy (torch would start one thread per core anyway)."""
+    import torch  # noqa: PLC0415 (only commands that compute pay for it)
+
+    from i2s.cli.messages import info  # noqa: PLC0415
+    from i2s.provenance import available_cpus, oversubscription  # noqa: PLC0415
+
+    if value is not None:
+        torch.set_num_threads(value)
+        return
+    busy = oversubscription()
+    if busy is not None:
+        load, suggest = busy
+        info(f"note: this machine is busy (load {load:.1f} on {available_cpus()} CPUs); "
+             f"--threads {suggest} may be much faster than torch's "
+             f"{torch.get_num_threads()} threads")
+
+
+threads_option = click.option(
+    "--threads", type=click.IntRange(1, 1024), default=None, expose_value=False,
+    callback=_set_threads,
+    help="CPU threads for PyTorch [default: torch's, one per core]. On a busy machine fewer "
+         "is faster (a note says so).")
+
+
+_device = click.option("--device", type=click.Choice(DEVICE_CHOICES), default="auto",
+                       show_default=True)
+
+
+def device_option(f: Callable) -> Callable:
+    """--device and --threads: every command that computes has both."""
+    return _device(threads_option(f))
 
 
 def _config_option(field: str, help: str, off: bool = False, **kw: Any) -> tuple[str, Callable]:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-import torch
 
 from i2s.cli.common import ensure_writable_dir
 from i2s.cli.messages import info
+from i2s.cli.options import threads_option
 from i2s.media.files import output_lock
 
 
@@ -22,15 +22,12 @@ from i2s.media.files import output_lock
               help="Objects per step (default: the shipped model's).")
 @click.option("--max-minutes", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Stop after this long with a checkpoint (run again to resume).")
-@click.option("--threads", type=click.IntRange(1), default=None,
-              help="CPU threads (default: torch's choice).")
-def train_demo_3d_command(out, steps, batch, max_minutes, threads) -> int:
+@threads_option
+def train_demo_3d_command(out, steps, batch, max_minutes) -> int:
     """Distil the procedural furniture family into a small GET3D generator (the shipped
     ``demo-3d``); seeded and resumable."""
     from i2s.demo.train3d import TrainDemo3DConfig, Trainer3D
 
-    if threads:
-        torch.set_num_threads(threads)
     out = ensure_writable_dir(out)
     changes = {k: v for k, v in (("steps", steps), ("batch", batch)) if v is not None}
     cfg = TrainDemo3DConfig(**changes)

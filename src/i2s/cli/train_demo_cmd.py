@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-import torch
 
 from i2s.cli.common import ensure_writable_dir
 from i2s.cli.messages import info
+from i2s.cli.options import threads_option
 from i2s.media.files import output_lock, sha256_file
 
 
@@ -25,17 +25,13 @@ from i2s.media.files import output_lock, sha256_file
 @click.option("--gan-steps", type=click.IntRange(0), default=1500, show_default=True,
               help="Adversarial fine-tuning steps after the distillation (0: none).")
 @click.option("--batch", type=click.IntRange(1), default=32, show_default=True)
-@click.option("--threads", type=click.IntRange(1), default=None,
-              help="CPU threads (default: torch's choice).")
-def train_demo_command(out, teacher, download_teacher, steps, gan_steps, batch,
-                       threads) -> int:
+@threads_option
+def train_demo_command(out, teacher, download_teacher, steps, gan_steps, batch) -> int:
     """Distil the DigiFace DCGAN into a StyleGAN2, then fine-tune it adversarially (about
     1.7 h on 2 CPU cores with the defaults)."""
     from i2s.demo import teacher as dcgan
     from i2s.demo.train import AdversarialConfig, TrainDemoConfig, Trainer
 
-    if threads:
-        torch.set_num_threads(threads)
     out = ensure_writable_dir(out)
     path = dcgan.download_teacher() if download_teacher else dcgan.find_teacher_weights(teacher)
     T = dcgan.load_teacher(path)

@@ -9,26 +9,38 @@ W+ latent and reconstruction -> :meth:`EmbedResult.save` (``latent.npz``, ``targ
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from i2s.embedding.checkpoint import Checkpointing, PartialState
 from i2s.embedding.config import INIT_KEYWORDS, EmbedConfig
-from i2s.embedding.latents import check_latent_fits, check_latent_model, load_latent
+from i2s.embedding.latents import (
+    LatentFile,
+    check_latent_fits,
+    check_latent_model,
+    load_latent,
+    save_latent,
+)
 from i2s.embedding.optimisation import embed, load_init_latent, load_lpips_metric
 from i2s.embedding.result import StepInfo
 from i2s.embedding.stages import total_steps
 from i2s.errors import I2SError
 from i2s.faces import AlignTransform, FaceModelsMissing, align
+from i2s.media.files import staged_folder, write_json_atomic
 from i2s.media.images import load_image, load_mask, read_rgb, save_image, to_tensor, to_uint8
 from i2s.media.metrics import psnr
 from i2s.media.video import VideoWriter, upscale_nearest
 from i2s.models.vgg16 import VGG16Features
+from i2s.provenance import run_record
 from i2s.weights.load import load_vgg16
 
+RESUME_FOLDER = ".resume"  # out_dir/.resume/<first stem of a batch>/: its checkpoint
 VIDEO_FRAMES = 200  # about this many frames per video, whatever the number of steps
 
 # progress(description, steps) -> a per-step callback with a close() method (the CLI's bar)
@@ -104,7 +116,9 @@ def embed_files(G, images: list[str], out_dir: str | Path, config: EmbedConfig, 
                 vgg_weights: str | None = None, lpips_weights: str | None = None,
                 mask: str | Path | None = None, progress: ProgressFactory | None = None,
                 on_failure: Callable[[str, str], None] | None = None,
-                on_done: Callable[[str, Path, float], None] | None = None) -> EmbeddedFiles:
+                on_done: Callable[[str, Path, float], None] | None = None,
+                save_every: int | None = None, resume: bool = False,
+                on_skip: Callable[[str, Path], None] | None = None) -> EmbeddedFiles:
     """Embed image files, ``config.batch_for(R)`` at a time; write ``out_dir/<stem>/`` for
     each (see :meth:`i2s.EmbedResult.save`; with ``video``, also ``optimisation.mp4``).
     ``mask``: an image file, white where the loss applies (the same for every image; resized
@@ -113,6 +127,12 @@ def embed_files(G, images: list[str], out_dir: str | Path, config: EmbedConfig, 
     A bad input (unreadable, no face with ``aligned``) is skipped and listed in ``failed``;
     missing face models raise :class:`i2s.faces.FaceModelsMissing`. ``on_failure(input,
     reason)`` and ``on_done(input, folder, psnr)`` are called as that happens.
+
+    Interruptions: every ``save_every`` steps and on Ctrl-C the run's state is kept in
+    ``out_dir/.resume/`` and each image's folder holds its current latent with a
+    ``metrics.json`` marked ``"partial": true``. With ``resume``, images whose folder holds a
+    finished result made with the same settings are skipped (``on_skip(input, folder)``) and
+    the others continue from their checkpoint (the result equals an uninterrupted run).
     """
     out_dir = Path(out_dir)
     if config.init not in INIT_KEYWORDS:
@@ -133,12 +153,21 @@ def embed_files(G, images: list[str], out_dir: str | Path, config: EmbedConfig, 
         arrays.append(array)
         transforms.append(transform)
         paths.append(Path(raw))
+    stems = unique_stems(paths)
+    if resume:  # finished with these settings: keep
+        keep = [i for i, stem in enumerate(stems)
+                if not _finished(out_dir / stem, config, str(paths[i]))]
+        for i in sorted(set(range(len(paths))) - set(keep)):
+            done.folders[str(paths[i])] = out_dir / stems[i]
+            if on_skip is not None:
+                on_skip(str(paths[i]), out_dir / stems[i])
+        paths, arrays, transforms, stems = ([seq[i] for i in keep]
+                                            for seq in (paths, arrays, transforms, stems))
     if config.needs_vgg and vgg is None and paths:
-        vgg = load_vgg16(vgg_weights, device=G.w_avg.device)
+        vgg = load_vgg16(vgg_weights, device=G.w_avg.device, download=True)
     lpips = None
     if paths:  # once for all batches (the loss's LPIPS too when the loss is an lpips one)
         lpips, _ = load_lpips_metric(None, vgg, G.w_avg.device, lpips_weights, vgg_weights)
-    stems = unique_stems(paths)
     batch = config.batch_for(G.resolution)
     for start in range(0, len(paths), batch):
         idx = list(range(start, min(start + batch, len(paths))))
@@ -156,10 +185,15 @@ def embed_files(G, images: list[str], out_dir: str | Path, config: EmbedConfig, 
             if frames is not None:
                 frames(s)
 
+        names = [stems[i] for i in idx]
+        # a Ctrl-C always leaves a checkpoint; save_every adds periodic ones
+        ck = Checkpointing(out_dir / RESUME_FOLDER / names[0], every=save_every, resume=resume,
+                           on_save=partial(_write_partial, G, out_dir, names,
+                                           [str(paths[i]) for i in idx], targets, config))
         try:
             result = embed(G, to_tensor(targets).to(G.w_avg.device), config, callback=step,
                            vgg=vgg, lpips=lpips, lpips_weights=lpips_weights,
-                           mask=mask_tensor)
+                           mask=mask_tensor, checkpoint=ck)
             # (one batch: as many images as config.batch_for(R))
         except BaseException:
             if frames is not None:
@@ -192,6 +226,37 @@ def embed_files(G, images: list[str], out_dir: str | Path, config: EmbedConfig, 
             if on_done is not None:
                 on_done(str(paths[i]), folder, float(db))
     return done
+
+
+def _finished(folder: Path, config: EmbedConfig, source: str) -> bool:
+    """Whether ``folder`` holds a finished embedding of ``source`` with ``config``."""
+    try:
+        metrics = json.loads((folder / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return (isinstance(metrics, dict) and not metrics.get("partial")
+            and metrics.get("settings") == json.loads(json.dumps(config.to_dict()))
+            and metrics.get("image") == source and (folder / "latent.npz").is_file())
+
+
+def _write_partial(G, out_dir: Path, names: list[str], sources: list[str],
+                   targets: np.ndarray, config: EmbedConfig, state: PartialState) -> None:
+    """Each image's folder as the run stands: its current latent, target and a metrics.json
+    marked partial (replaced as a whole by the final result)."""
+    for j, name in enumerate(names):
+        with staged_folder(out_dir / name) as folder:
+            save_latent(folder / "latent.npz", LatentFile(
+                w=state.latent[j].cpu().numpy(), space="w+", model_sha256=G.sha256 or ""))
+            save_image(folder / "target.png", targets[j])
+            psnr_now = float(state.psnr[j])
+            write_json_atomic(folder / "metrics.json", {
+                "partial": True, "image": sources[j], "step": state.step,
+                "steps": state.steps,
+                "psnr_float_last_step": psnr_now if np.isfinite(psnr_now) else None,
+                "seconds": state.seconds,
+                "checkpoint": str(state.path.relative_to(out_dir)),
+                "resume": "run the same command again with --resume",
+                **run_record(G, config.to_dict())})
 
 
 def is_latent_path(path: str) -> bool:

@@ -33,6 +33,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from i2s.embedding.checkpoint import (
+    Checkpointing,
+    PartialState,
+    load_checkpoint,
+    remove_checkpoint,
+    run_digest,
+    save_checkpoint,
+)
 from i2s.embedding.config import INIT_GIVEN, INIT_KEYWORDS, EmbedConfig
 from i2s.embedding.latents import LatentFile, check_latent_fits, load_latent
 from i2s.embedding.losses import EmbedLoss, LPIPSLoss, PerceptualLoss
@@ -138,6 +146,7 @@ def embed(
     lpips_weights: str | None = None,
     start: torch.Tensor | LatentFile | None = None,
     mask: torch.Tensor | None = None,
+    checkpoint: Checkpointing | None = None,
     **overrides: Any,
 ) -> EmbedResult:
     """Embed images into G's latent space (Image2StyleGAN, Algorithm 1, and the recipes that
@@ -162,6 +171,10 @@ def embed(
             or :class:`LatentFile` is taken as ``start`` too.
         mask: [R, R], [1 or N, 1, R, R] in [0, 1]: the loss only where it is set
             (Image2StyleGAN++'s masked embedding); None: everywhere.
+        checkpoint: save resumable state every ``checkpoint.every`` steps and on Ctrl-C, and
+            (with ``checkpoint.resume``) continue from it: the result equals an
+            uninterrupted run (:mod:`i2s.embedding.checkpoint`). The files are removed once
+            every batch has finished.
     Returns:
         :class:`EmbedResult`: W+ latents (and noise maps when optimised), reconstructions, loss
         history, the config and the run record. Images are optimised ``config.batch_for(R)`` at
@@ -185,10 +198,10 @@ def embed(
     mask = check_mask(mask, target.shape[0], G.resolution, device)
     perceptual = None
     if cfg.needs_vgg:
-        vgg = vgg if vgg is not None else load_vgg16(vgg_weights, device=device)
+        vgg = vgg if vgg is not None else load_vgg16(vgg_weights, device=device, download=True)
         if cfg.perceptual_kind == "lpips":
             if lpips is None:
-                lin = read_lpips_lin(find_lpips_weights(lpips_weights))
+                lin = read_lpips_lin(find_lpips_weights(lpips_weights, download=True))
                 lpips = LPIPS(vgg, lin).eval().to(device)
             perceptual = LPIPSLoss(lpips, cfg.vgg_resolution).to(device)
         else:
@@ -199,8 +212,11 @@ def embed(
     batch = cfg.batch_for(G.resolution)
     parts = [_embed_batch(G, target[i:i + batch], cfg, perceptual, start, i, callback,
                           mask if mask is None or mask.shape[0] == 1 else mask[i:i + batch],
-                          scale, metric)
+                          scale, metric, checkpoint)
              for i in range(0, target.shape[0], batch)]
+    if checkpoint is not None:
+        for i in range(0, target.shape[0], batch):
+            remove_checkpoint(checkpoint.path(i))
     record = run_record(G, cfg.to_dict(), device)
     record["stages"] = [s.to_dict() for s in plan(cfg)]
     if metric_note:
@@ -237,19 +253,31 @@ class _Stop(Exception):
 
 
 def _run_adam(params: list[torch.Tensor], stage: Stage, cfg: EmbedConfig, evaluate,
-              renormalise: dict[str, torch.Tensor] | None) -> None:
+              renormalise: dict[str, torch.Tensor] | None, run: _Progress) -> None:
     """``stage.steps`` Adam steps with the stage's schedule; ``renormalise``: noise maps to
-    renormalise after every step (the projector)."""
+    renormalise after every step (the projector). Starts at ``run.done`` with the Adam state
+    of ``run.adam_state`` (a resumed run) and reports every finished step to ``run``."""
     opt = torch.optim.Adam(params, lr=stage.lr, betas=cfg.betas, eps=cfg.eps)
-    for i in range(stage.steps):
+    if run.adam_state is not None:
+        for k, p in enumerate(params):
+            state = {key[len(f"{k}."):]: v.to(p.device) for key, v in run.adam_state.items()
+                     if key.startswith(f"{k}.")}
+            if state:
+                opt.state[p] = state
+        run.adam_state = None
+    run.opt = opt
+    for i in range(run.done, stage.steps):
         t = i / stage.steps
         for group in opt.param_groups:
             group["lr"] = stage.lr * lr_factor(stage.schedule, t)
         opt.zero_grad(set_to_none=True)
         evaluate(stage, t)
+        run.updating = True
         opt.step()
         if renormalise is not None:
             renormalise_(renormalise)
+        run.updating = False
+        run.after_step(i + 1)
 
 
 def _run_lbfgs(params: list[torch.Tensor], stage: Stage, evaluate) -> None:
@@ -285,11 +313,39 @@ def load_lpips_metric(lpips: LPIPS | None, vgg: VGG16Features | None, device: to
     return LPIPS(vgg, lin).eval().to(device), ""
 
 
+class _Progress:
+    """Where a batch's run stands, for its checkpoints: the last finished step and what is
+    needed to continue from there (see :mod:`i2s.embedding.checkpoint`)."""
+
+    def __init__(self, ck: Checkpointing | None, path: Path | None, save) -> None:
+        self.ck, self.path, self._save = ck, path, save
+        self.stage = 0           # index of the stage that runs
+        self.done = 0            # steps of that stage finished
+        self.step = 0            # steps finished, all stages together
+        self.best, self.since = float("inf"), 0
+        self.rng: list[torch.Tensor] = []    # generator states after the last finished step
+        self.fixed: dict[str, torch.Tensor] | None = None  # L-BFGS: the stage's start
+        self.opt: torch.optim.Optimizer | None = None
+        self.adam_state: dict[str, torch.Tensor] | None = None  # to restore (resumed run)
+        self.updating = False    # inside an optimiser update: no consistent state to save
+        self.rng_of: Callable[[], list[torch.Tensor]] = list
+        self.counters: Callable[[], tuple[int, float, int]] = lambda: (0, 0.0, 0)
+
+    def after_step(self, done: int) -> None:
+        self.done = done
+        self.step, self.best, self.since = self.counters()
+        self.rng = self.rng_of()
+        if self.ck is not None and self.ck.every and self.step % self.ck.every == 0:
+            self._save()
+
+
 def _embed_batch(G, target: torch.Tensor, cfg: EmbedConfig,
                  perceptual: PerceptualLoss | LPIPSLoss | None, start, first: int, callback,
-                 mask: torch.Tensor | None, scale: float, metric: LPIPS | None) -> EmbedResult:
+                 mask: torch.Tensor | None, scale: float, metric: LPIPS | None,
+                 ck: Checkpointing | None = None) -> EmbedResult:
     """One batch of :func:`embed` (images ``first`` .. ``first + len(target) - 1``), every
-    stage of :func:`i2s.embedding.stages.plan`."""
+    stage of :func:`i2s.embedding.stages.plan`; with ``ck``, saved as it goes and continued
+    from an earlier checkpoint."""
     n, device = target.shape[0], target.device
     criterion = EmbedLoss(target, perceptual, lambda_mse=cfg.mse_weight,
                           lambda_perceptual=cfg.perceptual_weight, mask=mask)
@@ -298,11 +354,19 @@ def _embed_batch(G, target: torch.Tensor, cfg: EmbedConfig,
         noise_gen = torch.Generator(device=device).manual_seed(cfg.seed)
     # noise on w: one stream per image, so an image's result does not depend on its batch
     w_gens = [_cpu_generator((cfg.seed + 1) * 1_000_003 + first + j) for j in range(n)]
+    gens = w_gens + ([noise_gen] if noise_gen is not None else [])
     stages = plan(cfg)
     total = sum(s.steps for s in stages)
     history = {k: np.full((total, n), np.nan) for k in ("loss", "mse", "perceptual", "psnr")}
     init = start if start is not None else cfg.init
     images = range(first, first + n)
+    path = ck.path(first) if ck is not None else None
+    start_tensor = (init if isinstance(init, torch.Tensor) else torch.from_numpy(init.w)
+                    if isinstance(init, LatentFile) else None)
+    digest = run_digest(G, cfg, target, mask, start_tensor, first) if ck is not None else ""
+    saved = load_checkpoint(path, digest, cfg.to_dict()) if ck is not None and ck.resume \
+        else None
+    seconds_before = float(saved.meta["seconds"]) if saved is not None else 0.0
     t0 = time.perf_counter()
     with frozen(G), frozen(criterion):
         var = initial_latent(G, cfg.space, init, n, cfg.seed, device)
@@ -316,6 +380,58 @@ def _embed_batch(G, target: torch.Tensor, cfg: EmbedConfig,
             return gen.synthesis(ws, noise_mode=cfg.noise_mode, generator=noise_gen)
 
         state = {"step": 0, "best": float("inf"), "since": 0}
+
+        def save() -> None:
+            """Write the checkpoint of the last finished step (and the partial latents)."""
+            fixed = run.fixed or {}
+            tensors = {"var": fixed.get("var", var)}
+            for k, m in (maps or {}).items():
+                tensors[f"map.{k}"] = fixed.get(f"map.{k}", m)
+            if gen is not G:
+                tensors.update({f"gen.{k}": v for k, v in gen.synthesis.named_parameters()})
+            if run.opt is not None and run.fixed is None:
+                group = run.opt.param_groups[0]["params"]
+                for k, p in enumerate(group):
+                    for key, v in run.opt.state.get(p, {}).items():
+                        if isinstance(v, torch.Tensor):
+                            tensors[f"adam.{k}.{key}"] = v
+            for j, g in enumerate(run.rng):
+                tensors[f"rng.{j}"] = g
+            for k, h in history.items():
+                tensors[f"history.{k}"] = torch.from_numpy(h[:run.step].copy())
+            spent = seconds_before + time.perf_counter() - t0
+            save_checkpoint(path, tensors, {
+                "digest": digest, "settings": cfg.to_dict(), "stage": run.stage,
+                "done": run.done, "step": run.step, "best": run.best, "since": run.since,
+                "seconds": spent, "images": n, "first": first})
+            if ck.on_save is not None:
+                with torch.no_grad():
+                    ws = latent_to_ws(G, cfg.space, tensors["var"].detach())
+                last = history["psnr"][run.step - 1] if run.step else np.full(n, np.nan)
+                ck.on_save(PartialState(ws.detach().clone(), run.step, total, last.copy(),
+                                        images, spent, path))
+
+        run = _Progress(ck, path, save)
+        run.rng_of = lambda: [g.get_state() for g in gens]
+        run.counters = lambda: (state["step"], state["best"], state["since"])
+        run.rng = run.rng_of()
+        if saved is not None:
+            meta = saved.meta
+            with torch.no_grad():
+                var.copy_(saved.tensors["var"].to(device))
+                for k, m in (maps or {}).items():
+                    m.copy_(saved.tensors[f"map.{k}"].to(device))
+            for j, g in enumerate(gens):
+                g.set_state(saved.tensors[f"rng.{j}"])
+            for k in history:
+                h = saved.tensors[f"history.{k}"].numpy()
+                history[k][:len(h)] = h
+            run.stage, run.done, run.step = int(meta["stage"]), int(meta["done"]), \
+                int(meta["step"])
+            run.best, run.since = float(meta["best"]), int(meta["since"])
+            state.update(step=run.step, best=run.best, since=run.since)
+            run.adam_state = saved.prefixed("adam.") or None
+            run.rng = run.rng_of()
 
         def evaluate(stage: Stage, t: float) -> torch.Tensor:
             """One forward and backward at progress ``t`` of ``stage``: records the step,
@@ -362,25 +478,51 @@ def _embed_batch(G, target: torch.Tensor, cfg: EmbedConfig,
                         raise _Stop(everything=False)
             return objective.detach()
 
-        for stage in stages:
-            var.requires_grad_(stage.latent)
-            for m in (maps or {}).values():
-                m.requires_grad_(stage.noise)
-            params = [var] * stage.latent + list((maps or {}).values()) * stage.noise
-            if stage.generator:
-                gen = copy.deepcopy(G)
-                gen.synthesis.requires_grad_(True)
-                params += list(gen.synthesis.parameters())
-            state["best"], state["since"] = float("inf"), 0
-            try:
-                if stage.optimizer == "lbfgs":
-                    _run_lbfgs(params, stage, evaluate)
-                else:
-                    _run_adam(params, stage, cfg, evaluate,
-                              maps if stage.noise and stage.noise_regularize > 0 else None)
-            except _Stop as stop:
-                if stop.everything:
-                    break
+        try:
+            for index, stage in enumerate(stages):
+                if index < run.stage:
+                    continue
+                if index > run.stage:
+                    run.stage, run.done, run.opt = index, 0, None
+                var.requires_grad_(stage.latent)
+                for m in (maps or {}).values():
+                    m.requires_grad_(stage.noise)
+                params = [var] * stage.latent + list((maps or {}).values()) * stage.noise
+                if stage.generator:
+                    gen = copy.deepcopy(G)
+                    tuned = saved.prefixed("gen.") if saved is not None else {}
+                    if tuned:
+                        with torch.no_grad():
+                            for k, v in gen.synthesis.named_parameters():
+                                v.copy_(tuned[k].to(v.device))
+                    gen.synthesis.requires_grad_(True)
+                    params += list(gen.synthesis.parameters())
+                if run.done == 0:
+                    state["best"], state["since"] = float("inf"), 0
+                run.fixed = None
+                try:
+                    if stage.optimizer == "lbfgs":
+                        # continued from its start: keep that start for the checkpoints
+                        run.done, run.opt = 0, None
+                        run.fixed = {"var": var.detach().clone(), **{
+                            f"map.{k}": m.detach().clone() for k, m in (maps or {}).items()}}
+                        run.step, run.best, run.since = (state["step"], state["best"],
+                                                         state["since"])
+                        run.rng = run.rng_of()
+                        if ck is not None and ck.every:
+                            save()
+                        _run_lbfgs(params, stage, evaluate)
+                    else:
+                        _run_adam(params, stage, cfg, evaluate,
+                                  maps if stage.noise and stage.noise_regularize > 0 else None,
+                                  run)
+                except _Stop as stop:
+                    if stop.everything:
+                        break
+        except KeyboardInterrupt:
+            if ck is not None and not run.updating:
+                save()
+            raise
         step = state["step"]
         var.requires_grad_(False)
         for m in (maps or {}).values():
@@ -401,7 +543,7 @@ def _embed_batch(G, target: torch.Tensor, cfg: EmbedConfig,
             final["psnr"] = psnr(terms["mse"]).cpu().numpy().astype(np.float64)
             if metric is not None:
                 final["lpips"] = metric(img, target).cpu().numpy().astype(np.float64)
-    seconds = time.perf_counter() - t0
+    seconds = seconds_before + time.perf_counter() - t0
     return EmbedResult(latent=ws.detach(), image=img.detach(), target=target,
                        history={k: v[:step] for k, v in history.items()},
                        final=final, seconds=seconds, batch_seconds=np.full(n, seconds),
@@ -412,4 +554,3 @@ def _embed_batch(G, target: torch.Tensor, cfg: EmbedConfig,
                            f"synthesis.{k}": v.detach().clone()
                            for k, v in gen.synthesis.named_parameters()}],
                        steps_run=np.full(n, step))
-

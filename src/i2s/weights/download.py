@@ -96,8 +96,20 @@ def cached_ok(dest: Path, size: int | None = None, sha256: str | None = None) ->
 
 
 def download(urls: list[str], dest: Path, size: int | None = None,
-             sha256: str | None = None, quiet: bool = False) -> Path:
-    """Fetch the first working URL into ``dest`` (verified, atomic). Reuses a good cache."""
+             sha256: str | None = None, quiet: bool = False,
+             aliases: tuple[Path, ...] = ()) -> Path:
+    """Fetch the first working URL into ``dest`` (verified, atomic). Reuses a good cache.
+    ``aliases``: other paths the same file may have been put at (a hand download keeps the
+    server's name, e.g. NVIDIA's ``ffhq.pkl``); the first that exists is renamed to ``dest``
+    and then checked like a file placed there by hand."""
+    if not dest.is_file():
+        for alias in aliases:
+            if alias.is_file():
+                os.replace(alias, dest)
+                old = alias.with_name(alias.name + ".sha256")
+                if old.is_file():
+                    os.replace(old, dest.with_name(dest.name + ".sha256"))
+                break
     if cached_ok(dest, size, sha256):
         return dest
     record = dest.with_name(dest.name + ".sha256")

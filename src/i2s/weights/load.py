@@ -33,7 +33,7 @@ from i2s.models.lpips import LPIPS, LPIPS_CHANNELS, lin_keys
 from i2s.models.vgg16 import VGG16Features
 from i2s.resources import i2s_home, package_path
 from i2s.weights.convert import convert_file
-from i2s.weights.download import cached_ok, download, verify_file
+from i2s.weights.download import cached_ok, download, offline, verify_file
 from i2s.weights.generator_file import (
     is_safetensors,
     load_generator_file,
@@ -64,6 +64,20 @@ def download_path(entry: ModelEntry) -> Path:
     return i2s_home() / "downloads" / entry.filename
 
 
+def download_aliases(entry: ModelEntry) -> tuple[Path, ...]:
+    """Other paths in the download folder that are taken as ``entry``'s file: its ``aliases``
+    (names earlier versions of i2s used) and the server's own file name, where no other entry
+    downloads a file of that name."""
+    names = list(entry.aliases)
+    for url in entry.urls:
+        base = url.rsplit("/", 1)[-1]
+        others = [e for e in REGISTRY.values() if e.name != entry.name and (
+            e.filename == base or any(u.rsplit("/", 1)[-1] == base for u in e.urls))]
+        if base and "?" not in base and base != entry.filename and not others:
+            names.append(base)
+    return tuple(download_path(entry).with_name(n) for n in dict.fromkeys(names))
+
+
 def model_path(entry: ModelEntry) -> Path:
     if entry.packaged:
         return packaged_path(entry)
@@ -83,7 +97,8 @@ def fetch(name: str, quiet: bool = False) -> Path:
     if entry.kind == "generator" and model_path(entry).is_file() and \
             cached_ok(model_path(entry)):
         return model_path(entry)
-    src = download(list(entry.urls), download_path(entry), entry.size, entry.sha256, quiet)
+    src = download(list(entry.urls), download_path(entry), entry.size, entry.sha256, quiet,
+                   aliases=download_aliases(entry))
     if entry.kind != "generator":
         return src
     dst = model_path(entry)
@@ -191,8 +206,24 @@ def default_vgg16_paths() -> list[Path]:
     return [download_path(entry), torch_home / "hub" / "checkpoints" / entry.filename]
 
 
-def find_vgg16_weights(path: str | os.PathLike | None = None) -> Path:
-    """The VGG-16 weights file to use: ``path``, else ``$I2S_VGG16``, else the default paths."""
+def _download_on_first_use(name: str, what: str, instead: str) -> Path:
+    """``fetch(name)`` (verified, with a progress bar) for weights that are needed now and
+    found nowhere; one I2SError line naming the file, where to put it and ``instead`` when
+    offline (``I2S_OFFLINE``) or the download fails."""
+    entry = get_entry(name)
+    if offline():
+        raise I2SError(f"{what} weights not found and i2s is offline "
+                       f"(I2S_OFFLINE is set): download {entry.urls[0]} to "
+                       f"{download_path(entry)}, {instead}")
+    try:
+        return fetch(name)
+    except I2SError as e:
+        raise I2SError(f"{e}; {instead}") from None
+
+
+def find_vgg16_weights(path: str | os.PathLike | None = None, download: bool = False) -> Path:
+    """The VGG-16 weights file to use: ``path``, else ``$I2S_VGG16``, else the default paths,
+    else (with ``download``) torchvision's file downloaded into the cache on first use."""
     entry = get_entry("vgg16")
     url = entry.urls[0]
     if path is None:
@@ -206,6 +237,10 @@ def find_vgg16_weights(path: str | os.PathLike | None = None) -> Path:
     for p in default_vgg16_paths():
         if p.is_file():
             return p
+    if download:
+        return _download_on_first_use(
+            "vgg16", "VGG-16", "pass --vgg-weights PATH, or use --loss mse to embed without "
+            "the perceptual loss")
     raise I2SError(f"VGG-16 weights not found; run 'i2s models download vgg16' (or download "
                    f"{url}, {entry.approx_mb} MB, to {default_vgg16_paths()[0]}) or pass "
                    "--vgg-weights PATH, or use --loss mse to embed without the perceptual loss")
@@ -238,10 +273,11 @@ def _read_state_dict(p: Path, what: str) -> dict:
     return state
 
 
-def load_vgg16(path: str | os.PathLike | None = None,
-               device: str | torch.device = "cpu") -> VGG16Features:
-    """Load torchvision's VGG-16 checkpoint into :class:`VGG16Features` (eval, frozen)."""
-    p = find_vgg16_weights(path)
+def load_vgg16(path: str | os.PathLike | None = None, device: str | torch.device = "cpu",
+               download: bool = False) -> VGG16Features:
+    """Load torchvision's VGG-16 checkpoint into :class:`VGG16Features` (eval, frozen);
+    ``download``: fetch it on first use when it is nowhere (see :func:`find_vgg16_weights`)."""
+    p = find_vgg16_weights(path, download)
     state = _read_state_dict(p, "VGG-16")
     unexpected = [k for k in state if not k.startswith(("features.", "classifier."))]
     if unexpected:
@@ -257,8 +293,9 @@ def load_vgg16(path: str | os.PathLike | None = None,
     return model.eval().requires_grad_(False).to(device)
 
 
-def find_lpips_weights(path: str | os.PathLike | None = None) -> Path:
-    """The LPIPS-VGG calibration file: ``path``, else ``$I2S_LPIPS``, else the download cache."""
+def find_lpips_weights(path: str | os.PathLike | None = None, download: bool = False) -> Path:
+    """The LPIPS-VGG calibration file: ``path``, else ``$I2S_LPIPS``, else the download cache,
+    else (with ``download``) the ``lpips`` project's file downloaded on first use."""
     entry = get_entry("lpips-vgg")
     if path is None:
         path = os.environ.get("I2S_LPIPS") or None
@@ -274,6 +311,9 @@ def find_lpips_weights(path: str | os.PathLike | None = None) -> Path:
         except I2SError as e:
             raise I2SError(f"{e}; delete it and run 'i2s models download lpips-vgg'") from None
         return p
+    if download:
+        return _download_on_first_use(
+            "lpips-vgg", "LPIPS", "pass --lpips-weights PATH, or use another --loss")
     raise I2SError(f"LPIPS weights not found; run 'i2s models download lpips-vgg' (or download "
                    f"{entry.urls[0]} to {p})")
 

@@ -57,6 +57,9 @@ class ModelEntry:
     input_size: int | None = None
     # Settings the checkpoint does not store (GET3D's tet_res, dmtet_scale, ...), as pairs.
     config: tuple[tuple[str, object], ...] = ()
+    # Other names the downloaded file is accepted under in the download folder (names that
+    # earlier versions of i2s used), renamed to ``filename`` when found.
+    aliases: tuple[str, ...] = ()
 
 
 def _ada_tf(dataset, res, desc):
@@ -106,16 +109,21 @@ REGISTRY: dict[str, ModelEntry] = {e.name: e for e in [
                 "https://api.ngc.nvidia.com/v2/models/nvidia/research/stylegan2/versions/1/"
                 "files/stylegan2-ffhq-1024x1024.pkl"),
                CC_BY_NC, "StyleGAN2 config-f FFHQ faces (TF pickle; NGC mirror in PyTorch format)"),
-    ModelEntry("stylegan2-ada-ffhq-1024", "generator", "stylegan2", 1024, "ada-ffhq.pkl",
-               (ADA + "ffhq.pkl",), NVIDIA_NC, "StyleGAN2-ADA FFHQ faces"),
-    ModelEntry("stylegan2-ada-metfaces-1024", "generator", "stylegan2", 1024, "ada-metfaces.pkl",
-               (ADA + "metfaces.pkl",), NVIDIA_NC, "StyleGAN2-ADA MetFaces (portrait art)"),
-    ModelEntry("stylegan2-ada-afhqcat-512", "generator", "stylegan2", 512, "ada-afhqcat.pkl",
-               (ADA + "afhqcat.pkl",), NVIDIA_NC, "StyleGAN2-ADA AFHQ cats"),
-    ModelEntry("stylegan2-ada-afhqdog-512", "generator", "stylegan2", 512, "ada-afhqdog.pkl",
-               (ADA + "afhqdog.pkl",), NVIDIA_NC, "StyleGAN2-ADA AFHQ dogs"),
-    ModelEntry("stylegan2-ada-afhqwild-512", "generator", "stylegan2", 512, "ada-afhqwild.pkl",
-               (ADA + "afhqwild.pkl",), NVIDIA_NC, "StyleGAN2-ADA AFHQ wild animals"),
+    ModelEntry("stylegan2-ada-ffhq-1024", "generator", "stylegan2", 1024, "ffhq.pkl",
+               (ADA + "ffhq.pkl",), NVIDIA_NC, "StyleGAN2-ADA FFHQ faces",
+               aliases=("ada-ffhq.pkl",)),
+    ModelEntry("stylegan2-ada-metfaces-1024", "generator", "stylegan2", 1024, "metfaces.pkl",
+               (ADA + "metfaces.pkl",), NVIDIA_NC, "StyleGAN2-ADA MetFaces (portrait art)",
+               aliases=("ada-metfaces.pkl",)),
+    ModelEntry("stylegan2-ada-afhqcat-512", "generator", "stylegan2", 512, "afhqcat.pkl",
+               (ADA + "afhqcat.pkl",), NVIDIA_NC, "StyleGAN2-ADA AFHQ cats",
+               aliases=("ada-afhqcat.pkl",)),
+    ModelEntry("stylegan2-ada-afhqdog-512", "generator", "stylegan2", 512, "afhqdog.pkl",
+               (ADA + "afhqdog.pkl",), NVIDIA_NC, "StyleGAN2-ADA AFHQ dogs",
+               aliases=("ada-afhqdog.pkl",)),
+    ModelEntry("stylegan2-ada-afhqwild-512", "generator", "stylegan2", 512, "afhqwild.pkl",
+               (ADA + "afhqwild.pkl",), NVIDIA_NC, "StyleGAN2-ADA AFHQ wild animals",
+               aliases=("ada-afhqwild.pkl",)),
     _ada_tf("ffhq", 1024, "FFHQ faces, trained with the original StyleGAN2"),
     _ada_tf("metfaces", 1024, "MetFaces (portrait art), transfer learning from FFHQ with ADA"),
     _ada_tf("afhqcat", 512, "AFHQ cats, trained from scratch with ADA"),
