@@ -215,3 +215,33 @@ def test_commands_say_what_to_install_without_dlib(tmp_path, monkeypatch, capsys
     assert metrics["identity_distance"] is None and "not installed" in metrics["identity_note"]
     faces._detector.cache_clear()
     faces._predictor.cache_clear()
+
+
+@needs_faces
+def test_detection_scores_choice_and_cnn(astronaut, tmp_path, capsys):
+    from i2s.faces import FaceChoice
+    from tests.cli_run import run
+    faces_found = faces.detect_faces(astronaut)
+    assert len(faces_found) == 2 and faces_found[0].score > 1.0 > 0.3 > faces_found[1].score
+    only = faces.detect_faces(astronaut, min_score=0.3)
+    assert len(only) == 1 and only[0].box == faces_found[0].box
+    second = A.align(astronaut, size=64, choice=FaceChoice(index=1))
+    assert second.transform.box == faces_found[1].box
+    with pytest.raises(faces.NoFaceFound, match="face index 2 asked for, but only 2"):
+        A.align(astronaut, size=64, choice=FaceChoice(index=2))
+    with pytest.raises(faces.NoFaceFound, match="scoring at least 5"):
+        A.align(astronaut, size=64, choice=FaceChoice(min_score=5.0))
+    cnn = faces.detect_faces(astronaut, detector="cnn")
+    assert len(cnn) == 1 and cnn[0].score > 0.8    # no suit patch
+    (l1, t1, r1, b1), (l2, t2, r2, b2) = cnn[0].box, faces_found[0].box
+    assert max(abs(l1 - l2), abs(t1 - t2), abs(r1 - r2), abs(b1 - b2)) < 20
+    photo = tmp_path / "a.png"
+    Image.fromarray(astronaut).save(photo)
+    code, out, _ = run(["align", photo, "--out", tmp_path / "o", "--size", 64, "--all-faces",
+                        "--min-face-score", 0.3], capsys)
+    assert code == 0 and "face score 1.16, hog" in out and "_1.png" not in out
+    t = A.AlignTransform.load(tmp_path / "o" / "a_0.json")
+    assert t.score == pytest.approx(faces_found[0].score)
+    code, _, err = run(["align", photo, "--out", tmp_path / "o2", "--all-faces",
+                        "--face-index", 1], capsys)
+    assert code == 2 and "--all-faces" in err

@@ -8,6 +8,7 @@ import click
 
 from i2s.cli.common import ensure_writable_dir
 from i2s.cli.messages import report_error
+from i2s.cli.options import face_choice, face_options
 from i2s.embedding.files import unique_stems
 from i2s.errors import I2SError
 from i2s.faces import FaceModelsMissing, align
@@ -22,13 +23,17 @@ from i2s.media.images import read_rgb, save_image
               help="Side of the aligned images (use the model's resolution, or larger).")
 @click.option("--all-faces", is_flag=True,
               help="Every face, not only the largest: OUT/<stem>_<i>.png, largest first.")
-def align_command(photos, out, size, all_faces) -> int:
+@face_options
+def align_command(photos, out, size, all_faces, **face) -> int:
     """Detect faces (dlib), find 68 landmarks and crop each photo the way FFHQ was made.
 
-    Writes OUT/<stem>.png and OUT/<stem>.json (the quad, the original size and the
-    landmarks: what paste-back needs). A photo without a face is reported on one line and
-    skipped; the exit code is then 1.
+    Writes OUT/<stem>.png and OUT/<stem>.json (the quad, the original size, the landmarks
+    and the detector's score: what paste-back needs). Each face's score is printed. A photo
+    without a face is reported on one line and skipped; the exit code is then 1.
     """
+    choice = face_choice(face)
+    if all_faces and choice.index:
+        raise click.UsageError("--face-index picks one face; --all-faces takes them all")
     out_dir = ensure_writable_dir(out)
     paths = [Path(p) for p in photos]
     failed = 0
@@ -36,7 +41,8 @@ def align_command(photos, out, size, all_faces) -> int:
         for path, stem in zip(paths, unique_stems(paths), strict=True):
             try:
                 image = read_rgb(path)
-                result = align(image, size=size, all_faces=all_faces, source=str(path))
+                result = align(image, size=size, all_faces=all_faces, source=str(path),
+                               choice=choice)
             except FaceModelsMissing:
                 raise
             except I2SError as e:
@@ -48,5 +54,6 @@ def align_command(photos, out, size, all_faces) -> int:
                 name = f"{stem}_{i}" if all_faces else stem
                 save_image(out_dir / f"{name}.png", face.image)
                 face.transform.save(out_dir / f"{name}.json")
-                click.echo(f"{path} -> {out_dir / name}.png")
+                click.echo(f"{path} -> {out_dir / name}.png  (face score "
+                           f"{face.transform.score:.2f}, {choice.detector})")
     return 1 if failed else 0

@@ -166,7 +166,8 @@ class EditSession:
         """``OUT/edit.json``: the edit's own record, what was pasted back, and the run record
         (its ``settings`` are the embedding settings used for image inputs; None when every
         input was a latent file, since nothing was embedded)."""
-        record = {**record, "embedded_inputs": self.embedded, "aligned_inputs": self.args.align,
+        record = {**record, "embedded_inputs": self.embedded, "aligned_inputs": (
+                      self.args.align.to_dict() if self.args.align else False),
                   "tuned_generator": self.tuned,
                   "paste_back": None if self.original is None else {
                       "original": str(self.paste_into), "transform": self.transform.to_dict()},

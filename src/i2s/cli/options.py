@@ -21,6 +21,7 @@ from i2s.embedding.losses import LOSS_KINDS, VGG_TAPS
 from i2s.embedding.recipes import RECIPES
 from i2s.embedding.schedules import LR_SCHEDULES
 from i2s.errors import I2SError
+from i2s.faces.detect import DETECTORS, FaceChoice
 from i2s.models.common import NOISE_MODES
 
 DEFAULT_MODEL = "demo"
@@ -110,7 +111,36 @@ def _config_option(field: str, help: str, off: bool = False, **kw: Any) -> tuple
     return field, option
 
 
-# (parameter name, option): the EmbedConfig fields, and the two input options
+# (parameter name, option): which face alignment takes (i2s align, --align)
+FACE_OPTIONS: list[tuple[str, Callable]] = [
+    ("detector", click.option(
+        "--detector", type=click.Choice(DETECTORS), default="hog", show_default=True,
+        help="Face detector: hog (fast) or cnn (dlib's MMOD CNN: finds turned, small and "
+             "dim faces HOG misses; slower).")),
+    ("min_face_score", click.option(
+        "--min-face-score", type=FiniteFloat(), default=None,
+        help="Ignore detections scoring below this (HOG: clear faces score 0.5-2.5, most false "
+             "alarms under 0.3; CNN: about 1 for clear faces).")),
+    ("face_index", click.option(
+        "--face-index", type=click.IntRange(min=0), default=0, show_default=True,
+        help="Which face to align: 0 the largest, 1 the next, ...")),
+]
+
+
+def face_options(f: Callable) -> Callable:
+    """--detector, --min-face-score, --face-index (i2s align)."""
+    for _, opt in reversed(FACE_OPTIONS):
+        f = opt(f)
+    return f
+
+
+def face_choice(values: dict) -> FaceChoice:
+    """The :class:`i2s.faces.FaceChoice` of the face options' values."""
+    return FaceChoice(values.get("detector") or "hog", values.get("min_face_score"),
+                      values.get("face_index") or 0)
+
+
+# (parameter name, option): the EmbedConfig fields, and the input options
 _EMBED_OPTIONS: list[tuple[str, Callable]] = [
     _config_option("recipe", "paper (Image2StyleGAN), projector (StyleGAN2-ADA's), i2s++ "
                    "(W+ then noise maps), pti (pivot, then the generator tuned around it), "
@@ -179,8 +209,9 @@ _EMBED_OPTIONS: list[tuple[str, Callable]] = [
     ("align", click.option(
         "--align", is_flag=True, help="Detect the largest face (dlib) and FFHQ-align it first; "
         "the transform is kept as transform.json for paste-back.")),
+    *[(name, opt) for name, opt in FACE_OPTIONS],
 ]
-_INPUT_OPTIONS = ("vgg_weights", "lpips_weights", "align")
+_INPUT_OPTIONS = ("vgg_weights", "lpips_weights", "align", *(n for n, _ in FACE_OPTIONS))
 
 
 def embedding_options(skip: tuple[str, ...] = ()) -> Callable[[Callable], Callable]:
@@ -200,7 +231,7 @@ class EmbeddingArgs:
 
     config: EmbedConfig
     vgg_weights: str | None = None
-    align: bool = False
+    align: FaceChoice | bool = False   # the face to align (--align), or False
     lpips_weights: str | None = None
 
 
@@ -218,5 +249,10 @@ def pop_embedding_args(kwargs: dict, **defaults: Any) -> EmbeddingArgs:
             values[name] = value
     config = EmbedConfig(**values)
     inputs = {k: kwargs.pop(k) for k in _INPUT_OPTIONS if k in kwargs}
-    return EmbeddingArgs(config, inputs.get("vgg_weights"), bool(inputs.get("align", False)),
-                         inputs.get("lpips_weights"))
+    align = bool(inputs.get("align", False))
+    given = [f"--{n.replace('_', '-')}" for n, _ in FACE_OPTIONS
+             if ctx.get_parameter_source(n) not in (None, ParameterSource.DEFAULT)]
+    if given and not align:
+        raise click.UsageError(f"{given[0]} chooses the face for --align; add --align")
+    return EmbeddingArgs(config, inputs.get("vgg_weights"),
+                         face_choice(inputs) if align else False, inputs.get("lpips_weights"))

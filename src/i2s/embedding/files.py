@@ -31,7 +31,7 @@ from i2s.embedding.optimisation import embed, load_init_latent, load_lpips_metri
 from i2s.embedding.result import StepInfo
 from i2s.embedding.stages import total_steps
 from i2s.errors import I2SError
-from i2s.faces import AlignTransform, FaceModelsMissing, align
+from i2s.faces import AlignTransform, FaceChoice, FaceModelsMissing, align
 from i2s.media.files import staged_folder, write_json_atomic
 from i2s.media.images import load_image, load_mask, read_rgb, save_image, to_tensor, to_uint8
 from i2s.media.metrics import psnr
@@ -73,13 +73,14 @@ def unique_stems(paths: list[Path]) -> list[str]:
     return out
 
 
-def input_image(path: str | Path, resolution: int, aligned: bool = False
+def input_image(path: str | Path, resolution: int, aligned: bool | FaceChoice = False
                 ) -> tuple[np.ndarray, AlignTransform | None]:
     """An input file as uint8 [R, R, 3]: FFHQ-aligned (with its transform) or centre-cropped
     and resized."""
     if not aligned:
         return load_image(path, resolution), None
-    face = align(read_rgb(path), size=resolution, source=str(path))
+    choice = aligned if isinstance(aligned, FaceChoice) else None
+    face = align(read_rgb(path), size=resolution, source=str(path), choice=choice)
     return face.image, face.transform
 
 
@@ -112,7 +113,8 @@ class _VideoFrames:
 
 
 def embed_files(G, images: list[str], out_dir: str | Path, config: EmbedConfig, *,
-                aligned: bool = False, video: bool = False, vgg: VGG16Features | None = None,
+                aligned: bool | FaceChoice = False, video: bool = False,
+                vgg: VGG16Features | None = None,
                 vgg_weights: str | None = None, lpips_weights: str | None = None,
                 mask: str | Path | None = None, progress: ProgressFactory | None = None,
                 on_failure: Callable[[str, str], None] | None = None,
@@ -264,7 +266,7 @@ def is_latent_path(path: str) -> bool:
 
 
 def latents_for_inputs(G, inputs: list[str], out_dir: str | Path, config: EmbedConfig, *,
-                       aligned: bool = False, vgg_weights: str | None = None,
+                       aligned: bool | FaceChoice = False, vgg_weights: str | None = None,
                        lpips_weights: str | None = None,
                        progress: ProgressFactory | None = None,
                        ) -> tuple[list[torch.Tensor], list[Path]]:

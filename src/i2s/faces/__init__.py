@@ -8,6 +8,7 @@ from i2s.faces.detect import (
     INSTALL_HINT,
     SAME_PERSON_THRESHOLD,
     Face,
+    FaceChoice,
     FaceModelsMissing,
     NoFaceFound,
     available,
@@ -18,6 +19,6 @@ from i2s.faces.identity import identity_distance, identity_distances, identity_m
 from i2s.faces.paste import paste_back
 
 __all__ = ["INSTALL_HINT", "SAME_PERSON_THRESHOLD", "AlignTransform", "AlignedFace", "Face",
-           "FaceModelsMissing", "NoFaceFound", "align", "available", "detect_faces",
+           "FaceChoice", "FaceModelsMissing", "NoFaceFound", "align", "available", "detect_faces",
            "identity_available", "identity_distance", "identity_distances", "identity_metrics",
            "paste_back"]

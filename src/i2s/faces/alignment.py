@@ -31,7 +31,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from i2s.errors import I2SError
-from i2s.faces.detect import Face, NoFaceFound, detect_faces
+from i2s.faces.detect import Face, FaceChoice, NoFaceFound, detect_faces
 from i2s.media.files import file_problem, write_text_atomic
 
 TRANSFORM_FORMAT = "i2s-align-transform"
@@ -46,11 +46,13 @@ class AlignTransform:
     size: int                     # side of the aligned image
     landmarks: np.ndarray         # [68, 2] in the original (continuous coordinates)
     box: tuple[int, int, int, int]  # detector box (left, top, right, bottom)
+    score: float | None = None      # the detector's score for this face
 
     def to_dict(self) -> dict:
         return {"format": TRANSFORM_FORMAT, "quad": self.quad.tolist(),
                 "original_size": list(self.original_size), "size": self.size,
                 "landmarks": self.landmarks.tolist(), "box": list(self.box),
+                "score": self.score,
                 "quad_order": "top-left, bottom-left, bottom-right, top-right"}
 
     def save(self, path: str | os.PathLike) -> None:
@@ -69,7 +71,9 @@ class AlignTransform:
             quad = np.asarray(d["quad"], dtype=np.float64)
             lms = np.asarray(d.get("landmarks", np.zeros((68, 2))), dtype=np.float64)
             w, h = (int(v) for v in d["original_size"])
-            t = cls(quad, (w, h), int(d["size"]), lms, tuple(int(v) for v in d["box"]))
+            score = d.get("score")
+            t = cls(quad, (w, h), int(d["size"]), lms, tuple(int(v) for v in d["box"]),
+                    None if score is None else float(score))
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
             raise I2SError(f"{p}: not a valid alignment transform ({e})") from None
         if t.quad.shape != (4, 2) or not np.isfinite(t.quad).all() or min(w, h, t.size) < 1:
@@ -159,10 +163,19 @@ def warp_quad(image: np.ndarray, quad: np.ndarray, size: int) -> np.ndarray:
         img = np.asarray(Image.fromarray(img).resize(small, Image.BOX))
         quad *= np.array([small[0] / w, small[1] / h])
         qsize /= shrink
-    # Pad wherever the quad (plus a margin for the resampling kernel) leaves the photo.
+    # Crop to the quad plus a border (as the FFHQ recipe does): the padding and its blur then
+    # work on the face's surroundings only, not on the whole photo.
     h, w = img.shape[:2]
     border = max(int(round(qsize * 0.1)), 3)
     lo, hi = np.floor(quad.min(0)).astype(int), np.ceil(quad.max(0)).astype(int)
+    c0 = np.maximum(lo - border, 0)
+    c1 = np.minimum(hi + border, [w, h])
+    if c1[0] - c0[0] >= 2 and c1[1] - c0[1] >= 2:
+        img = img[c0[1]:c1[1], c0[0]:c1[0]]
+        quad -= c0
+        lo, hi = lo - c0, hi - c0
+    # Pad wherever the quad (plus a margin for the resampling kernel) leaves the photo.
+    h, w = img.shape[:2]
     pads = (max(-lo[0] + border, 0), max(-lo[1] + border, 0),
             max(hi[0] - w + border, 0), max(hi[1] - h + border, 0))
     if any(pads):
@@ -188,20 +201,29 @@ def align_face(image: np.ndarray, face: Face, size: int) -> AlignedFace:
     quad = ffhq_quad(lms)
     h, w = image.shape[:2]
     return AlignedFace(warp_quad(image, quad, size),
-                       AlignTransform(quad, (w, h), size, lms, face.box))
+                       AlignTransform(quad, (w, h), size, lms, face.box, face.score))
 
 
 def align(image: np.ndarray, size: int = 1024, all_faces: bool = False,
-          source: str = "image") -> AlignedFace | list[AlignedFace]:
-    """FFHQ-align the largest face of uint8 [H, W, 3] (or every face, largest first).
+          source: str = "image", choice: FaceChoice | None = None
+          ) -> AlignedFace | list[AlignedFace]:
+    """FFHQ-align one face of uint8 [H, W, 3] (``choice``: detector, minimum score and which
+    face, by size; default the largest HOG detection), or every face, largest first.
 
-    Raises :class:`i2s.faces.NoFaceFound` when there is none.
+    Raises :class:`i2s.faces.NoFaceFound` when there is none (or not that many).
     """
     if size < 8:
         raise I2SError(f"alignment size must be at least 8, got {size}")
-    faces = detect_faces(np.asarray(image))
+    choice = choice or FaceChoice()
+    faces = detect_faces(np.asarray(image), detector=choice.detector,
+                         min_score=choice.min_score)
     if not faces:
-        raise NoFaceFound(f"{source}: no face found")
+        floor = "" if choice.min_score is None else f" scoring at least {choice.min_score:g}"
+        raise NoFaceFound(f"{source}: no face found{floor}")
     if all_faces:
         return [align_face(image, f, size) for f in faces]
-    return align_face(image, faces[0], size)
+    if choice.index >= len(faces):
+        raise NoFaceFound(f"{source}: face index {choice.index} asked for, but only "
+                          f"{len(faces)} face(s) found (scores "
+                          f"{', '.join(f'{f.score:.2f}' for f in faces)})")
+    return align_face(image, faces[choice.index], size)
