@@ -7,7 +7,7 @@ import click
 from i2s.cli.common import StepBar, ensure_writable_dir, load_2d_generator, pick_device
 from i2s.cli.messages import info, report_error
 from i2s.cli.options import device_option, embedding_options, model_option, pop_embedding_args
-from i2s.embedding.files import RESUME_FOLDER, embed_files
+from i2s.embedding.files import RESUME_FOLDER, embed_files, expand_inputs
 from i2s.media.files import output_lock
 
 DEFAULT_SAVE_EVERY = 100
@@ -24,6 +24,8 @@ DEFAULT_SAVE_EVERY = 100
               help="Fit only where this image is white (Image2StyleGAN++'s masked embedding; "
                    "alpha or grey level; cropped and resized like the inputs).")
 @click.option("--video", is_flag=True, help="Also write optimisation.mp4 (target | current).")
+@click.option("--upscale", type=click.IntRange(1, 32), default=None,
+              help="Integer zoom of comparison.png [default: small models to about 128 px].")
 @click.option("--save-every", type=click.IntRange(min=0), default=DEFAULT_SAVE_EVERY,
               show_default=True,
               help="Keep the run resumable every N steps: OUT/<stem>/ then holds the current "
@@ -33,15 +35,17 @@ DEFAULT_SAVE_EVERY = 100
                    "images are kept, the others continue from their last save; the result "
                    "equals an uninterrupted run.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def embed_command(images, model, out, device, mask, video, save_every, resume, quiet,
+def embed_command(images, model, out, device, mask, video, upscale, save_every, resume, quiet,
                   **kwargs) -> int:
-    """Embed IMAGE... into the generator's latent space (Image2StyleGAN and the recipes that
-    followed it: --recipe).
+    """Embed IMAGE... (files, folders or quoted patterns like 'photos/*.jpg') into the
+    generator's latent space (Image2StyleGAN and the recipes that followed it: --recipe).
 
-    Writes OUT/<stem>/latent.npz, target.png, reconstruction.png, metrics.json and, with
-    --video, optimisation.mp4. A bad input is reported on one line and skipped; the exit
-    code is 1 if any input failed. Ctrl-C keeps the run resumable (--resume).
+    Writes OUT/<stem>/latent.npz, target.png, reconstruction.png, comparison.png,
+    metrics.json and, with --video, optimisation.mp4; OUT/summary.csv has one row per image.
+    A bad input is reported on one line and skipped; the exit code is 1 if any input failed.
+    Ctrl-C keeps the run resumable (--resume).
     """
+    images = expand_inputs(list(images))
     args = pop_embedding_args(kwargs)
     out_dir = ensure_writable_dir(out)
     with output_lock(out_dir):
@@ -50,7 +54,7 @@ def embed_command(images, model, out, device, mask, video, save_every, resume, q
                  "starts afresh)")
         try:
             return _embed(images, model, out_dir, device, mask, video, quiet, args,
-                          save_every or None, resume)
+                          save_every or None, resume, upscale)
         except KeyboardInterrupt:
             info(f"interrupted: the run is saved in {out_dir}; the same command with --resume "
                  "continues it")
@@ -58,7 +62,7 @@ def embed_command(images, model, out, device, mask, video, save_every, resume, q
 
 
 def _embed(images, model, out_dir, device, mask, video, quiet, args, save_every,
-           resume) -> int:
+           resume, upscale) -> int:
     G = load_2d_generator(model, pick_device(device))
     done = embed_files(
         G, list(images), out_dir, args.config, aligned=args.align, video=video,
@@ -67,6 +71,6 @@ def _embed(images, model, out_dir, device, mask, video, quiet, args, save_every,
         on_failure=lambda raw, reason: report_error(reason),
         on_done=None if quiet else
         lambda raw, folder, db: info(f"{raw} -> {folder}  psnr {db:.2f} dB"),
-        save_every=save_every, resume=resume,
+        save_every=save_every, resume=resume, upscale=upscale,
         on_skip=lambda raw, folder: info(f"{raw}: already done in {folder} (--resume)"))
     return 1 if done.failed else 0

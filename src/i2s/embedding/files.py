@@ -9,6 +9,9 @@ W+ latent and reconstruction -> :meth:`EmbedResult.save` (``latent.npz``, ``targ
 
 from __future__ import annotations
 
+import csv
+import glob
+import io
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,7 +35,7 @@ from i2s.embedding.result import StepInfo
 from i2s.embedding.stages import total_steps
 from i2s.errors import I2SError
 from i2s.faces import AlignTransform, FaceChoice, FaceModelsMissing, align
-from i2s.media.files import staged_folder, write_json_atomic
+from i2s.media.files import staged_folder, write_json_atomic, write_text_atomic
 from i2s.media.images import load_image, load_mask, read_rgb, save_image, to_tensor, to_uint8
 from i2s.media.metrics import psnr
 from i2s.media.video import VideoWriter, upscale_nearest
@@ -40,6 +43,7 @@ from i2s.models.vgg16 import VGG16Features
 from i2s.provenance import run_record
 from i2s.weights.load import load_vgg16
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 RESUME_FOLDER = ".resume"  # out_dir/.resume/<first stem of a batch>/: its checkpoint
 VIDEO_FRAMES = 200  # about this many frames per video, whatever the number of steps
 
@@ -120,7 +124,8 @@ def embed_files(G, images: list[str], out_dir: str | Path, config: EmbedConfig, 
                 on_failure: Callable[[str, str], None] | None = None,
                 on_done: Callable[[str, Path, float], None] | None = None,
                 save_every: int | None = None, resume: bool = False,
-                on_skip: Callable[[str, Path], None] | None = None) -> EmbeddedFiles:
+                on_skip: Callable[[str, Path], None] | None = None,
+                upscale: int | None = None) -> EmbeddedFiles:
     """Embed image files, ``config.batch_for(R)`` at a time; write ``out_dir/<stem>/`` for
     each (see :meth:`i2s.EmbedResult.save`; with ``video``, also ``optimisation.mp4``).
     ``mask``: an image file, white where the loss applies (the same for every image; resized
@@ -135,6 +140,9 @@ def embed_files(G, images: list[str], out_dir: str | Path, config: EmbedConfig, 
     ``metrics.json`` marked ``"partial": true``. With ``resume``, images whose folder holds a
     finished result made with the same settings are skipped (``on_skip(input, folder)``) and
     the others continue from their checkpoint (the result equals an uninterrupted run).
+
+    ``out_dir/summary.csv`` lists every input (:data:`SUMMARY_FIELDS`), rewritten after each
+    batch; ``upscale``: the factor of each ``comparison.png`` (default: automatic).
     """
     out_dir = Path(out_dir)
     if config.init not in INIT_KEYWORDS:
@@ -217,7 +225,8 @@ def embed_files(G, images: list[str], out_dir: str | Path, config: EmbedConfig, 
         try:
             folders = result.save(out_dir, [stems[i] for i in idx],
                                   sources=[str(paths[i]) for i in idx],
-                                  transforms=[transforms[i] for i in idx], extra_files=extra)
+                                  transforms=[transforms[i] for i in idx], extra_files=extra,
+                                  upscale=upscale)
         finally:
             for files in extra or []:
                 for p in files.values():
@@ -227,7 +236,69 @@ def embed_files(G, images: list[str], out_dir: str | Path, config: EmbedConfig, 
             done.psnr[str(paths[i])] = float(db)
             if on_done is not None:
                 on_done(str(paths[i]), folder, float(db))
+        write_summary(out_dir, images, done)
+    write_summary(out_dir, images, done)
     return done
+
+
+SUMMARY_FIELDS = ("image", "status", "folder", "psnr", "lpips", "identity_distance",
+                  "seconds", "steps", "reason")
+
+
+def write_summary(out_dir: Path, inputs: list[str], done: EmbeddedFiles) -> Path:
+    """``out_dir/summary.csv``: one row per input (done, failed or not yet), with the numbers
+    of its ``metrics.json`` (PSNR of the 8-bit files, LPIPS and identity where measured)."""
+    failed = dict(done.failed)
+    rows = []
+    for raw in inputs:
+        row = dict.fromkeys(SUMMARY_FIELDS, "")
+        row["image"] = raw
+        folder = done.folders.get(raw, done.folders.get(str(Path(raw))))
+        if raw in failed:
+            row.update(status="failed", reason=failed[raw])
+        elif folder is None:
+            row["status"] = "pending"
+        else:
+            row.update(status="done", folder=str(folder))
+            try:
+                metrics = json.loads((folder / "metrics.json").read_text())
+            except (OSError, ValueError):
+                metrics = {}
+            for k in ("psnr", "lpips", "identity_distance", "seconds", "steps"):
+                v = metrics.get(k)
+                row[k] = "" if v is None else (f"{v:.4f}" if isinstance(v, float) else v)
+        rows.append(row)
+    path = out_dir / "summary.csv"
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=SUMMARY_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomic(path, buf.getvalue())
+    return path
+
+
+def expand_inputs(specs: list[str]) -> list[str]:
+    """Image paths from command-line inputs: a folder gives its image files (sorted, not
+    recursive), a pattern with * ? or [ its matches (sorted), anything else itself. I2SError
+    for a folder or pattern that names no image."""
+    out: list[str] = []
+    for spec in specs:
+        p = Path(spec)
+        if p.is_dir():
+            found = sorted(str(f) for f in p.iterdir()
+                           if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+            what = f"folder {spec}"
+        elif any(c in spec for c in "*?[") and not p.exists():
+            found = sorted(f for f in glob.glob(spec)
+                           if Path(f).is_file() and Path(f).suffix.lower() in IMAGE_SUFFIXES)
+            what = f"pattern {spec!r}"
+        else:
+            out.append(spec)
+            continue
+        if not found:
+            raise I2SError(f"{what}: no images ({', '.join(IMAGE_SUFFIXES)})")
+        out.extend(found)
+    return out
 
 
 def _finished(folder: Path, config: EmbedConfig, source: str) -> bool:

@@ -1,6 +1,7 @@
 """The files of an embedding: ``<out>/<name>/latent.npz``, ``target.png``,
-``reconstruction.png``, ``metrics.json`` (and ``transform.json`` for aligned inputs,
-``tuned.safetensors`` for the ``pti`` recipe).
+``reconstruction.png``, ``comparison.png`` (target | reconstruction, labelled, small models
+upscaled), ``metrics.json`` (and ``transform.json`` for aligned inputs, ``tuned.safetensors``
+for the ``pti`` recipe).
 
 ``metrics.json`` has the numbers of the saved 8-bit images (what the user sees: ``mse``,
 ``psnr``), the float loss terms of the final latent (``loss_terms``, ``psnr_float``), the dlib
@@ -22,6 +23,7 @@ from i2s.embedding.tuned import save_tuned
 from i2s.errors import I2SError
 from i2s.faces.identity import identity_metrics
 from i2s.media.files import staged_folder, write_json_atomic
+from i2s.media.grid import labelled_grid
 from i2s.media.images import save_image, to_uint8
 from i2s.media.metrics import psnr
 
@@ -33,7 +35,8 @@ def write_embedding(result: EmbedResult, out: str | os.PathLike,
                     names: Sequence[str] | None = None, *, model=None,
                     sources: Sequence[str] | None = None, transforms=None,
                     identity: bool = True,
-                    extra_files: Sequence[dict[str, Path]] | None = None) -> list[Path]:
+                    extra_files: Sequence[dict[str, Path]] | None = None,
+                    upscale: int | None = None) -> list[Path]:
     """See :meth:`i2s.EmbedResult.save`."""
     n = result.latent.shape[0]
     names = [f"image{i}" for i in range(n)] if names is None else list(names)
@@ -66,6 +69,12 @@ def write_embedding(result: EmbedResult, out: str | os.PathLike,
                 model_sha256=sha or "", z=z, noise=noise))
             save_image(folder / "target.png", targets[j])
             save_image(folder / "reconstruction.png", recons[j])
+            psnr8 = metrics["psnr"]
+            side = None if upscale is None else targets[j].shape[0] * upscale
+            save_image(folder / "comparison.png", labelled_grid(
+                [[targets[j], recons[j]]], col_labels=[
+                    "target", "reconstruction" if psnr8 is None else
+                    f"recon. {psnr8:.2f} dB"], side=side))
             if transforms[j] is not None:
                 transforms[j].save(folder / "transform.json")
             write_json_atomic(folder / "metrics.json", metrics)

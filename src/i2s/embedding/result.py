@@ -100,10 +100,11 @@ class EmbedResult:
     def save(self, out: str | os.PathLike, names: Sequence[str] | None = None, *,
              model=None, sources: Sequence[str] | None = None, transforms=None,
              identity: bool = True,
-             extra_files: Sequence[dict[str, Path]] | None = None) -> list[Path]:
+             extra_files: Sequence[dict[str, Path]] | None = None,
+             upscale: int | None = None) -> list[Path]:
         """Write ``out/<name>/`` for each image: ``latent.npz``, ``target.png``,
-        ``reconstruction.png``, ``metrics.json`` (and ``transform.json`` for aligned inputs)
-        -- what ``i2s embed`` writes; every file atomically.
+        ``reconstruction.png``, ``comparison.png``, ``metrics.json`` (and ``transform.json``
+        for aligned inputs) -- what ``i2s embed`` writes; every file atomically.
 
         Args:
             out: the output folder (created if needed).
@@ -115,9 +116,11 @@ class EmbedResult:
             identity: compute the dlib identity distance when the face models are installed.
             extra_files: per image, files to move into its folder ({name in the folder:
                 existing file}), e.g. the optimisation video.
+            upscale: integer factor of ``comparison.png`` (default: small models shown at
+                about 128 px, large ones at most 256 px).
         Returns:
             The folders written, in order.
         """
         return write_embedding(self, out, names, model=model, sources=sources,
                                transforms=transforms, identity=identity,
-                               extra_files=extra_files)
+                               extra_files=extra_files, upscale=upscale)

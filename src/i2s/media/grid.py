@@ -57,14 +57,15 @@ def _font() -> ImageFont.ImageFont:
 
 
 def labelled_grid(rows: list[list[np.ndarray | None]], row_labels: list[str] | None = None,
-                  col_labels: list[str] | None = None) -> np.ndarray:
+                  col_labels: list[str] | None = None, side: int | None = None) -> np.ndarray:
     """Tile uint8 images [R, R, 3] into a grid with optional row and column labels.
 
     ``rows[i][j]`` is the image at row i, column j (None leaves the cell empty); all images
-    have the same size. Returns uint8 [H, W, 3] on a white background.
+    have the same size, shown ``side`` px wide (default :func:`tile_size`: small models
+    upscaled to about 128 px). Returns uint8 [H, W, 3] on a white background.
     """
     first = next(im for row in rows for im in row if im is not None)
-    side = tile_size(first.shape[0])
+    side = side or tile_size(first.shape[0])
     font = _font()
     probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
 
