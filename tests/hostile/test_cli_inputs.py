@@ -256,7 +256,7 @@ def test_a_failed_rerun_keeps_the_previous_folder_whole(tmp_path, model_file, fa
                         "--steps", "4"], capsys)
     one_line_error(code, err)
     assert {p.name: p.read_bytes() for p in (out / "face").iterdir()} == before
-    assert files_under(out) == sorted(["face"] + [f"face/{n}" for n in before])
+    assert files_under(out) == sorted(["face", "summary.csv"] + [f"face/{n}" for n in before])
 
 
 def test_outputs_hold_no_non_finite_numbers(tmp_path, model_file, face, capsys):
