@@ -27,7 +27,7 @@ def test_embed_end_to_end(tmp_path, model_file, face, vgg_file, capsys):
                         "--vgg-weights", vgg_file, "--video", "--seed", 5], capsys)
     assert code == 0, err
     d = out / "face"
-    assert sorted(p.name for p in d.iterdir()) == ["latent.npz", "metrics.json",
+    assert sorted(p.name for p in d.iterdir()) == ["comparison.png", "latent.npz", "metrics.json",
                                                    "optimisation.mp4", "reconstruction.png",
                                                    "target.png"]
     m = json.loads((d / "metrics.json").read_text())

@@ -358,7 +358,7 @@ def test_load_generator_converts_checkpoints_once_and_caches(tmp_path, monkeypat
     G2 = i2s.load_generator(src)
     cached = list((tmp_path / "home" / "converted").iterdir())
     assert len(cached) == 1 and cached[0].name.endswith("-ffhq.safetensors")
-    assert G2.sha256 == sha256_file(cached[0])
+    assert G2.file_sha256 == sha256_file(cached[0])
     assert_same_images(G, G2)
 
     def no_second_conversion(*a, **k):

@@ -38,7 +38,7 @@ def test_demo_ships_with_its_digest_and_provenance():
 
 def test_demo_architecture_and_samples(demo):
     assert (demo.resolution, demo.z_dim, demo.w_dim, demo.num_ws) == (64, 100, 512, 10)
-    assert demo.sha256 == REGISTRY["demo"].sha256
+    assert demo.file_sha256 == REGISTRY["demo"].sha256
     z = torch.randn(8, demo.z_dim, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         img = to_uint8(demo(z)).astype(np.float64) / 255
@@ -57,5 +57,5 @@ def test_commands_default_to_demo(tmp_path, capsys):
                         "-q"], capsys)
     assert code == 0, err
     metrics = json.loads((tmp_path / "e" / "face_seed100" / "metrics.json").read_text())
-    assert metrics["model"] == "demo" and metrics["model_sha256"] == REGISTRY["demo"].sha256
+    assert metrics["model"] == "demo" and metrics["model_file_sha256"] == REGISTRY["demo"].sha256
     assert metrics["resolution"] == 64

@@ -62,7 +62,7 @@ def test_morph_frames_strip_video_and_endpoints(tmp_path, model_file, latents, c
     assert n == 5 and reader.get_meta_data()["size"] == (256, 256)
     rec = json.loads((out / "edit.json").read_text())
     assert rec["edit"] == "morph" and rec["t"] == [1.0, 0.75, 0.5, 0.25, 0.0]
-    assert rec["model_sha256"] == sha256_file(model_file)
+    assert rec["model_file_sha256"] == sha256_file(model_file)
 
 
 def test_morph_gif_and_image_inputs_embedded(tmp_path, model_file, latents, capsys):

@@ -13,7 +13,7 @@ def test_save_load_same_image(tmp_path, tiny_G):
     i2s.save_generator(tiny_G, path)
     G2 = i2s.load_generator(path)
     assert G2.cfg == tiny_G.cfg
-    assert G2.sha256 == sha256_file(path)
+    assert G2.file_sha256 == sha256_file(path) and len(G2.sha256) == 64
     assert not any(p.requires_grad for p in G2.parameters())
     ws = tiny_G.mapping(torch.randn(2, 32))
     assert torch.equal(G2.synthesis(ws), tiny_G.synthesis(ws))
@@ -194,3 +194,39 @@ def test_save_is_atomic_on_failure(tmp_path, tiny_G, monkeypatch):
         i2s.save_generator(tiny_G, path)
     assert path.read_bytes() == b"previous contents"
     assert [p.name for p in tmp_path.iterdir()] == ["g.safetensors"]
+
+
+def test_model_identity_is_its_weights_not_its_file(tmp_path, tiny_G, capsys):
+    """The same weights saved with other metadata, or converted again from a pickle, are the
+    same model: a latent made with one is accepted by the other; other weights are refused."""
+    import numpy as np
+
+    from i2s.embedding.latents import LatentFile, save_latent
+    from tests.checkpoint_writers import write_ada_pickle
+    from tests.cli_run import run
+    a, b = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
+    i2s.save_generator(tiny_G, a)
+    i2s.save_generator(tiny_G, b, extra_metadata={"note": "the same weights, another file"})
+    Ga, Gb = i2s.load_generator(a), i2s.load_generator(b)
+    assert Ga.file_sha256 != Gb.file_sha256 and Ga.sha256 == Gb.sha256
+    pkl = tmp_path / "g.pkl"
+    write_ada_pickle(pkl, tiny_G)
+    Gp = i2s.load_generator(pkl)
+    assert Gp.sha256 == Ga.sha256 and Gp.file_sha256 != Ga.file_sha256
+    w = torch.randn(Ga.num_ws, Ga.w_dim).numpy()
+    # latents made now record the identity: any copy of the weights takes them; latents made
+    # before recorded the file's SHA-256: their own file still takes them
+    for name, sha, model in (("new.npz", Ga.sha256, pkl), ("old.npz", Ga.file_sha256, a)):
+        save_latent(tmp_path / name, LatentFile(w=w, space="w+", model_sha256=sha))
+        code, _, err = run(["generate", "--model", model, "--latent", tmp_path / name,
+                            "--out", tmp_path / f"{name}.png"], capsys)
+        assert code == 0, err
+    other = tmp_path / "other.safetensors"
+    torch.manual_seed(1)
+    G_other = i2s.StyleGAN2Generator(tiny_G.cfg)
+    i2s.save_generator(G_other, other)
+    assert i2s.load_generator(other).sha256 != Ga.sha256
+    code, _, err = run(["generate", "--model", other, "--latent", tmp_path / "new.npz",
+                        "--out", tmp_path / "x.png"], capsys)
+    assert code == 1 and "another model" in err
+    assert np.isfinite(w).all()

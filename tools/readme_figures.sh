@@ -30,7 +30,7 @@ Image.fromarray(face[:, ::-1].copy()).save("out/readme/face_seed104_mirrored.png
 PY
 i2s expression --target "$L/face_seed110/latent.npz" --neutral $EX/faces/face_seed104.png \
     --expressive "$OUT/face_seed104_mirrored.png" --loss mse --steps 1000 --sweep \
-    --strengths 0,0.5,1,1.5 --out "$OUT/expression" -q
+    --normalise source --strengths 0,0.5,1,1.5 --out "$OUT/expression" -q
 
 # A real photo: align -> embed -> edit -> paste back.
 i2s align "$OUT/astronaut.png" --size 64 --out "$OUT/align"
@@ -44,7 +44,7 @@ python - <<'PY'
 import shutil
 import numpy as np
 from PIL import Image
-from i2s.experiments.figures import labelled_grid
+from i2s.media.grid import labelled_grid
 
 o = "out/readme"
 shutil.copy(f"{o}/morph/strip.png", "docs/edit_morph.png")

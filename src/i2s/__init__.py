@@ -32,7 +32,7 @@ _PUBLIC = {
     "LPIPS": "i2s.models", "StyleGAN2Config": "i2s.models",
     "StyleGAN2Generator": "i2s.models", "StyleGANConfig": "i2s.models",
     "StyleGANGenerator": "i2s.models", "VGG16Features": "i2s.models", "render": "i2s.models",
-    "keep_freed_memory": "i2s.ops.cpu_allocator",
+    "keep_freed_memory": "i2s.ops.cpu_allocator", "example_path": "i2s.resources",
     "load_generator": "i2s.weights", "load_lpips": "i2s.weights", "load_vgg16": "i2s.weights",
     "save_generator": "i2s.weights",
 }
@@ -42,7 +42,8 @@ __all__ = [
     "ExpressionTransfer", "GET3DConfig", "GET3DGenerator", "I2SError", "LPIPS", "LatentFile",
     "PerceptualLoss", "StepInfo", "StyleGAN2Config", "StyleGAN2Generator", "StyleGANConfig",
     "StyleGANGenerator", "Target3D", "VGG16Features", "__version__", "crossover",
-    "default_crossover_layers", "embed", "embed_3d", "keep_freed_memory", "load_generator",
+    "default_crossover_layers", "embed", "embed_3d", "example_path", "keep_freed_memory",
+    "load_generator",
     "load_latent", "load_lpips", "load_vgg16", "morph", "render", "save_generator", "save_latent",
     "transfer_expression",
 ]
@@ -93,4 +94,5 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
         render,
     )
     from i2s.ops.cpu_allocator import keep_freed_memory
+    from i2s.resources import example_path
     from i2s.weights import load_generator, load_lpips, load_vgg16, save_generator

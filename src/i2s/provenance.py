@@ -86,10 +86,20 @@ def versions() -> dict[str, str]:
             "python": platform.python_version()}
 
 
+def same_model(G, recorded: str | None) -> bool:
+    """Whether a file that records the model SHA-256 ``recorded`` was made with ``G``: yes when
+    either is unknown, or ``recorded`` is G's identity (weights + config) or, for files made
+    before i2s identified models that way, its file's SHA-256."""
+    ids = {getattr(G, "sha256", None), getattr(G, "file_sha256", None)} - {None, ""}
+    return not recorded or not ids or recorded in ids
+
+
 def model_record(G) -> dict:
-    """What identifies a generator: how it was named when loaded (``G.source``), the SHA-256
-    of its weights file, resolution and latent shape."""
+    """What identifies a generator: how it was named when loaded (``G.source``), the digest of
+    its weights and config (``model_sha256``), its file's SHA-256, resolution and latent
+    shape."""
     return {"model": getattr(G, "source", None), "model_sha256": getattr(G, "sha256", None),
+            "model_file_sha256": getattr(G, "file_sha256", None),
             "resolution": G.resolution, "num_ws": G.num_ws, "w_dim": G.w_dim}
 
 

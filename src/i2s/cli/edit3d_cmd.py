@@ -16,7 +16,7 @@ from i2s.embedding3d.outputs import write_shape_files
 from i2s.errors import I2SError
 from i2s.get3d.export import load_latent_3d
 from i2s.media.files import output_lock, staged_outputs
-from i2s.media.grid import image_grid
+from i2s.media.grid import labelled_grid
 from i2s.media.images import save_image
 
 MAX_MORPH_VALUES = 16
@@ -114,7 +114,10 @@ def morph_3d_command(latent_a, latent_b, t_geo, t_tex, model, out, views, resolu
                 except I2SError as e:
                     raise I2SError(f"t_geo {g:g}, t_tex {t:g}: {e}") from None
                 tiles.append(first)
-        save_image(stage / "grid.png", image_grid(np.stack(tiles), cols=len(tt)))
+        rows = [tiles[i * len(tt):(i + 1) * len(tt)] for i in range(len(tg))]
+        save_image(stage / "grid.png", labelled_grid(
+            rows, row_labels=[f"geo {g:g}" for g in tg], col_labels=[f"tex {t:g}" for t in tt],
+            side=tiles[0].shape[0]))
     click.echo(f"wrote {out_dir}: {len(tg) * len(tt)} shapes (t_geo {t_geo}, t_tex {t_tex}), "
                "grid.png")
     return 0

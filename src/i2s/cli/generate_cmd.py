@@ -69,7 +69,7 @@ def generate_command(model, seed, seeds, grid, latent, out, truncation, truncati
         else:
             lat = load_latent(latent)
             check_latent_fits(lat, G.num_ws, G.w_dim, str(latent))
-            check_latent_model(lat, G.sha256, str(latent))
+            check_latent_model(lat, G, str(latent))
             ws = torch.from_numpy(lat.w)[None].to(dev)
     ngen = torch.Generator(device=dev).manual_seed(seed or 0)
     save_image(out, render(G, ws, noise_mode=noise_mode, generator=ngen)[0])

@@ -34,6 +34,11 @@ class FiniteFloat(click.FloatRange):
 
     name = "number"
 
+    def _describe_range(self) -> str:
+        if self.min is None and self.max is None:
+            return "finite"  # click would print "x<=None"
+        return super()._describe_range()
+
     def convert(self, value, param, ctx):
         v = super().convert(value, param, ctx)
         if not math.isfinite(v):

@@ -349,7 +349,7 @@ def latents_for_inputs(G, inputs: list[str], out_dir: str | Path, config: EmbedC
         if is_latent_path(raw):
             lat = load_latent(raw)
             check_latent_fits(lat, G.num_ws, G.w_dim, raw)
-            check_latent_model(lat, G.sha256, raw)
+            check_latent_model(lat, G, raw)
     images = [raw for raw in inputs if not is_latent_path(raw)]
     for raw in images:
         read_rgb(raw)  # every input readable before any slow embedding

@@ -17,6 +17,7 @@ import numpy as np
 
 from i2s.errors import I2SError
 from i2s.media.files import read_npz, write_bytes_atomic
+from i2s.provenance import same_model
 
 SPACES = ("w+", "w", "z")
 NOISE_PREFIX = "noise:"
@@ -78,10 +79,10 @@ def check_latent_fits(latent: LatentFile, num_ws: int, w_dim: int, source: str =
                        f"(needs [{num_ws}, {w_dim}]); it was made with a different model")
 
 
-def check_latent_model(latent: LatentFile, model_sha256: str | None, source: str = "latent"
-                       ) -> None:
-    """Refuse a latent recorded as made with another model file (SHA-256 mismatch)."""
-    if latent.model_sha256 and model_sha256 and latent.model_sha256 != model_sha256:
+def check_latent_model(latent: LatentFile, G, source: str = "latent") -> None:
+    """Refuse a latent recorded as made with another model (see
+    :func:`i2s.provenance.same_model`: the same weights in another file are the same model)."""
+    if not same_model(G, latent.model_sha256):
         raise I2SError(f"{source}: made with another model (sha256 {latent.model_sha256[:12]}"
-                       f"..., this model is {model_sha256[:12]}...); embed the image with "
+                       f"..., this model is {(G.sha256 or '')[:12]}...); embed the image with "
                        "this model")

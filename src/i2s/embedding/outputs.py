@@ -26,6 +26,7 @@ from i2s.media.files import staged_folder, write_json_atomic
 from i2s.media.grid import labelled_grid
 from i2s.media.images import save_image, to_uint8
 from i2s.media.metrics import psnr
+from i2s.provenance import same_model
 
 if TYPE_CHECKING:
     from i2s.embedding.result import EmbedResult
@@ -49,7 +50,7 @@ def write_embedding(result: EmbedResult, out: str | os.PathLike,
     if len(set(names)) != n:
         raise I2SError("save: the image names must be distinct")
     sha = result.record.get("model_sha256")
-    if model is not None and sha is not None and getattr(model, "sha256", None) != sha:
+    if model is not None and sha is not None and not same_model(model, sha):
         raise I2SError("save: this result was made with another model "
                        f"(sha256 {sha[:12]}...)")
     targets, recons = to_uint8(result.target), to_uint8(result.image)

@@ -19,6 +19,7 @@ from safetensors.torch import save_file
 
 from i2s.errors import I2SError
 from i2s.media.files import atomic_path
+from i2s.provenance import same_model
 
 FORMAT = "i2s-tuned-generator"
 VERSION = "1"
@@ -57,7 +58,7 @@ def apply_tuned(G, path: str | os.PathLike):
     finite."""
     weights, base = read_tuned(path)
     sha = getattr(G, "sha256", None)
-    if base and sha and base != sha:
+    if not same_model(G, base):
         raise I2SError(f"{path}: tuned from another model (sha256 {base[:12]}..., this model is "
                        f"{sha[:12]}...)")
     state = G.state_dict()

@@ -24,6 +24,7 @@ from i2s.media.files import staged_outputs, write_bytes_atomic, write_json_atomi
 from i2s.media.grid import image_grid
 from i2s.media.images import save_image, to_uint8
 from i2s.media.video import VideoWriter, upscale_nearest
+from i2s.provenance import same_model
 
 if TYPE_CHECKING:
     from i2s.embedding3d.result import Embed3DResult
@@ -69,7 +70,7 @@ def write_result(result: Embed3DResult, out: Path, model=None, *, video: bool = 
     if G is None:
         raise I2SError("save: give the generator the result was made with (model=G)")
     sha = result.record.get("model_sha256")
-    if model is not None and sha and getattr(model, "sha256", None) not in (None, sha):
+    if model is not None and not same_model(model, sha):
         raise I2SError(f"save: this result was made with another model (sha256 {sha[:12]}...)")
     dev = G.w_avg.device
     ws_geo, ws_tex = result.ws_geo.to(dev), result.ws_tex.to(dev)

@@ -94,7 +94,8 @@ class StudyContext:
         settings = config.to_dict()
         settings.pop("batch_size")
         h = hashlib.sha256()
-        h.update((self.G.sha256 or "unsaved-model").encode())
+        ident = getattr(self.G, "file_sha256", None) or self.G.sha256  # the model file's
+        h.update((ident or "unsaved-model").encode())
         h.update(json.dumps({"shape": list(targets.shape), **settings}, sort_keys=True).encode())
         h.update(np.ascontiguousarray(targets).tobytes())
         return h.hexdigest()[:24]

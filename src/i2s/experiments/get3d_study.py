@@ -146,7 +146,10 @@ class Get3DStudy:
 
     def _key(self, obj: StudyObject, settings: dict) -> str:
         h = hashlib.sha256()
-        h.update((getattr(self.G, "sha256", None) or "unsaved-model").encode())
+        # the model file's SHA-256 (as before models were identified by their weights, so
+        # that caches made then stay valid)
+        ident = getattr(self.G, "file_sha256", None) or getattr(self.G, "sha256", None)
+        h.update((ident or "unsaved-model").encode())
         h.update(json.dumps({"object": obj.name, **settings}, sort_keys=True).encode())
         h.update(obj.target.images.detach().cpu().float().numpy().tobytes())
         return h.hexdigest()[:24]

@@ -23,7 +23,7 @@ import numpy as np
 
 from i2s.errors import I2SError
 from i2s.media.images import load_image
-from i2s.resources import package_path
+from i2s.resources import example_path
 
 FACE_CLASS = "faces"
 EXPRESSION_FOLDER = "expression"
@@ -32,7 +32,7 @@ QUICK_LIMITS = {FACE_CLASS: 4, "other": 1}
 
 def packaged_examples() -> Path:
     """The example images that ship inside the package (``i2s/data/examples``)."""
-    return package_path("data", "examples")
+    return example_path()
 
 
 @dataclass

@@ -25,6 +25,7 @@ from i2s.get3d.atlas import (
     xatlas_available,
 )
 from i2s.media.files import atomic_path, read_npz, staged_outputs, write_bytes_atomic
+from i2s.provenance import same_model
 
 log = logging.getLogger(__name__)
 
@@ -226,6 +227,6 @@ def load_latent_3d(path: str | os.PathLike, G=None) -> Latent3D:
             if getattr(lat, name).shape != shape:
                 raise I2SError(f"{p}: {name} has shape {getattr(lat, name).shape}, this model "
                                f"needs {shape}; it was made with a different model")
-        if lat.model_sha256 and G.sha256 and lat.model_sha256 != G.sha256:
+        if not same_model(G, lat.model_sha256):
             raise I2SError(f"{p}: made with another model (sha256 {lat.model_sha256[:12]}...)")
     return lat

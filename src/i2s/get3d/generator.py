@@ -99,7 +99,8 @@ class GET3DGenerator(nn.Module):
         self.mapping_geo = MappingNetwork(cfg.z_dim, cfg.w_dim, cfg.num_ws_geo,
                                           cfg.mapping_layers, cfg.mapping_lr_multiplier)
         self.synthesis = GET3DSynthesis(cfg)
-        self.sha256: str | None = None
+        self.sha256: str | None = None        # identity: weights + config (when loaded)
+        self.file_sha256: str | None = None   # the file it was loaded from
         self.source: str | None = None
         # The tet grid (i2s's regular grid unless set_tet_grid gives another, e.g. GET3D's
         # official one) and its box, which normalises query points.

@@ -77,7 +77,8 @@ class Generator(nn.Module):
         self.cfg = cfg
         self.z_dim, self.w_dim, self.num_ws = cfg.z_dim, cfg.w_dim, cfg.num_ws
         self.resolution, self.img_channels = cfg.resolution, cfg.img_channels
-        self.sha256: str | None = None
+        self.sha256: str | None = None        # identity: weights + config (when loaded)
+        self.file_sha256: str | None = None   # the file it was loaded from
         self.source: str | None = None
 
     @property

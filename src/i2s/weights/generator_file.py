@@ -29,6 +29,7 @@ from i2s.get3d.generator import GET3DGenerator
 from i2s.media.files import sha256_file
 from i2s.models import ARCHITECTURES as MODEL_ARCHITECTURES
 from i2s.models.generator_file import FORMAT, save_generator
+from i2s.weights.identity import weights_digest
 
 __all__ = ["ARCHITECTURES", "FORMAT", "is_safetensors", "load_generator_file",
            "read_generator_metadata", "save_generator"]
@@ -122,8 +123,9 @@ def load_generator_file(path: str | os.PathLike,
 
     The config travels in the file and is checked against the file's header before any weight
     is read; weights load with ``strict=True``, must be finite, and are cast to float32.
-    The returned module is in eval mode with ``requires_grad`` off and ``G.sha256`` set to the
-    file's SHA-256.
+    The returned module is in eval mode with ``requires_grad`` off, ``G.sha256`` set to the
+    digest of its weights and config (:func:`i2s.weights.identity.weights_digest`) and
+    ``G.file_sha256`` to the file's SHA-256.
     """
     path = Path(path)
     if not path.is_file():
@@ -134,7 +136,8 @@ def load_generator_file(path: str | os.PathLike,
         raise I2SError(f"{path}: unknown architecture {arch!r:.40} (known: "
                        f"{sorted(ARCHITECTURES)})")
     gen_cls, cfg_cls = ARCHITECTURES[arch]
-    G = _build_checked(gen_cls, _config(cfg_cls, meta, path), path)
+    cfg = _config(cfg_cls, meta, path)
+    G = _build_checked(gen_cls, cfg, path)
     try:
         stored = load_file(str(path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
@@ -150,5 +153,6 @@ def load_generator_file(path: str | os.PathLike,
     except RuntimeError as e:
         first = str(e).splitlines()[0]
         raise I2SError(f"{path}: weights do not match the stored config ({first})") from None
-    G.sha256 = sha256_file(path)
+    G.sha256 = weights_digest(arch, cfg, state)   # the model's identity (weights + config)
+    G.file_sha256 = sha256_file(path)             # the file's, as the registry lists it
     return G.eval().requires_grad_(False).to(device)

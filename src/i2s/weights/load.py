@@ -122,8 +122,9 @@ def load_generator(model: str | os.PathLike, device: str | torch.device = "cpu",
     ``config``: settings an official checkpoint does not store, for converting it (GET3D:
     ``tet_res``, ``dmtet_scale``, ``image_resolution``, ``deformation_multiplier``; registry
     entries bring their own). Returns the generator in eval mode, frozen, with ``G.sha256``
-    the SHA-256 of the safetensors file it was loaded from and ``G.source`` the name or path
-    given.
+    the digest of its weights and config (its identity: the same weights converted again are
+    the same model), ``G.file_sha256`` that of the safetensors file it was loaded from and
+    ``G.source`` the name or path given.
     """
     G = _load_generator(model, device, config or None)
     G.source = str(model)
@@ -150,7 +151,7 @@ def _load_generator(model: str | os.PathLike, device: str | torch.device,
         if entry.kind != "generator":
             raise I2SError(f"'{model}' is not a generator")
         G = load_generator_file(fetch(model), device)
-        if entry.sha256 and not (G.sha256 or "").startswith(entry.sha256):
+        if entry.sha256 and not (G.file_sha256 or "").startswith(entry.sha256):
             raise I2SError(f"'{model}': file {fetch(model)} does not have the registered "
                            f"SHA-256 ({entry.sha256[:12]}...); reinstall i2s")
         return G
