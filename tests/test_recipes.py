@@ -550,3 +550,15 @@ def test_style_transfer_with_a_mask(tmp_path, capsys, model_file, tiny_G):
     rec = json.loads((tmp_path / "o" / "edit.json").read_text())
     assert rec["mask"]["steps"] == 5 and load_latent(tmp_path / "o" / "result.npz").w.shape == (
         tiny_G.num_ws, tiny_G.w_dim)
+
+
+@pytest.mark.parametrize("steps", [2, 3, 5])
+def test_lbfgs_never_evaluates_past_its_budget(tiny_G, steps):
+    """torch's strong-Wolfe line search may ask for one evaluation past max_eval: the stage
+    ends at its budget instead (this crashed with 3 steps), keeping the best point seen."""
+    with torch.no_grad():
+        x = tiny_G.synthesis(tiny_G.mapping(torch.randn(1, 32)), noise_mode="const")
+    r = i2s.embed(tiny_G, x, recipe="fast", loss="mse", steps=steps)
+    h = r.history["loss"][:, 0]
+    assert len(h) <= steps and int(r.steps_run[0]) <= steps
+    assert r.final["loss"][0] <= h.min() + 1e-6

@@ -252,6 +252,10 @@ class _Stop(Exception):
         self.everything = everything
 
 
+class _BudgetSpent(Exception):
+    """An L-BFGS line search asked for an evaluation beyond the stage's budget."""
+
+
 def _run_adam(params: list[torch.Tensor], stage: Stage, cfg: EmbedConfig, evaluate,
               renormalise: dict[str, torch.Tensor] | None, run: _Progress) -> None:
     """``stage.steps`` Adam steps with the stage's schedule; ``renormalise``: noise maps to
@@ -288,13 +292,25 @@ def _run_lbfgs(params: list[torch.Tensor], stage: Stage, evaluate) -> None:
                             history_size=LBFGS_HISTORY, line_search_fn="strong_wolfe",
                             tolerance_grad=0.0, tolerance_change=0.0)
     count = [0]
+    best: dict = {"loss": float("inf"), "params": None}
 
     def closure() -> torch.Tensor:
+        if count[0] >= stage.steps:
+            # torch's strong-Wolfe search may ask for one evaluation past max_eval
+            raise _BudgetSpent
         opt.zero_grad(set_to_none=True)
         count[0] += 1
-        return evaluate(stage, (count[0] - 1) / stage.steps)
+        loss = evaluate(stage, (count[0] - 1) / stage.steps)
+        if float(loss) < best["loss"]:
+            best["loss"], best["params"] = float(loss), [p.detach().clone() for p in params]
+        return loss
 
-    opt.step(closure)
+    try:
+        opt.step(closure)
+    except _BudgetSpent:  # stopped inside a line search: keep the best point evaluated
+        with torch.no_grad():
+            for p, b in zip(params, best["params"], strict=True):
+                p.copy_(b)
 
 
 def load_lpips_metric(lpips: LPIPS | None, vgg: VGG16Features | None, device: torch.device,
