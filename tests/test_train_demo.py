@@ -110,7 +110,7 @@ def test_training_writes_model_and_resumes_exactly(tmp_path, teacher_file):
     G = load_generator_file(full)
     assert G.resolution == 64 and G.z_dim == 100 and G.w_dim == 16
     prov = json.loads((tmp_path / "a" / "provenance.json").read_text())
-    assert prov["steps"] == 4 and prov["images_seen"] == 8 and prov["sha256"] == G.sha256
+    assert prov["steps"] == 4 and prov["images_seen"] == 8 and prov["sha256"] == G.file_sha256
     assert len((tmp_path / "a" / "log.jsonl").read_text().splitlines()) == 4
     assert (tmp_path / "a" / "samples" / "step000002.png").is_file()
     # Interrupted at step 2 and resumed: the same weights as the uninterrupted run.
