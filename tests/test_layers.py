@@ -19,7 +19,7 @@ LAYERS = [
     ["models"],
     ["get3d"],
     ["weights", "faces"],
-    ["embedding", "edits", "embedding3d", "demo"],
+    ["embedding", "edits", "embedding3d", "demo", "directions"],
     ["experiments"],
     ["cli"],
     [""],  # i2s/__init__.py: the public API

@@ -33,11 +33,13 @@ _PUBLIC = {
     "StyleGAN2Generator": "i2s.models", "StyleGANConfig": "i2s.models",
     "StyleGANGenerator": "i2s.models", "VGG16Features": "i2s.models", "render": "i2s.models",
     "keep_freed_memory": "i2s.ops.cpu_allocator", "example_path": "i2s.resources",
+    "apply_direction": "i2s.directions",
     "load_generator": "i2s.weights", "load_lpips": "i2s.weights", "load_vgg16": "i2s.weights",
     "save_generator": "i2s.weights",
 }
 
 __all__ = [
+    "apply_direction",
     "Embed3DConfig", "Embed3DResult", "EmbedConfig", "EmbedLoss", "EmbedResult",
     "ExpressionTransfer", "GET3DConfig", "GET3DGenerator", "I2SError", "LPIPS", "LatentFile",
     "PerceptualLoss", "StepInfo", "StyleGAN2Config", "StyleGAN2Generator", "StyleGANConfig",
@@ -64,6 +66,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # what type checkers and IDEs see
+    from i2s.directions import apply_direction
     from i2s.edits import (
         ExpressionTransfer,
         crossover,

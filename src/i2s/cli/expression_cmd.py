@@ -8,21 +8,9 @@ import torch
 from i2s.cli.edit_session import EditSession, edit_options
 from i2s.cli.messages import info
 from i2s.cli.options import FiniteFloat, animate_option, bad_value
+from i2s.cli.parsing import parse_strengths
 from i2s.edits import transfer_expression
 from i2s.edits.expression_transfer import NORMALISATIONS
-from i2s.errors import I2SError
-
-
-def parse_strengths(spec: str) -> list[float]:
-    """'0,0.5,1' -> [0.0, 0.5, 1.0]; I2SError for anything that is not a number."""
-    try:
-        values = [float(v) for v in spec.split(",") if v.strip()]
-    except ValueError:
-        raise I2SError(f"--strengths {spec!r}: expected numbers like '0,0.5,1,1.5'") from None
-    if not values or not all(v == v and abs(v) != float("inf") for v in values):
-        raise I2SError(f"--strengths {spec!r}: expected finite numbers")
-    return values
-
 
 # Defaults per normalisation: "unit" strengths are W+ distances, "source" ones fractions of
 # the source's own step.

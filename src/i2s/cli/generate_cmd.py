@@ -14,8 +14,8 @@ from i2s.cli.common import (
     pick_device,
 )
 from i2s.cli.options import FiniteFloat, bad_value, device_option, model_option
+from i2s.cli.parsing import parse_seeds
 from i2s.embedding.latents import check_latent_fits, check_latent_model, load_latent
-from i2s.errors import I2SError
 from i2s.media.grid import labelled_strip
 from i2s.media.images import image_format, save_image
 from i2s.models import NOISE_MODES, render
@@ -75,26 +75,6 @@ def generate_command(model, seed, seeds, grid, latent, out, truncation, truncati
     save_image(out, render(G, ws, noise_mode=noise_mode, generator=ngen)[0])
     click.echo(f"wrote {out}")
     return 0
-
-
-MAX_SEEDS = 4096
-
-
-def parse_seeds(spec: str) -> list[int]:
-    """'0-3,7' -> [0, 1, 2, 3, 7] (ranges inclusive, order kept, duplicates dropped)."""
-    seeds: list[int] = []
-    for part in spec.replace(" ", "").split(","):
-        try:
-            lo, _, hi = part.partition("-")
-            a, b = int(lo), int(hi or lo)
-        except ValueError:
-            raise I2SError(f"{spec!r}: expected seeds like '0-31' or '1,5,9-12'") from None
-        if not 0 <= a <= b < 2**63 or b - a >= MAX_SEEDS:
-            raise I2SError(f"{spec!r}: seeds must be in [0, 2^63), ranges ascending")
-        seeds.extend(range(a, b + 1))
-        if len(seeds) > MAX_SEEDS:
-            raise I2SError(f"{spec!r}: at most {MAX_SEEDS} seeds")
-    return list(dict.fromkeys(seeds))
 
 
 def _many(model, seeds: list[int], grid: bool, out, truncation, truncation_cutoff,

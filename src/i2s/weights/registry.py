@@ -32,6 +32,7 @@ GET3D_TETS = (
 # same networks as TF pickles (Network version 5). cifar10.pkl is class-conditional: not listed.
 ADA_TF = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada/pretrained/"
 # The lpips project's VGG calibration (v0.1); size and SHA-256 measured on the repository's file.
+INTERFACEGAN = "https://raw.githubusercontent.com/genforce/interfacegan/master/boundaries/"
 LPIPS_URL = ("https://github.com/richzhang/PerceptualSimilarity/raw/master/lpips/weights/"
              "v0.1/vgg.pth")
 
@@ -39,7 +40,7 @@ LPIPS_URL = ("https://github.com/richzhang/PerceptualSimilarity/raw/master/lpips
 @dataclass(frozen=True)
 class ModelEntry:
     name: str
-    kind: str                     # "generator", "vgg16", "lpips" or "tet-grid"
+    kind: str                     # "generator", "vgg16", "lpips", "tet-grid" or "direction"
     architecture: str             # "stylegan1", "stylegan2", "vgg16"
     resolution: int | None
     filename: str
@@ -60,6 +61,8 @@ class ModelEntry:
     # Other names the downloaded file is accepted under in the download folder (names that
     # earlier versions of i2s used), renamed to ``filename`` when found.
     aliases: tuple[str, ...] = ()
+    # Directions only: the registry model they were found for.
+    for_model: str | None = None
 
 
 def _ada_tf(dataset, res, desc):
@@ -142,6 +145,15 @@ REGISTRY: dict[str, ModelEntry] = {e.name: e for e in [
                  f"GET3D's tetrahedral grid at tet_res {res} (what its checkpoints were trained "
                  "on; fetched when a mesh is first made)", size=size, sha256=sha)
       for res, size, sha in GET3D_TETS],
+    *[ModelEntry(f"interfacegan-ffhq-{attr}", "direction", "stylegan1", 1024,
+                 f"stylegan_ffhq_{attr}_w_boundary.npy", (f"{INTERFACEGAN}stylegan_ffhq_{attr}"
+                                                          "_w_boundary.npy",),
+                 "MIT (InterFaceGAN, (c) 2019 Yujun Shen, Jinjin Gu, Xiaoou Tang, Bolei Zhou)",
+                 f"InterFaceGAN's {what} boundary (unit normal, W space, [1, 512]) for the "
+                 "paper's model; i2s edit --direction " + attr,
+                 for_model="stylegan-ffhq-1024")
+      for attr, what in (("age", "age"), ("eyeglasses", "eyeglasses"), ("gender", "gender"),
+                         ("pose", "head pose (yaw)"), ("smile", "smile"))],
     ModelEntry("vgg16", "vgg16", "vgg16", None, "vgg16-397923af.pth",
                ("https://download.pytorch.org/models/vgg16-397923af.pth",),
                "BSD-3-Clause (torchvision); trained on ImageNet, whose terms of use apply",
