@@ -126,13 +126,21 @@ def test_interfacegan_entries_download_for_the_papers_model(tiny_G, tmp_path, mo
             pass
 
     monkeypatch.setattr(dl, "_urlopen", lambda req, timeout=None: Response())
-    with pytest.raises(I2SError, match="for stylegan-ffhq-1024"):
+    with pytest.raises(I2SError, match="published for stylegan-ffhq-1024, stylegan2-ffhq-1024"):
         resolve_direction(tiny_G, "smile")
     tiny_G.source = "stylegan-ffhq-1024"
     d = resolve_direction(tiny_G, "smile")
     assert d.method == "interfacegan" and d.layers == list(range(tiny_G.num_ws))
     torch.testing.assert_close(d.vector, torch.nn.functional.normalize(
         torch.arange(32.0) + 1, dim=0))
+    e4e = registry.REGISTRY["e4e-ffhq-smile"]
+    assert e4e.for_model == "stylegan2-ffhq-1024" and e4e.urls[0].endswith(
+        "editings/interfacegan_directions/smile.pt")
+    with pytest.raises(I2SError, match="unknown direction"):
+        resolve_direction(tiny_G, "nope-not-an-attribute")
+    tiny_G.source = "stylegan2-ffhq-1024"
+    with pytest.raises(I2SError, match="published for stylegan-ffhq-1024;"):
+        resolve_direction(tiny_G, "eyeglasses")   # InterFaceGAN's only
 
 
 def test_cli_edit_and_directions(tmp_path, model_file, capsys):

@@ -1,5 +1,6 @@
 """Directions by name for a model: ``sefa:K``, ``ganspace:K``, InterFaceGAN's attributes
-(``smile``, ``age``, ... for the paper's model, downloaded on first use) or a file."""
+(``smile``, ``age``, ... for the models they were published for, downloaded on first use) or
+a file."""
 
 from __future__ import annotations
 
@@ -19,10 +20,14 @@ from i2s.weights.registry import REGISTRY
 METHODS = ("sefa", "ganspace")
 
 
-def interfacegan_names() -> dict[str, str]:
-    """{attribute: registry entry} of the downloadable InterFaceGAN boundaries."""
-    return {e.name.rsplit("-", 1)[1]: e.name for e in REGISTRY.values()
-            if e.kind == "direction"}
+def published_directions() -> dict[str, list[str]]:
+    """{attribute: registry entries} of the downloadable directions (InterFaceGAN's for the
+    paper's StyleGAN, e4e's for StyleGAN2 config-f); each entry names its model."""
+    out: dict[str, list[str]] = {}
+    for e in REGISTRY.values():
+        if e.kind == "direction":
+            out.setdefault(e.name.rsplit("-", 1)[1], []).append(e.name)
+    return out
 
 
 def _cache_path(G, method: str):
@@ -59,15 +64,21 @@ def direction_set(G, method: str) -> DirectionSet:
     return found
 
 
-def _is_paper_model(G) -> bool:
+def _entry_for(G, attribute: str):
+    """The registry entry of ``attribute`` made for G's registry model, or None."""
     source = str(getattr(G, "source", "") or "")
-    return source == "stylegan-ffhq-1024"
+    for name in published_directions().get(attribute, []):
+        if REGISTRY[name].for_model == source:
+            return REGISTRY[name]
+    return None
 
 
 def resolve_direction(G, name: str) -> Direction:
-    """The direction ``name`` for ``G``: ``sefa:K`` / ``ganspace:K`` (component K), an
-    InterFaceGAN attribute (``age``, ``eyeglasses``, ``gender``, ``pose``, ``smile``; only for
-    ``stylegan-ffhq-1024``, the paper's model), or a ``.npy`` / ``.pt`` file."""
+    """The direction ``name`` for ``G``: ``sefa:K`` / ``ganspace:K`` (component K), a
+    published attribute for G's registry model (InterFaceGAN's ``age``, ``eyeglasses``,
+    ``gender``, ``pose``, ``smile`` for ``stylegan-ffhq-1024``, the paper's model; e4e's
+    ``age``, ``smile``, ``pose`` for ``stylegan2-ffhq-1024``; downloaded on first use), or a
+    ``.npy`` / ``.pt`` file."""
     method, sep, index = name.partition(":")
     if sep and method in METHODS:
         try:
@@ -76,21 +87,22 @@ def resolve_direction(G, name: str) -> Direction:
             raise I2SError(f"direction {name!r}: expected {method}:K, K a component "
                            "number") from None
         return direction_set(G, method)[k]
-    attrs = interfacegan_names()
-    if name in attrs:
-        entry = REGISTRY[attrs[name]]
-        if not _is_paper_model(G):
-            raise I2SError(f"direction {name!r} is InterFaceGAN's boundary for "
-                           f"{entry.for_model}; this model is {getattr(G, 'source', None)!s:.60}"
-                           ": use sefa:K or ganspace:K, or a direction file of this model")
-        path = fetch(entry.name)
-        vec = load_direction_file(path, G.w_dim, G.num_ws)
-        return Direction(vec, name, list(range(G.num_ws)), "interfacegan", source=entry.urls[0])
+    published = published_directions()
+    if name in published:
+        entry = _entry_for(G, name)
+        if entry is None:
+            models = sorted({REGISTRY[n].for_model for n in published[name]})
+            raise I2SError(f"direction {name!r} is published for {', '.join(models)}; this "
+                           f"model is {getattr(G, 'source', None)!s:.60}: use sefa:K or "
+                           "ganspace:K, or a direction file of this model")
+        vec = load_direction_file(fetch(entry.name), G.w_dim, G.num_ws)
+        method = "interfacegan" if entry.name.startswith("interfacegan") else "e4e"
+        return Direction(vec, name, list(range(G.num_ws)), method, source=entry.urls[0])
     if name.lower().endswith((".npy", ".pt", ".pth")):
         vec = load_direction_file(name, G.w_dim, G.num_ws)
         return Direction(vec, name, list(range(G.num_ws)), "file", source=name)
     raise I2SError(f"unknown direction {name!r}: use sefa:K, ganspace:K, "
-                   f"{', '.join(attrs)} (stylegan-ffhq-1024), or a .npy/.pt file")
+                   f"{', '.join(published)} (published for some models), or a .npy/.pt file")
 
 
 def available_directions(G) -> list[dict]:
@@ -101,9 +113,9 @@ def available_directions(G) -> list[dict]:
         {"name": "ganspace:K", "count": min(64, G.w_dim), "method": "ganspace",
          "note": f"PCA of {DEFAULT_SAMPLES} mapped samples, ranked by variance"},
     ]
-    paper = _is_paper_model(G)
-    for attr, entry in interfacegan_names().items():
-        rows.append({"name": attr, "count": 1, "method": "interfacegan",
-                     "note": (REGISTRY[entry].description if paper else
-                              f"only for {REGISTRY[entry].for_model}")})
+    for attr, names in published_directions().items():
+        entry = _entry_for(G, attr)
+        rows.append({"name": attr, "count": 1, "method": "published",
+                     "note": entry.description if entry is not None else
+                     "only for " + ", ".join(sorted({REGISTRY[n].for_model for n in names}))})
     return rows

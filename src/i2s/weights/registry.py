@@ -32,6 +32,8 @@ GET3D_TETS = (
 # same networks as TF pickles (Network version 5). cifar10.pkl is class-conditional: not listed.
 ADA_TF = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada/pretrained/"
 # The lpips project's VGG calibration (v0.1); size and SHA-256 measured on the repository's file.
+E4E = ("https://raw.githubusercontent.com/omertov/encoder4editing/main/editings/"
+       "interfacegan_directions/")
 INTERFACEGAN = "https://raw.githubusercontent.com/genforce/interfacegan/master/boundaries/"
 LPIPS_URL = ("https://github.com/richzhang/PerceptualSimilarity/raw/master/lpips/weights/"
              "v0.1/vgg.pth")
@@ -154,6 +156,12 @@ REGISTRY: dict[str, ModelEntry] = {e.name: e for e in [
                  for_model="stylegan-ffhq-1024")
       for attr, what in (("age", "age"), ("eyeglasses", "eyeglasses"), ("gender", "gender"),
                          ("pose", "head pose (yaw)"), ("smile", "smile"))],
+    *[ModelEntry(f"e4e-ffhq-{attr}", "direction", "stylegan2", 1024, f"e4e-{attr}.pt",
+                 (f"{E4E}{attr}.pt",),
+                 "MIT (encoder4editing, (c) 2021 omertov)",
+                 f"e4e's InterFaceGAN {attr} direction for StyleGAN2 config-f FFHQ (W, a [1, 512] "
+                 f"torch tensor); i2s edit --direction {attr}", for_model="stylegan2-ffhq-1024")
+      for attr in ("age", "smile", "pose")],
     ModelEntry("vgg16", "vgg16", "vgg16", None, "vgg16-397923af.pth",
                ("https://download.pytorch.org/models/vgg16-397923af.pth",),
                "BSD-3-Clause (torchvision); trained on ImageNet, whose terms of use apply",
