@@ -9,11 +9,17 @@ from i2s.weights.load import download_path, fetch, model_path
 from i2s.weights.registry import REGISTRY, ModelEntry, get_entry
 
 
+def _bytes(n: int) -> str:
+    return f"{n / 2**20:.0f} MB" if n >= 2**20 else f"{max(1, round(n / 1024))} KB"
+
+
 def _size(e: ModelEntry) -> str:
     if e.packaged and model_path(e).is_file():
-        return f"{model_path(e).stat().st_size / 2**20:.0f} MB"
+        return _bytes(model_path(e).stat().st_size)
     if e.size is not None:
-        return f"{e.size / 2**20:.0f} MB"
+        return _bytes(e.size)
+    if e.kind == "direction":
+        return "~2-4 KB"
     return f"~{e.approx_mb} MB" if e.approx_mb else "?"
 
 
