@@ -42,9 +42,19 @@ def test_threads_sets_torch_and_busy_note(tmp_path, model_file, capsys, monkeypa
     assert code == 0 and torch.get_num_threads() == 1 and "busy" not in err
     torch.set_num_threads(2)
     monkeypatch.setattr(provenance, "oversubscription", lambda threads=None: (3.0, 1))
+    # the note waits for long work (the first progress bar): a quick or failing command
+    # prints nothing more
     code, _, err = run(["generate", "--model", model_file, "--seed", 1,
                         "--out", tmp_path / "b.png"], capsys)
+    assert code == 0 and "busy" not in err
+    from PIL import Image
+    Image.new("RGB", (16, 16)).save(tmp_path / "x.png")
+    code, _, err = run(["embed", tmp_path / "x.png", "--model", model_file, "--loss", "mse",
+                        "--steps", 2, "--out", tmp_path / "e"], capsys)
     assert code == 0 and "note: this machine is busy (load 3.0" in err and "--threads 1" in err
+    code, _, err = run(["embed", tmp_path / "missing.png", "--model", model_file, "--loss",
+                        "mse", "--steps", 2, "--out", tmp_path / "e2"], capsys)
+    assert code == 1 and len(err.strip().splitlines()) == 1, err
     code, _, err = run(["generate", "--model", model_file, "--seed", 1, "--threads", 0,
                         "--out", tmp_path / "c.png"], capsys)
     assert code == 2 and "--threads" in err

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from i2s.cli.messages import flush_notes
 from i2s.embedding import StepInfo
 from i2s.errors import I2SError
 from i2s.progress import progress_bar
@@ -61,6 +62,7 @@ class StepBar:
     (``progress(description, steps)`` factories return one)."""
 
     def __init__(self, desc: str, steps: int, *, leave: bool = True, every: int = 10) -> None:
+        flush_notes()
         self.bar = progress_bar(steps, desc, "step", leave=leave)
         self.every = every
 

@@ -9,6 +9,7 @@ import click
 
 from i2s.cli.common import ensure_writable_dir, pick_device
 from i2s.cli.generate3d_cmd import load_3d_generator
+from i2s.cli.messages import flush_notes
 from i2s.cli.options import FiniteFloat, device_option
 from i2s.embedding3d import Embed3DConfig, StepInfo3D, embed_3d
 from i2s.embedding3d.config import MAX_STEPS_3D, SILHOUETTE_LOSSES, SPACES_3D, STRATEGIES
@@ -25,6 +26,7 @@ class Embed3DBar:
     """The progress bar of one inversion: phase, loss, silhouette IoU and PSNR."""
 
     def __init__(self, steps: int, desc: str, every: int = 5) -> None:
+        flush_notes()
         self.bar = progress_bar(steps, desc, "step")
         self.every = every
 

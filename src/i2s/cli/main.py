@@ -10,7 +10,7 @@ import warnings
 import click
 
 from i2s._version import __version__
-from i2s.cli.messages import one_line
+from i2s.cli.messages import clear_notes, one_line
 from i2s.errors import I2SError
 
 # name -> (module, attribute, one-line help). A command's module (and with it PyTorch) is
@@ -125,6 +125,7 @@ def main(argv: list[str] | None = None) -> None:
     one line (control characters in it, e.g. from a file name, are escaped), never a
     traceback."""
     _set_up_process()
+    clear_notes()
     try:
         rc = cli.main(args=argv, prog_name="i2s", standalone_mode=False)
     except click.exceptions.Abort:

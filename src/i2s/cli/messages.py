@@ -21,3 +21,24 @@ def report_error(message: str) -> None:
 def info(message: str) -> None:
     """One line of information on stderr."""
     click.echo(message, err=True)
+
+
+_pending: list[str] = []
+
+
+def defer_note(message: str) -> None:
+    """A note for long work (e.g. that the machine is busy), printed by :func:`flush_notes`
+    when that work starts, so that a command failing at once still prints one line only."""
+    if message not in _pending:
+        _pending.append(message)
+
+
+def flush_notes() -> None:
+    """Print the deferred notes once (the first progress bar of a command calls this)."""
+    while _pending:
+        info(_pending.pop(0))
+
+
+def clear_notes() -> None:
+    """Forget deferred notes (each command line starts with none)."""
+    _pending.clear()

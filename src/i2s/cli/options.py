@@ -69,10 +69,12 @@ model_option = click.option(
 
 def _set_threads(ctx: click.Context, param: click.Parameter, value: int | None) -> None:
     """--threads: torch's CPU thread count for this process; without it, one note when the
-    machine is already busy (torch would start one thread per core anyway)."""
+    machine is already busy (torch would start one thread per core anyway), printed when the
+    long work starts (the first progress bar), so a command that fails at once prints one
+    line."""
     import torch  # noqa: PLC0415 (only commands that compute pay for it)
 
-    from i2s.cli.messages import info  # noqa: PLC0415
+    from i2s.cli.messages import defer_note  # noqa: PLC0415
     from i2s.provenance import available_cpus, oversubscription  # noqa: PLC0415
 
     if value is not None:
@@ -81,9 +83,9 @@ def _set_threads(ctx: click.Context, param: click.Parameter, value: int | None) 
     busy = oversubscription()
     if busy is not None:
         load, suggest = busy
-        info(f"note: this machine is busy (load {load:.1f} on {available_cpus()} CPUs); "
-             f"--threads {suggest} may be much faster than torch's "
-             f"{torch.get_num_threads()} threads")
+        defer_note(f"note: this machine is busy (load {load:.1f} on {available_cpus()} CPUs); "
+                   f"--threads {suggest} may be much faster than torch's "
+                   f"{torch.get_num_threads()} threads")
 
 
 threads_option = click.option(

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from i2s.cli.common import ensure_writable_dir
-from i2s.cli.messages import info
+from i2s.cli.messages import flush_notes, info
 from i2s.cli.options import threads_option
 from i2s.media.files import output_lock
 
@@ -31,6 +31,7 @@ def train_demo_3d_command(out, steps, batch, max_minutes) -> int:
     out = ensure_writable_dir(out)
     changes = {k: v for k, v in (("steps", steps), ("batch", batch)) if v is not None}
     cfg = TrainDemo3DConfig(**changes)
+    flush_notes()
     info(f"{cfg.steps} steps of {cfg.batch} objects into {out}")
     with output_lock(out):
         final = Trainer3D(cfg, Path(out), log=info).run(max_minutes=max_minutes)

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from i2s.cli.common import ensure_writable_dir
-from i2s.cli.messages import info
+from i2s.cli.messages import flush_notes, info
 from i2s.cli.options import threads_option
 from i2s.media.files import output_lock, sha256_file
 
@@ -37,6 +37,7 @@ def train_demo_command(out, teacher, download_teacher, steps, gan_steps, batch) 
     T = dcgan.load_teacher(path)
     cfg = TrainDemoConfig(steps=steps, batch=batch)
     adv = AdversarialConfig(steps=gan_steps)
+    flush_notes()
     info(f"teacher {path}; {cfg.steps} distillation + {adv.steps} adversarial steps of "
          f"{cfg.batch} into {out}")
     with output_lock(out):
