@@ -562,3 +562,14 @@ def test_lbfgs_never_evaluates_past_its_budget(tiny_G, steps):
     h = r.history["loss"][:, 0]
     assert len(h) <= steps and int(r.steps_run[0]) <= steps
     assert r.final["loss"][0] <= h.min() + 1e-6
+
+
+def test_w_std_is_computed_once_per_model(tiny_G, monkeypatch):
+    from i2s.embedding import schedules
+    calls = []
+    real = schedules._w_std
+    monkeypatch.setattr(schedules, "_w_std", lambda *a: calls.append(a) or real(*a))
+    first = schedules.w_std(tiny_G, samples=200)
+    assert schedules.w_std(tiny_G, samples=200) == first and len(calls) == 1
+    schedules.w_std(tiny_G, samples=300)
+    assert len(calls) == 2

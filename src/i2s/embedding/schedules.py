@@ -19,6 +19,7 @@ decays quadratically and is gone at 75% of the steps.
 from __future__ import annotations
 
 import math
+import weakref
 
 import torch
 
@@ -47,10 +48,22 @@ def w_noise_factor(t: float, ramp: float = W_NOISE_RAMP) -> float:
     return max(0.0, 1.0 - t / ramp) ** 2
 
 
-@torch.no_grad()
+_W_STD: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def w_std(G, samples: int = W_STD_SAMPLES, seed: int = 123) -> float:
     """The projector's scale of W: ``sqrt(sum ||w_i - w_avg||^2 / n)`` over ``samples`` mapped
-    standard-normal z (drawn on the CPU from ``seed``, mapped in chunks)."""
+    standard-normal z (drawn on the CPU from ``seed``, mapped in chunks). Remembered per
+    generator object (a frozen model: embedding many images computes it once)."""
+    key = (samples, seed, G.w_avg.device.type)
+    known = _W_STD.setdefault(G, {})
+    if key not in known:
+        known[key] = _w_std(G, samples, seed)
+    return known[key]
+
+
+@torch.no_grad()
+def _w_std(G, samples: int, seed: int) -> float:
     gen = torch.Generator().manual_seed(seed)
     device = G.w_avg.device
     total = 0.0
