@@ -180,3 +180,22 @@ def test_cli_edit_and_directions(tmp_path, model_file, capsys):
         code, _, err = run(["edit", lat, *argv, "--model", model_file, "--out",
                             tmp_path / "bad"], capsys)
         assert code == 2 and msg in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_cli_edit_on_a_stylegan_v1_model(tmp_path, capsys):
+    torch.manual_seed(0)
+    G = i2s.StyleGANGenerator(resolution=16, fmap_base=256, fmap_max=16, z_dim=16, w_dim=16,
+                              mapping_layers=2).eval()
+    model = tmp_path / "v1.safetensors"
+    i2s.save_generator(G, model)
+    G = i2s.load_generator(model)
+    w = G.mapping(torch.randn(1, 16))[0].detach().numpy()
+    lat = tmp_path / "l.npz"
+    i2s.save_latent(lat, i2s.LatentFile(w=w, space="w+", model_sha256=G.sha256))
+    for direction in ("sefa:0", "ganspace:1"):
+        code, _, err = run(["edit", lat, "--direction", direction, "--strength", 2,
+                            "--model", model, "--out", tmp_path / direction.replace(":", "")],
+                           capsys)
+        assert code == 0, err
+        res = i2s.load_latent(tmp_path / direction.replace(":", "") / "result.npz").w
+        assert np.linalg.norm(res - w, axis=1).max() == pytest.approx(2.0, rel=1e-4)
