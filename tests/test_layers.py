@@ -21,6 +21,7 @@ LAYERS = [
     ["weights", "faces"],
     ["embedding", "edits", "embedding3d", "demo", "directions"],
     ["experiments"],
+    ["web"],
     ["cli"],
     [""],  # i2s/__init__.py: the public API
 ]

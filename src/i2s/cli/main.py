@@ -47,6 +47,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
                    "Blend an edited aligned face back into the original photo."),
     "render-3d": ("generate3d_cmd", "render_3d_command",
                   "Render a GET3D latent from given cameras."),
+    "serve": ("serve_cmd", "serve_command",
+              "Serve the web app: upload, embed with live progress, edit with sliders."),
     "style-transfer": ("style_transfer_cmd", "style_transfer_command",
                        "Give CONTENT the style of STYLE (latents or images)."),
     "swap-3d": ("edit3d_cmd", "swap_3d_command",

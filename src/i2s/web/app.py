@@ -1,0 +1,236 @@
+"""The web app: one page and a JSON API (``/api``, OpenAPI at ``/docs``) over the library.
+
+Guarantees, as the command line's: inputs are checked where they enter (upload size, pixel
+count, image type), every file is addressed by a generated id (no path from a request ever
+reaches the file system), nothing from an upload is executed, no GET changes state, and every
+error is JSON with one message: ``{"error": "..."}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import json
+from pathlib import Path
+from typing import Annotated
+
+import torch
+from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
+from PIL import Image
+from pydantic import BaseModel
+
+from i2s._version import __version__
+from i2s.directions import apply_direction, resolve_direction
+from i2s.edits import crossover, morph, parse_layers, transfer_expression
+from i2s.embedding.config import EmbedConfig
+from i2s.embedding.latents import load_latent
+from i2s.errors import I2SError
+from i2s.models import render
+from i2s.resources import i2s_home, package_path
+from i2s.web.jobs import TERMINAL, JobStore
+
+IMAGE_TYPES = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "BMP": ".bmp"}
+RESULT_FILES = ("latent.npz", "target.png", "reconstruction.png", "comparison.png",
+                "metrics.json")
+
+
+class MorphRequest(BaseModel):
+    a: str
+    b: str
+    t: float = 0.5
+
+
+class CrossoverRequest(BaseModel):
+    content: str
+    style: str
+    layers: str | None = None
+
+
+class ExpressionRequest(BaseModel):
+    target: str
+    neutral: str
+    expressive: str
+    strength: float = 10.0
+    normalise: str = "unit"
+
+
+class DirectionRequest(BaseModel):
+    latent: str
+    direction: str = "sefa:0"
+    strength: float = 5.0
+    layers: str | None = None
+
+
+def create_app(G, data: str | Path | None = None, workers: int = 1,
+               max_upload_bytes: int = 20 * 2**20, max_pixels: int = 40_000_000) -> FastAPI:
+    """The app for generator ``G`` (loaded once by the caller), keeping jobs under ``data``
+    (default ``$I2S_HOME/web``)."""
+    store = JobStore(Path(data) if data else i2s_home() / "web", G, workers)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        store.shutdown()
+
+    app = FastAPI(title="i2s", version=__version__, lifespan=lifespan,
+                  description="Embed images into a StyleGAN's latent space and edit them.")
+    app.state.store = store
+
+    def error(status: int, message: str) -> JSONResponse:
+        return JSONResponse({"error": message}, status_code=status)
+
+    @app.exception_handler(I2SError)
+    async def _i2s_error(request: Request, e: I2SError) -> JSONResponse:
+        return error(400, str(e))
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(request: Request, e: HTTPException) -> JSONResponse:
+        return error(e.status_code, str(e.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, e: RequestValidationError) -> JSONResponse:
+        first = e.errors()[0] if e.errors() else {}
+        where = ".".join(str(x) for x in first.get("loc", []))
+        return error(422, f"{where}: {first.get('msg', 'invalid request')}")
+
+    def job_or_404(job_id: str):
+        job = store.get(job_id)
+        if job is None:
+            raise HTTPException(404, f"no job {job_id[:40]!r}")
+        return job
+
+    def latent_of(job_id: str) -> torch.Tensor:
+        job = job_or_404(job_id)
+        folder = store.result_folder(job) if job.status == "done" else None
+        if folder is None:
+            raise HTTPException(409, f"job {job_id} has no latent (status {job.status})")
+        return torch.from_numpy(load_latent(folder / "latent.npz").w).to(G.w_avg.device)
+
+    def png(ws: torch.Tensor) -> Response:
+        buf = io.BytesIO()
+        Image.fromarray(render(G, ws)[0]).save(buf, format="PNG")
+        return Response(buf.getvalue(), media_type="image/png")
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def page() -> str:
+        return package_path("web", "static", "index.html").read_text()
+
+    @app.get("/api/health")
+    def health() -> dict:
+        return {"version": __version__, "model": getattr(G, "source", None),
+                "resolution": G.resolution, "num_ws": G.num_ws, "jobs": len(store.jobs)}
+
+    @app.post("/api/embed")
+    async def embed(images: Annotated[list[UploadFile], File()],
+                    recipe: Annotated[str, Form()] = "fast",
+                    loss: Annotated[str, Form()] = "mse",
+                    steps: Annotated[int | None, Form()] = None,
+                    align: Annotated[bool, Form()] = False) -> dict:
+        """Queue one embedding per uploaded image; returns the jobs."""
+        try:
+            config = EmbedConfig(recipe=recipe, loss=loss,
+                                 **({"steps": steps} if steps is not None else {}))
+        except (I2SError, TypeError, ValueError) as e:
+            raise HTTPException(400, f"settings: {e}") from None
+        if config.needs_vgg:
+            raise HTTPException(400, "this server embeds without VGG-16 weights: use loss "
+                                     "mse (or install the weights and restart)")
+        accepted = []
+        for upload in images:
+            body = await upload.read(max_upload_bytes + 1)
+            if len(body) > max_upload_bytes:
+                raise HTTPException(413, f"{upload.filename!s:.60}: larger than "
+                                         f"{max_upload_bytes // 2**20} MB")
+            ext = _check_image(body, upload.filename or "upload", max_pixels)
+            folder = store.new_folder()
+            path = folder / f"input{ext}"
+            path.write_bytes(body)
+            accepted.append(store.submit(path, (upload.filename or "upload")[:200], config,
+                                         align).to_dict())
+        return {"jobs": accepted}
+
+    @app.get("/api/jobs")
+    def jobs() -> dict:
+        return {"jobs": [j.to_dict() for j in sorted(store.jobs.values(),
+                                                     key=lambda j: j.created)]}
+
+    @app.get("/api/jobs/{job_id}")
+    def job(job_id: str) -> dict:
+        return job_or_404(job_id).to_dict()
+
+    @app.get("/api/jobs/{job_id}/events")
+    async def events(job_id: str) -> StreamingResponse:
+        """Server-sent events: the job's state every half second until it ends."""
+        job_or_404(job_id)
+
+        async def stream():
+            while True:
+                j = store.get(job_id)
+                if j is None:
+                    break
+                yield f"data: {json.dumps(j.to_dict())}\n\n"
+                if j.status in TERMINAL:
+                    break
+                await asyncio.sleep(0.5)
+        return StreamingResponse(stream(), media_type="text/event-stream")
+
+    @app.get("/api/jobs/{job_id}/files/{name}")
+    def file(job_id: str, name: str) -> FileResponse:
+        job = job_or_404(job_id)
+        if name not in RESULT_FILES:
+            raise HTTPException(404, f"no file {name[:40]!r}: one of {', '.join(RESULT_FILES)}")
+        folder = store.result_folder(job)
+        if folder is None or not (folder / name).is_file():
+            raise HTTPException(404, f"{name} is not there (job {job.status})")
+        return FileResponse(folder / name, filename=name)
+
+    @app.delete("/api/jobs/{job_id}")
+    def delete(job_id: str) -> dict:
+        job = store.cancel(job_id)
+        if job is None:
+            raise HTTPException(404, f"no job {job_id[:40]!r}")
+        return job.to_dict()
+
+    @app.post("/api/edit/morph", response_class=Response)
+    def edit_morph(r: MorphRequest) -> Response:
+        if not 0 <= r.t <= 1:
+            raise HTTPException(400, "t must be in [0, 1]")
+        return png(morph(latent_of(r.a), latent_of(r.b), r.t)[None])
+
+    @app.post("/api/edit/crossover", response_class=Response)
+    def edit_crossover(r: CrossoverRequest) -> Response:
+        layers = None if r.layers is None else parse_layers(r.layers, G.num_ws)
+        return png(crossover(latent_of(r.content), latent_of(r.style), layers)[None])
+
+    @app.post("/api/edit/expression", response_class=Response)
+    def edit_expression(r: ExpressionRequest) -> Response:
+        res = transfer_expression(latent_of(r.target), latent_of(r.neutral),
+                                  latent_of(r.expressive), r.strength, normalise=r.normalise)
+        return png(res.latent[None])
+
+    @app.post("/api/edit/direction", response_class=Response)
+    def edit_direction(r: DirectionRequest) -> Response:
+        d = resolve_direction(G, r.direction)
+        layers = d.layers if r.layers is None else parse_layers(r.layers, G.num_ws)
+        return png(apply_direction(latent_of(r.latent), d.vector, r.strength, layers)[None])
+
+    return app
+
+
+def _check_image(body: bytes, name: str, max_pixels: int) -> str:
+    """The file extension for an accepted upload; HTTP 400/413 otherwise. The header is read
+    before any pixel: a decompression bomb is refused by its claimed size."""
+    try:
+        with Image.open(io.BytesIO(body)) as im:
+            kind, (w, h) = im.format, im.size
+    except Exception:  # Pillow raises many types for non-images
+        raise HTTPException(400, f"{name[:60]}: not an image") from None
+    if kind not in IMAGE_TYPES:
+        raise HTTPException(400, f"{name[:60]}: {kind} images are not accepted (PNG, JPEG, "
+                                 "WebP, BMP)")
+    if w * h > max_pixels:
+        raise HTTPException(413, f"{name[:60]}: {w}x{h} is more than {max_pixels} pixels")
+    return IMAGE_TYPES[kind]

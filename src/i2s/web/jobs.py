@@ -1,0 +1,177 @@
+"""Embedding jobs of the web app: a queue with a bounded number of running jobs, progress,
+cancellation, and job folders that survive a restart (``<data>/jobs/<id>/job.json``)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from i2s.embedding.config import EmbedConfig
+from i2s.embedding.files import embed_files
+from i2s.embedding.result import StepInfo
+from i2s.errors import I2SError
+from i2s.media.files import write_json_atomic
+
+JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+TERMINAL = ("done", "failed", "cancelled", "interrupted")
+
+
+class Cancelled(Exception):
+    """A job was cancelled while it ran."""
+
+
+@dataclass
+class Job:
+    """One embedding of one uploaded image."""
+
+    id: str
+    image: str                      # the upload's original file name (display only)
+    settings: dict
+    status: str = "queued"          # queued, running, done, failed, cancelled, interrupted
+    step: int = 0
+    steps: int = 0
+    loss: float | None = None
+    psnr: float | None = None
+    error: str | None = None
+    created: float = field(default_factory=time.time)
+    started: float | None = None
+    finished: float | None = None
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["eta_seconds"] = self.eta()
+        return d
+
+    def eta(self) -> float | None:
+        if self.status != "running" or not self.started or not self.step or not self.steps:
+            return None
+        per_step = (time.time() - self.started) / self.step
+        return round(per_step * (self.steps - self.step), 1)
+
+
+class JobStore:
+    """Jobs under ``data/jobs/``; ``workers`` run at once (1 on a CPU: embedding uses every
+    core). The generator is loaded once by the caller and shared."""
+
+    def __init__(self, data: Path, G, workers: int = 1) -> None:
+        self.root = Path(data) / "jobs"
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.G = G
+        self.jobs: dict[str, Job] = {}
+        self.cancel_flags: dict[str, threading.Event] = {}
+        self.lock = threading.Lock()
+        self.pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="i2s-job")
+        self._load_existing()
+
+    # -- persistence -----------------------------------------------------------------------
+    def _load_existing(self) -> None:
+        for folder in sorted(self.root.iterdir()):
+            meta = folder / "job.json"
+            if not (JOB_ID.match(folder.name) and meta.is_file()):
+                continue
+            try:
+                job = Job(**json.loads(meta.read_text()))
+            except (ValueError, TypeError):
+                continue
+            if job.status not in TERMINAL:
+                job.status, job.error = "interrupted", "the server stopped while it ran"
+            self.jobs[job.id] = job
+
+    def _save(self, job: Job) -> None:
+        write_json_atomic(self.root / job.id / "job.json", asdict(job))
+
+    def folder(self, job_id: str) -> Path:
+        return self.root / job_id
+
+    # -- jobs ------------------------------------------------------------------------------
+    def submit(self, image_path: Path, name: str, config: EmbedConfig, aligned: bool) -> Job:
+        """Queue the embedding of ``image_path`` (already inside the job's folder)."""
+        job = Job(image_path.parent.name, name, {**config.to_dict(), "align": aligned})
+        job.steps = config.steps
+        with self.lock:
+            self.jobs[job.id] = job
+            self.cancel_flags[job.id] = threading.Event()
+        self._save(job)
+        self.pool.submit(self._run, job, image_path, config, aligned)
+        return job
+
+    def new_folder(self) -> Path:
+        folder = self.root / uuid.uuid4().hex
+        folder.mkdir(parents=True)
+        return folder
+
+    def get(self, job_id: str) -> Job | None:
+        return self.jobs.get(job_id) if JOB_ID.match(job_id or "") else None
+
+    def cancel(self, job_id: str) -> Job | None:
+        """Cancel a queued or running job; a finished one is deleted with its files."""
+        job = self.get(job_id)
+        if job is None:
+            return None
+        if job.status in TERMINAL:
+            with self.lock:
+                self.jobs.pop(job_id, None)
+            shutil.rmtree(self.folder(job_id), ignore_errors=True)
+            return job
+        self.cancel_flags[job_id].set()
+        if job.status == "queued":
+            job.status = "cancelled"
+            self._save(job)
+        return job
+
+    def _progress(self, job: Job) -> Callable[[str, int], Callable[[StepInfo], None]]:
+        flag = self.cancel_flags[job.id]
+
+        def factory(desc: str, steps: int):
+            job.steps = steps
+
+            def step(s: StepInfo) -> None:
+                if flag.is_set():
+                    raise Cancelled
+                job.step = s.step
+                job.loss = float(s.loss.mean())
+                job.psnr = float(s.psnr.mean())
+
+            step.close = lambda: None  # type: ignore[attr-defined]
+            return step
+        return factory
+
+    def _run(self, job: Job, image_path: Path, config: EmbedConfig, aligned: bool) -> None:
+        if self.cancel_flags[job.id].is_set():
+            return
+        job.status, job.started = "running", time.time()
+        self._save(job)
+        try:
+            done = embed_files(self.G, [str(image_path)], self.folder(job.id) / "out", config,
+                               aligned=aligned, progress=self._progress(job))
+            if done.failed:
+                raise I2SError(done.failed[0][1])
+            job.status = "done"
+        except Cancelled:
+            job.status = "cancelled"
+        except I2SError as e:
+            job.status, job.error = "failed", str(e).replace(str(self.root), "<data>")
+        except Exception as e:  # a bug must not kill the worker; the job says what happened
+            job.status, job.error = "failed", f"internal error: {type(e).__name__}: {e}"
+        job.finished = time.time()
+        self._save(job)
+
+    def result_folder(self, job: Job) -> Path | None:
+        """The embedding's folder of a finished job (``out/<stem>/``)."""
+        out = self.folder(job.id) / "out"
+        found = [p for p in out.iterdir() if p.is_dir() and not p.name.startswith(".")] \
+            if out.is_dir() else []
+        return found[0] if found else None
+
+    def shutdown(self) -> None:
+        for flag in self.cancel_flags.values():
+            flag.set()
+        self.pool.shutdown(wait=False, cancel_futures=True)
