@@ -148,3 +148,44 @@ def test_concurrent_jobs_all_finish(client):
     ids = embed(client, n=6, steps=3)
     states = [wait(client, i)["status"] for i in ids]
     assert states == ["done"] * 6
+
+
+def test_preview_and_curve(client):
+    (a,) = embed(client, steps=30)
+    j = wait(client, a)
+    assert j["previews"] >= 1 and 2 <= len(j["curve"]) <= 31
+    assert j["curve"][-1] == pytest.approx(j["psnr"], abs=1e-3)
+    r = client.get(f"/api/jobs/{a}/preview.png")
+    assert r.status_code == 200 and r.content[:4] == b"\x89PNG"
+    assert r.headers["cache-control"] == "no-store"
+
+
+def test_faces_align_choice_and_paste_back(client, tmp_path):
+    skimage_data = pytest.importorskip("skimage.data")
+    from i2s.faces import identity_available
+    if not identity_available():
+        pytest.skip("dlib / face-recognition-models not installed")
+    buf = io.BytesIO()
+    Image.fromarray(skimage_data.astronaut()).save(buf, format="JPEG", quality=85)
+    photo = buf.getvalue()  # under the test server's 200 KB limit
+    found = client.post("/api/faces", files={"image": ("a.jpg", photo)}).json()
+    assert found["width"] == 512 and len(found["faces"]) == 2
+    assert found["faces"][0]["score"] > 1.0 > found["faces"][1]["score"]
+    r = client.post("/api/embed", files=[("images", ("a.jpg", photo, "image/jpeg"))],
+                    data={"recipe": "paper", "loss": "mse", "steps": "3", "align": "true",
+                          "face_index": "5"})
+    (bad,) = [j["id"] for j in r.json()["jobs"]]
+    assert wait(client, bad)["status"] == "failed"
+    assert "face index 5" in client.get(f"/api/jobs/{bad}").json()["error"]
+    r = client.post("/api/embed", files=[("images", ("a.jpg", photo, "image/jpeg"))],
+                    data={"recipe": "paper", "loss": "mse", "steps": "3", "align": "true"})
+    (a,) = [j["id"] for j in r.json()["jobs"]]
+    assert wait(client, a)["status"] == "done"
+    pasted = client.post("/api/edit/direction", json={"latent": a, "direction": "sefa:0",
+                                                      "strength": 2, "paste": True})
+    assert pasted.status_code == 200
+    assert Image.open(io.BytesIO(pasted.content)).size == (512, 512)
+    (plain,) = embed(client, steps=2)
+    wait(client, plain)
+    r = client.post("/api/edit/morph", json={"a": plain, "b": a, "paste": True})
+    assert r.status_code == 409 and "not aligned" in r.json()["error"]

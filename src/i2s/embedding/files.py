@@ -268,6 +268,7 @@ def write_summary(out_dir: Path, inputs: list[str], done: EmbeddedFiles) -> Path
                 v = metrics.get(k)
                 row[k] = "" if v is None else (f"{v:.4f}" if isinstance(v, float) else v)
         rows.append(row)
+    out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "summary.csv"
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=SUMMARY_FIELDS, lineterminator="\n")

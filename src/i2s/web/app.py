@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import torch
 from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
@@ -28,6 +29,9 @@ from i2s.edits import crossover, morph, parse_layers, transfer_expression
 from i2s.embedding.config import EmbedConfig
 from i2s.embedding.latents import load_latent
 from i2s.errors import I2SError
+from i2s.faces import AlignTransform, paste_back
+from i2s.faces.detect import FaceChoice, detect_faces
+from i2s.media.images import read_rgb
 from i2s.models import render
 from i2s.resources import i2s_home, package_path
 from i2s.web.jobs import TERMINAL, JobStore
@@ -41,12 +45,14 @@ class MorphRequest(BaseModel):
     a: str
     b: str
     t: float = 0.5
+    paste: bool = False          # paste the result back into the photo of the first job
 
 
 class CrossoverRequest(BaseModel):
     content: str
     style: str
     layers: str | None = None
+    paste: bool = False          # paste the result back into the photo of the first job
 
 
 class ExpressionRequest(BaseModel):
@@ -55,6 +61,7 @@ class ExpressionRequest(BaseModel):
     expressive: str
     strength: float = 10.0
     normalise: str = "unit"
+    paste: bool = False          # paste the result back into the photo of the first job
 
 
 class DirectionRequest(BaseModel):
@@ -62,6 +69,7 @@ class DirectionRequest(BaseModel):
     direction: str = "sefa:0"
     strength: float = 5.0
     layers: str | None = None
+    paste: bool = False          # paste the result back into the photo of the first job
 
 
 def create_app(G, data: str | Path | None = None, workers: int = 1,
@@ -109,9 +117,21 @@ def create_app(G, data: str | Path | None = None, workers: int = 1,
             raise HTTPException(409, f"job {job_id} has no latent (status {job.status})")
         return torch.from_numpy(load_latent(folder / "latent.npz").w).to(G.w_avg.device)
 
-    def png(ws: torch.Tensor) -> Response:
+    def png(ws: torch.Tensor, paste_into: str | None = None) -> Response:
+        """The image of ``ws`` [1, num_ws, w_dim]; with ``paste_into`` (an aligned job) pasted
+        back into that job's original photo (face and hair, multi-band blending)."""
+        image = render(G, ws)[0]
+        if paste_into is not None:
+            job = job_or_404(paste_into)
+            folder = store.result_folder(job)
+            if folder is None or not (folder / "transform.json").is_file():
+                raise HTTPException(409, f"job {paste_into} was not aligned: nothing to paste "
+                                         "back into (embed with align)")
+            photo = next(store.folder(job.id).glob("input.*"))
+            image, _ = paste_back(image, read_rgb(photo),
+                                  AlignTransform.load(folder / "transform.json"))
         buf = io.BytesIO()
-        Image.fromarray(render(G, ws)[0]).save(buf, format="PNG")
+        Image.fromarray(image).save(buf, format="PNG")
         return Response(buf.getvalue(), media_type="image/png")
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
@@ -128,8 +148,12 @@ def create_app(G, data: str | Path | None = None, workers: int = 1,
                     recipe: Annotated[str, Form()] = "fast",
                     loss: Annotated[str, Form()] = "mse",
                     steps: Annotated[int | None, Form()] = None,
-                    align: Annotated[bool, Form()] = False) -> dict:
-        """Queue one embedding per uploaded image; returns the jobs."""
+                    align: Annotated[bool, Form()] = False,
+                    face_index: Annotated[int, Form(ge=0, le=100)] = 0,
+                    min_face_score: Annotated[float | None, Form()] = None) -> dict:
+        """Queue one embedding per uploaded image; returns the jobs. With ``align`` the
+        ``face_index``-th largest face scoring at least ``min_face_score`` is aligned first
+        (``POST /api/faces`` lists them)."""
         try:
             config = EmbedConfig(recipe=recipe, loss=loss,
                                  **({"steps": steps} if steps is not None else {}))
@@ -143,14 +167,29 @@ def create_app(G, data: str | Path | None = None, workers: int = 1,
             body = await upload.read(max_upload_bytes + 1)
             if len(body) > max_upload_bytes:
                 raise HTTPException(413, f"{upload.filename!s:.60}: larger than "
-                                         f"{max_upload_bytes // 2**20} MB")
+                                         f"{_size(max_upload_bytes)}")
             ext = _check_image(body, upload.filename or "upload", max_pixels)
             folder = store.new_folder()
             path = folder / f"input{ext}"
             path.write_bytes(body)
+            face = FaceChoice(index=face_index, min_score=min_face_score) if align else False
             accepted.append(store.submit(path, (upload.filename or "upload")[:200], config,
-                                         align).to_dict())
+                                         face).to_dict())
         return {"jobs": accepted}
+
+    @app.post("/api/faces")
+    async def faces(image: Annotated[UploadFile, File()]) -> dict:
+        """The faces dlib finds in an upload, largest first: box, score, index (for
+        ``face_index``). Nothing is kept."""
+        body = await image.read(max_upload_bytes + 1)
+        if len(body) > max_upload_bytes:
+            raise HTTPException(413, f"larger than {_size(max_upload_bytes)}")
+        _check_image(body, image.filename or "upload", max_pixels)
+        rgb = np.asarray(Image.open(io.BytesIO(body)).convert("RGB"))
+        found = detect_faces(rgb)
+        return {"width": rgb.shape[1], "height": rgb.shape[0], "faces": [
+            {"index": i, "box": list(f.box), "score": round(f.score, 3)}
+            for i, f in enumerate(found)]}
 
     @app.get("/api/jobs")
     def jobs() -> dict:
@@ -177,6 +216,16 @@ def create_app(G, data: str | Path | None = None, workers: int = 1,
                 await asyncio.sleep(0.5)
         return StreamingResponse(stream(), media_type="text/event-stream")
 
+    @app.get("/api/jobs/{job_id}/preview.png")
+    def preview(job_id: str) -> FileResponse:
+        """The reconstruction as the optimisation stands (updated about once a second)."""
+        job_or_404(job_id)
+        path = store.folder(job_id) / "preview.png"
+        if not path.is_file():
+            raise HTTPException(404, "no preview yet")
+        return FileResponse(path, media_type="image/png",
+                            headers={"Cache-Control": "no-store"})
+
     @app.get("/api/jobs/{job_id}/files/{name}")
     def file(job_id: str, name: str) -> FileResponse:
         job = job_or_404(job_id)
@@ -198,26 +247,32 @@ def create_app(G, data: str | Path | None = None, workers: int = 1,
     def edit_morph(r: MorphRequest) -> Response:
         if not 0 <= r.t <= 1:
             raise HTTPException(400, "t must be in [0, 1]")
-        return png(morph(latent_of(r.a), latent_of(r.b), r.t)[None])
+        return png(morph(latent_of(r.a), latent_of(r.b), r.t)[None], r.a if r.paste else None)
 
     @app.post("/api/edit/crossover", response_class=Response)
     def edit_crossover(r: CrossoverRequest) -> Response:
         layers = None if r.layers is None else parse_layers(r.layers, G.num_ws)
-        return png(crossover(latent_of(r.content), latent_of(r.style), layers)[None])
+        return png(crossover(latent_of(r.content), latent_of(r.style), layers)[None],
+                   r.content if r.paste else None)
 
     @app.post("/api/edit/expression", response_class=Response)
     def edit_expression(r: ExpressionRequest) -> Response:
         res = transfer_expression(latent_of(r.target), latent_of(r.neutral),
                                   latent_of(r.expressive), r.strength, normalise=r.normalise)
-        return png(res.latent[None])
+        return png(res.latent[None], r.target if r.paste else None)
 
     @app.post("/api/edit/direction", response_class=Response)
     def edit_direction(r: DirectionRequest) -> Response:
         d = resolve_direction(G, r.direction)
         layers = d.layers if r.layers is None else parse_layers(r.layers, G.num_ws)
-        return png(apply_direction(latent_of(r.latent), d.vector, r.strength, layers)[None])
+        return png(apply_direction(latent_of(r.latent), d.vector, r.strength, layers)[None],
+                   r.latent if r.paste else None)
 
     return app
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**20:.0f} MB" if n >= 2**20 else f"{n / 1024:.0f} KB"
 
 
 def _check_image(body: bytes, name: str, max_pixels: int) -> str:

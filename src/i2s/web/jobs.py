@@ -18,9 +18,13 @@ from i2s.embedding.config import EmbedConfig
 from i2s.embedding.files import embed_files
 from i2s.embedding.result import StepInfo
 from i2s.errors import I2SError
+from i2s.faces.detect import FaceChoice
 from i2s.media.files import write_json_atomic
+from i2s.media.images import save_image, to_uint8
 
 JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+CURVE_POINTS = 200     # the PSNR curve keeps about this many points
+PREVIEW_SECONDS = 1.0  # the current reconstruction is written at most this often
 TERMINAL = ("done", "failed", "cancelled", "interrupted")
 
 
@@ -40,6 +44,8 @@ class Job:
     steps: int = 0
     loss: float | None = None
     psnr: float | None = None
+    curve: list[float] = field(default_factory=list)  # PSNR every CURVE_EVERY steps
+    previews: int = 0               # how many times preview.png was written
     error: str | None = None
     created: float = field(default_factory=time.time)
     started: float | None = None
@@ -92,9 +98,12 @@ class JobStore:
         return self.root / job_id
 
     # -- jobs ------------------------------------------------------------------------------
-    def submit(self, image_path: Path, name: str, config: EmbedConfig, aligned: bool) -> Job:
-        """Queue the embedding of ``image_path`` (already inside the job's folder)."""
-        job = Job(image_path.parent.name, name, {**config.to_dict(), "align": aligned})
+    def submit(self, image_path: Path, name: str, config: EmbedConfig,
+               aligned: bool | FaceChoice) -> Job:
+        """Queue the embedding of ``image_path`` (already inside the job's folder);
+        ``aligned``: FFHQ-align a face first (a :class:`FaceChoice` says which)."""
+        face = aligned.to_dict() if isinstance(aligned, FaceChoice) else bool(aligned)
+        job = Job(image_path.parent.name, name, {**config.to_dict(), "align": face})
         job.steps = config.steps
         with self.lock:
             self.jobs[job.id] = job
@@ -129,9 +138,12 @@ class JobStore:
 
     def _progress(self, job: Job) -> Callable[[str, int], Callable[[StepInfo], None]]:
         flag = self.cancel_flags[job.id]
+        preview = self.folder(job.id) / "preview.png"
+        last = [0.0]
 
         def factory(desc: str, steps: int):
             job.steps = steps
+            every = max(1, steps // CURVE_POINTS)
 
             def step(s: StepInfo) -> None:
                 if flag.is_set():
@@ -139,12 +151,20 @@ class JobStore:
                 job.step = s.step
                 job.loss = float(s.loss.mean())
                 job.psnr = float(s.psnr.mean())
+                if s.step % every == 0 or s.step == 1:
+                    job.curve.append(round(job.psnr, 3))
+                now = time.monotonic()
+                if now - last[0] >= PREVIEW_SECONDS or s.step == s.steps:
+                    last[0] = now
+                    save_image(preview, to_uint8(s.image[:1])[0])
+                    job.previews += 1
 
             step.close = lambda: None  # type: ignore[attr-defined]
             return step
         return factory
 
-    def _run(self, job: Job, image_path: Path, config: EmbedConfig, aligned: bool) -> None:
+    def _run(self, job: Job, image_path: Path, config: EmbedConfig,
+             aligned: bool | FaceChoice) -> None:
         if self.cancel_flags[job.id].is_set():
             return
         job.status, job.started = "running", time.time()
