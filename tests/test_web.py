@@ -189,3 +189,38 @@ def test_faces_align_choice_and_paste_back(client, tmp_path):
     wait(client, plain)
     r = client.post("/api/edit/morph", json={"a": plain, "b": a, "paste": True})
     assert r.status_code == 409 and "not aligned" in r.json()["error"]
+
+
+def test_3d_mesh_inversion_and_swap(tmp_path, model_file):
+    from pathlib import Path
+    G, G3 = i2s.load_generator(model_file), i2s.load_generator("demo-3d")
+    mesh = Path(__file__).resolve().parents[1] / "examples" / "3d" / "seed000" / "mesh.glb"
+    with TestClient(create_app(G, tmp_path / "d", G3=G3)) as c:
+        assert c.get("/api/health").json()["model_3d"] == "demo-3d"
+        ids = []
+        for _ in range(2):
+            r = c.post("/api/embed3d", files={"mesh": ("chair.glb", mesh.read_bytes())},
+                       data={"steps": "3", "views": "2"})
+            assert r.status_code == 200, r.text
+            ids.append(r.json()["jobs"][0]["id"])
+        for i in ids:
+            j = wait(c, i, timeout=300)
+            assert j["status"] == "done" and j["kind"] == "embed-3d", j
+        glb = c.get(f"/api/jobs/{ids[0]}/files/mesh.glb").content
+        assert glb[:4] == b"glTF"
+        assert c.get(f"/api/jobs/{ids[0]}/files/views.png").content[:4] == b"\x89PNG"
+        swapped = c.post("/api/edit3d/swap", json={"a": ids[0], "b": ids[1]})
+        assert swapped.status_code == 200 and swapped.content[:4] == b"glTF"
+        r = c.post("/api/embed3d", files={"mesh": ("x.stl", b"solid x")})
+        assert r.status_code == 400 and "OBJ" not in r.json()["error"] and ".glb" in \
+            r.json()["error"]
+        before = set((tmp_path / "d" / "jobs").iterdir())
+        r = c.post("/api/embed3d", files={"mesh": ("x.obj", b"this is no mesh")})
+        assert r.status_code == 400 and set((tmp_path / "d" / "jobs").iterdir()) == before
+        (a2,) = embed(c, steps=2)
+        wait(c, a2)
+        r = c.post("/api/edit3d/swap", json={"a": a2, "b": ids[1]})
+        assert r.status_code == 409 and "no 3D latent" in r.json()["error"]
+    with TestClient(create_app(G, tmp_path / "e")) as c:
+        r = c.post("/api/embed3d", files={"mesh": ("chair.glb", mesh.read_bytes())})
+        assert r.status_code == 404 and "no 3D model" in r.json()["error"]

@@ -7,6 +7,7 @@ import ipaddress
 import click
 
 from i2s.cli.common import load_2d_generator, pick_device
+from i2s.cli.generate3d_cmd import load_3d_generator
 from i2s.cli.messages import info
 from i2s.cli.options import device_option, model_option
 from i2s.errors import I2SError
@@ -18,12 +19,14 @@ from i2s.errors import I2SError
                    "network; a warning says so).")
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
 @model_option
+@click.option("--model-3d", "model_3d", default="demo-3d", show_default=True,
+              help="GET3D model of the 3D tab (registry name or file), or 'none'.")
 @click.option("--data", type=click.Path(file_okay=False), default=None,
               help="Where jobs and results are kept [default: $I2S_HOME/web].")
 @click.option("--jobs", "workers", type=click.IntRange(1, 16), default=1, show_default=True,
               help="Embeddings running at once (1 on a CPU: one already uses every core).")
 @device_option
-def serve_command(host, port, model, data, workers, device) -> int:
+def serve_command(host, port, model, model_3d, data, workers, device) -> int:
     """Serve the web page and its API (/api, OpenAPI at /docs): upload photos, watch them being
     embedded, edit them with sliders."""
     try:
@@ -39,8 +42,10 @@ def serve_command(host, port, model, data, workers, device) -> int:
         loopback = host == "localhost"
     if not loopback:
         info(f"warning: listening on {host}: anyone who can reach this address can use the app")
-    G = load_2d_generator(model, pick_device(device))
-    app = create_app(G, data, workers)
+    dev = pick_device(device)
+    G = load_2d_generator(model, dev)
+    G3 = None if model_3d == "none" else load_3d_generator(model_3d, dev)
+    app = create_app(G, data, workers, G3=G3)
     click.echo(f"i2s serving {model} on http://{host}:{port}/ (Ctrl-C stops)")
     uvicorn.run(app, host=host, port=port, log_level="warning")
     return 0

@@ -12,6 +12,8 @@ import asyncio
 import contextlib
 import io
 import json
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -28,9 +30,13 @@ from i2s.directions import apply_direction, resolve_direction
 from i2s.edits import crossover, morph, parse_layers, transfer_expression
 from i2s.embedding.config import EmbedConfig
 from i2s.embedding.latents import load_latent
+from i2s.embedding3d import Embed3DConfig, embed_3d, load_mesh_target
+from i2s.embedding3d.edits import swap_texture
+from i2s.embedding3d.outputs import write_shape_files
 from i2s.errors import I2SError
 from i2s.faces import AlignTransform, paste_back
 from i2s.faces.detect import FaceChoice, detect_faces
+from i2s.get3d.export import load_latent_3d
 from i2s.media.images import read_rgb
 from i2s.models import render
 from i2s.resources import i2s_home, package_path
@@ -38,7 +44,13 @@ from i2s.web.jobs import TERMINAL, JobStore
 
 IMAGE_TYPES = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "BMP": ".bmp"}
 RESULT_FILES = ("latent.npz", "target.png", "reconstruction.png", "comparison.png",
-                "metrics.json")
+                "metrics.json", "mesh.glb", "views.png", "cameras.json")
+MESH_TYPES = (".obj", ".glb", ".ply")
+
+
+class SwapRequest(BaseModel):
+    a: str                          # geometry from this 3D job
+    b: str                          # texture latents from this one
 
 
 class MorphRequest(BaseModel):
@@ -73,9 +85,10 @@ class DirectionRequest(BaseModel):
 
 
 def create_app(G, data: str | Path | None = None, workers: int = 1,
-               max_upload_bytes: int = 20 * 2**20, max_pixels: int = 40_000_000) -> FastAPI:
-    """The app for generator ``G`` (loaded once by the caller), keeping jobs under ``data``
-    (default ``$I2S_HOME/web``)."""
+               max_upload_bytes: int = 20 * 2**20, max_pixels: int = 40_000_000,
+               G3=None) -> FastAPI:
+    """The app for generator ``G`` (and ``G3``, a GET3D generator for the 3D endpoints; both
+    loaded once by the caller), keeping jobs under ``data`` (default ``$I2S_HOME/web``)."""
     store = JobStore(Path(data) if data else i2s_home() / "web", G, workers)
 
     @contextlib.asynccontextmanager
@@ -138,10 +151,16 @@ def create_app(G, data: str | Path | None = None, workers: int = 1,
     def page() -> str:
         return package_path("web", "static", "index.html").read_text()
 
+    @app.get("/static/vendor/model-viewer.min.js", include_in_schema=False)
+    def model_viewer() -> FileResponse:
+        return FileResponse(package_path("web", "static", "vendor", "model-viewer.min.js"),
+                            media_type="text/javascript")
+
     @app.get("/api/health")
     def health() -> dict:
         return {"version": __version__, "model": getattr(G, "source", None),
-                "resolution": G.resolution, "num_ws": G.num_ws, "jobs": len(store.jobs)}
+                "resolution": G.resolution, "num_ws": G.num_ws, "jobs": len(store.jobs),
+                "model_3d": None if G3 is None else getattr(G3, "source", None)}
 
     @app.post("/api/embed")
     async def embed(images: Annotated[list[UploadFile], File()],
@@ -190,6 +209,69 @@ def create_app(G, data: str | Path | None = None, workers: int = 1,
         return {"width": rgb.shape[1], "height": rgb.shape[0], "faces": [
             {"index": i, "box": list(f.box), "score": round(f.score, 3)}
             for i, f in enumerate(found)]}
+
+    def g3d():
+        if G3 is None:
+            raise HTTPException(404, "this server has no 3D model (i2s serve --model-3d)")
+        return G3
+
+    @app.post("/api/embed3d")
+    async def embed3d(mesh: Annotated[UploadFile, File()],
+                      steps: Annotated[int, Form(ge=1, le=5000)] = 100,
+                      strategy: Annotated[str, Form()] = "staged-joint",
+                      views: Annotated[int, Form(ge=1, le=64)] = 8) -> dict:
+        """Invert an uploaded mesh (OBJ, GLB or PLY with colours) into the 3D model's two
+        branches; the job's files are ``mesh.glb``, ``views.png``, ``latent.npz``,
+        ``metrics.json``."""
+        model = g3d()
+        name = (mesh.filename or "mesh.glb")[:200]
+        ext = Path(name).suffix.lower()
+        if ext not in MESH_TYPES:
+            raise HTTPException(400, f"{name[:60]}: a mesh must be {', '.join(MESH_TYPES)}")
+        body = await mesh.read(max_upload_bytes + 1)
+        if len(body) > max_upload_bytes:
+            raise HTTPException(413, f"{name[:60]}: larger than {_size(max_upload_bytes)}")
+        try:
+            config = Embed3DConfig(steps=steps, strategy=strategy)
+        except (I2SError, TypeError, ValueError) as e:
+            raise HTTPException(400, f"settings: {e}") from None
+        folder = store.new_folder()
+        path = folder / f"input{ext}"
+        path.write_bytes(body)
+        try:
+            target = load_mesh_target(path, config.resolution, views,
+                                      fit=0.9 * model.shape_length)
+        except I2SError:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+
+        def work(report) -> None:
+            result = embed_3d(model, target, config, callback=lambda s: report(
+                s.step, s.steps, s.loss, s.psnr))
+            result.save(folder / "out3d", model=model, atlas=False, novel_views=0)
+
+        job = store.submit_work(folder, name, "embed-3d",
+                                {**config.to_dict(), "views": views}, config.steps, work)
+        return {"jobs": [job.to_dict()]}
+
+    @app.post("/api/edit3d/swap", response_class=Response)
+    def swap3d(r: SwapRequest) -> Response:
+        """A's geometry with B's texture latents, as a binary glTF (model/gltf-binary)."""
+        model = g3d()
+        lat = []
+        for job_id in (r.a, r.b):
+            job = job_or_404(job_id)
+            folder = store.result_folder(job) if job.kind == "embed-3d" else None
+            if folder is None or not (folder / "latent.npz").is_file():
+                raise HTTPException(409, f"job {job_id} has no 3D latent")
+            lat.append(load_latent_3d(folder / "latent.npz", model))
+        ws_geo, ws_tex = swap_texture(*[(torch.from_numpy(x.ws_geo)[None],
+                                         torch.from_numpy(x.ws_tex)[None]) for x in lat])
+        with tempfile.TemporaryDirectory() as tmp:
+            write_shape_files(Path(tmp) / "s", model, ws_geo, ws_tex, views=1, resolution=64,
+                              atlas=False)
+            glb = (Path(tmp) / "s" / "mesh.glb").read_bytes()
+        return Response(glb, media_type="model/gltf-binary")
 
     @app.get("/api/jobs")
     def jobs() -> dict:

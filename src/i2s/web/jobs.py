@@ -39,6 +39,7 @@ class Job:
     id: str
     image: str                      # the upload's original file name (display only)
     settings: dict
+    kind: str = "embed"             # "embed" (an image) or "embed-3d" (views or a mesh)
     status: str = "queued"          # queued, running, done, failed, cancelled, interrupted
     step: int = 0
     steps: int = 0
@@ -111,6 +112,45 @@ class JobStore:
         self._save(job)
         self.pool.submit(self._run, job, image_path, config, aligned)
         return job
+
+    def submit_work(self, folder: Path, name: str, kind: str, settings: dict, steps: int,
+                    work: Callable[[Callable[[int, int, float, float], None]], None]) -> Job:
+        """Queue ``work(report)`` for a job in ``folder``; ``report(step, steps, loss, psnr)``
+        updates its progress (and raises :class:`Cancelled` once it is cancelled)."""
+        job = Job(folder.name, name, settings, kind=kind, steps=steps)
+        with self.lock:
+            self.jobs[job.id] = job
+            self.cancel_flags[job.id] = threading.Event()
+        self._save(job)
+        flag = self.cancel_flags[job.id]
+
+        def report(step: int, total: int, loss: float, psnr: float) -> None:
+            if flag.is_set():
+                raise Cancelled
+            job.step, job.steps, job.loss = step, total, loss
+            job.psnr = psnr if psnr == psnr else job.psnr  # NaN in colourless phases
+            if job.psnr is not None and (step % max(1, total // CURVE_POINTS) == 0):
+                job.curve.append(round(job.psnr, 3))
+
+        self.pool.submit(self._run_work, job, lambda: work(report))
+        return job
+
+    def _run_work(self, job: Job, work: Callable[[], None]) -> None:
+        if self.cancel_flags[job.id].is_set():
+            return
+        job.status, job.started = "running", time.time()
+        self._save(job)
+        try:
+            work()
+            job.status = "done"
+        except Cancelled:
+            job.status = "cancelled"
+        except I2SError as e:
+            job.status, job.error = "failed", str(e).replace(str(self.root), "<data>")
+        except Exception as e:  # a bug must not kill the worker; the job says what happened
+            job.status, job.error = "failed", f"internal error: {type(e).__name__}: {e}"
+        job.finished = time.time()
+        self._save(job)
 
     def new_folder(self) -> Path:
         folder = self.root / uuid.uuid4().hex
@@ -185,7 +225,10 @@ class JobStore:
         self._save(job)
 
     def result_folder(self, job: Job) -> Path | None:
-        """The embedding's folder of a finished job (``out/<stem>/``)."""
+        """The result's folder of a job (``out/<stem>/``; ``out3d/`` for a 3D one)."""
+        if job.kind == "embed-3d":
+            out3d = self.folder(job.id) / "out3d"
+            return out3d if out3d.is_dir() else None
         out = self.folder(job.id) / "out"
         found = [p for p in out.iterdir() if p.is_dir() and not p.name.startswith(".")] \
             if out.is_dir() else []
