@@ -200,7 +200,7 @@ def test_3d_mesh_inversion_and_swap(tmp_path, model_file):
         ids = []
         for _ in range(2):
             r = c.post("/api/embed3d", files={"mesh": ("chair.glb", mesh.read_bytes())},
-                       data={"steps": "3", "views": "2"})
+                       data={"steps": "3", "orbit": "2"})
             assert r.status_code == 200, r.text
             ids.append(r.json()["jobs"][0]["id"])
         for i in ids:
@@ -217,6 +217,17 @@ def test_3d_mesh_inversion_and_swap(tmp_path, model_file):
         before = set((tmp_path / "d" / "jobs").iterdir())
         r = c.post("/api/embed3d", files={"mesh": ("x.obj", b"this is no mesh")})
         assert r.status_code == 400 and set((tmp_path / "d" / "jobs").iterdir()) == before
+        views = sorted((mesh.parent / "views").glob("*.png"))[:3]
+        cams = json.loads((mesh.parent / "cameras.json").read_text())
+        cams = cams[:3] if isinstance(cams, list) else {**cams, "views": cams["views"][:3]}
+        files = [("views", (p.name, p.read_bytes(), "image/png")) for p in views]
+        r = c.post("/api/embed3d", files=[*files, ("cameras", ("c.json", json.dumps(cams)))],
+                   data={"steps": "3"})
+        assert r.status_code == 200, r.text
+        assert wait(c, r.json()["jobs"][0]["id"], timeout=300)["status"] == "done"
+        r = c.post("/api/embed3d", files=[("mesh", ("chair.glb", mesh.read_bytes())),
+                                          *files])
+        assert r.status_code == 400 and "not both" in r.json()["error"]
         (a2,) = embed(c, steps=2)
         wait(c, a2)
         r = c.post("/api/edit3d/swap", json={"a": a2, "b": ids[1]})

@@ -30,7 +30,7 @@ from i2s.directions import apply_direction, resolve_direction
 from i2s.edits import crossover, morph, parse_layers, transfer_expression
 from i2s.embedding.config import EmbedConfig
 from i2s.embedding.latents import load_latent
-from i2s.embedding3d import Embed3DConfig, embed_3d, load_mesh_target
+from i2s.embedding3d import Embed3DConfig, embed_3d, load_image_target, load_mesh_target
 from i2s.embedding3d.edits import swap_texture
 from i2s.embedding3d.outputs import write_shape_files
 from i2s.errors import I2SError
@@ -216,32 +216,50 @@ def create_app(G, data: str | Path | None = None, workers: int = 1,
         return G3
 
     @app.post("/api/embed3d")
-    async def embed3d(mesh: Annotated[UploadFile, File()],
+    async def embed3d(mesh: Annotated[UploadFile | None, File()] = None,
+                      views: Annotated[list[UploadFile] | None, File()] = None,
+                      cameras: Annotated[UploadFile | None, File()] = None,
                       steps: Annotated[int, Form(ge=1, le=5000)] = 100,
                       strategy: Annotated[str, Form()] = "staged-joint",
-                      views: Annotated[int, Form(ge=1, le=64)] = 8) -> dict:
-        """Invert an uploaded mesh (OBJ, GLB or PLY with colours) into the 3D model's two
-        branches; the job's files are ``mesh.glb``, ``views.png``, ``latent.npz``,
-        ``metrics.json``."""
+                      orbit: Annotated[int, Form(ge=1, le=64)] = 8) -> dict:
+        """Invert an object into the 3D model's two branches: a ``mesh`` (OBJ, GLB or PLY
+        with colours; rendered from ``orbit`` views), or ``views`` (square images, RGBA or on
+        a uniform background) with their ``cameras`` (a cameras.json, one view per image;
+        without it the cameras are estimated). The job's files are ``mesh.glb``,
+        ``views.png``, ``latent.npz``, ``metrics.json`` and ``cameras.json``."""
         model = g3d()
-        name = (mesh.filename or "mesh.glb")[:200]
-        ext = Path(name).suffix.lower()
-        if ext not in MESH_TYPES:
-            raise HTTPException(400, f"{name[:60]}: a mesh must be {', '.join(MESH_TYPES)}")
-        body = await mesh.read(max_upload_bytes + 1)
-        if len(body) > max_upload_bytes:
-            raise HTTPException(413, f"{name[:60]}: larger than {_size(max_upload_bytes)}")
+        if (mesh is None) == (not views):
+            raise HTTPException(400, "give a mesh or views, not both")
         try:
             config = Embed3DConfig(steps=steps, strategy=strategy)
         except (I2SError, TypeError, ValueError) as e:
             raise HTTPException(400, f"settings: {e}") from None
         folder = store.new_folder()
-        path = folder / f"input{ext}"
-        path.write_bytes(body)
         try:
-            target = load_mesh_target(path, config.resolution, views,
-                                      fit=0.9 * model.shape_length)
-        except I2SError:
+            if mesh is not None:
+                name = (mesh.filename or "mesh.glb")[:200]
+                ext = Path(name).suffix.lower()
+                if ext not in MESH_TYPES:
+                    raise HTTPException(400, f"{name[:60]}: a mesh must be "
+                                             f"{', '.join(MESH_TYPES)}")
+                path = folder / f"input{ext}"
+                path.write_bytes(await _read_limited(mesh, max_upload_bytes))
+                target = load_mesh_target(path, config.resolution, orbit,
+                                          fit=0.9 * model.shape_length)
+            else:
+                name = f"{len(views)} views"
+                paths = []
+                for i, v in enumerate(views):
+                    body = await _read_limited(v, max_upload_bytes)
+                    ext = _check_image(body, v.filename or f"view{i}", max_pixels)
+                    paths.append(folder / f"view{i:03d}{ext}")
+                    paths[-1].write_bytes(body)
+                cams = None
+                if cameras is not None:
+                    cams = folder / "cameras.json"
+                    cams.write_bytes(await _read_limited(cameras, 2**20))
+                target = load_image_target(paths, config.resolution, cameras=cams)
+        except (I2SError, HTTPException):
             shutil.rmtree(folder, ignore_errors=True)
             raise
 
@@ -251,7 +269,8 @@ def create_app(G, data: str | Path | None = None, workers: int = 1,
             result.save(folder / "out3d", model=model, atlas=False, novel_views=0)
 
         job = store.submit_work(folder, name, "embed-3d",
-                                {**config.to_dict(), "views": views}, config.steps, work)
+                                {**config.to_dict(), "input": "mesh" if mesh else "views"},
+                                config.steps, work)
         return {"jobs": [job.to_dict()]}
 
     @app.post("/api/edit3d/swap", response_class=Response)
@@ -351,6 +370,15 @@ def create_app(G, data: str | Path | None = None, workers: int = 1,
                    r.latent if r.paste else None)
 
     return app
+
+
+async def _read_limited(upload: UploadFile, limit: int) -> bytes:
+    """The upload's bytes; HTTP 413 past ``limit``."""
+    body = await upload.read(limit + 1)
+    if len(body) > limit:
+        raise HTTPException(413, f"{(upload.filename or 'upload')[:60]}: larger than "
+                                 f"{_size(limit)}")
+    return body
 
 
 def _size(n: int) -> str:
