@@ -236,7 +236,8 @@ def embed_files(G, images: list[str], out_dir: str | Path, config: EmbedConfig, 
             done.psnr[str(paths[i])] = float(db)
             if on_done is not None:
                 on_done(str(paths[i]), folder, float(db))
-        write_summary(out_dir, images, done)
+        if start + batch < len(paths):  # the last batch's is the one written below
+            write_summary(out_dir, images, done)
     write_summary(out_dir, images, done)
     return done
 

@@ -333,8 +333,11 @@ class _Progress:
     """Where a batch's run stands, for its checkpoints: the last finished step and what is
     needed to continue from there (see :mod:`i2s.embedding.checkpoint`)."""
 
-    def __init__(self, ck: Checkpointing | None, path: Path | None, save) -> None:
+    def __init__(self, ck: Checkpointing | None, path: Path | None, save: Callable[[], None],
+                 rng_of: Callable[[], list[torch.Tensor]],
+                 counters: Callable[[], tuple[int, float, int]]) -> None:
         self.ck, self.path, self._save = ck, path, save
+        self.rng_of, self.counters = rng_of, counters  # generator states; (step, best, since)
         self.stage = 0           # index of the stage that runs
         self.done = 0            # steps of that stage finished
         self.step = 0            # steps finished, all stages together
@@ -344,8 +347,6 @@ class _Progress:
         self.opt: torch.optim.Optimizer | None = None
         self.adam_state: dict[str, torch.Tensor] | None = None  # to restore (resumed run)
         self.updating = False    # inside an optimiser update: no consistent state to save
-        self.rng_of: Callable[[], list[torch.Tensor]] = list
-        self.counters: Callable[[], tuple[int, float, int]] = lambda: (0, 0.0, 0)
 
     def after_step(self, done: int) -> None:
         self.done = done
@@ -427,9 +428,8 @@ def _embed_batch(G, target: torch.Tensor, cfg: EmbedConfig,
                 ck.on_save(PartialState(ws.detach().clone(), run.step, total, last.copy(),
                                         images, spent, path))
 
-        run = _Progress(ck, path, save)
-        run.rng_of = lambda: [g.get_state() for g in gens]
-        run.counters = lambda: (state["step"], state["best"], state["since"])
+        run = _Progress(ck, path, save, lambda: [g.get_state() for g in gens],
+                        lambda: (state["step"], state["best"], state["since"]))
         run.rng = run.rng_of()
         if saved is not None:
             meta = saved.meta

@@ -183,10 +183,7 @@ def create_app(G, data: str | Path | None = None, workers: int = 1,
                                      "mse (or install the weights and restart)")
         accepted = []
         for upload in images:
-            body = await upload.read(max_upload_bytes + 1)
-            if len(body) > max_upload_bytes:
-                raise HTTPException(413, f"{upload.filename!s:.60}: larger than "
-                                         f"{_size(max_upload_bytes)}")
+            body = await _read_limited(upload, max_upload_bytes)
             ext = _check_image(body, upload.filename or "upload", max_pixels)
             folder = store.new_folder()
             path = folder / f"input{ext}"
@@ -200,9 +197,7 @@ def create_app(G, data: str | Path | None = None, workers: int = 1,
     async def faces(image: Annotated[UploadFile, File()]) -> dict:
         """The faces dlib finds in an upload, largest first: box, score, index (for
         ``face_index``). Nothing is kept."""
-        body = await image.read(max_upload_bytes + 1)
-        if len(body) > max_upload_bytes:
-            raise HTTPException(413, f"larger than {_size(max_upload_bytes)}")
+        body = await _read_limited(image, max_upload_bytes)
         _check_image(body, image.filename or "upload", max_pixels)
         rgb = np.asarray(Image.open(io.BytesIO(body)).convert("RGB"))
         found = detect_faces(rgb)
@@ -263,9 +258,9 @@ def create_app(G, data: str | Path | None = None, workers: int = 1,
             shutil.rmtree(folder, ignore_errors=True)
             raise
 
-        def work(report) -> None:
-            result = embed_3d(model, target, config, callback=lambda s: report(
-                s.step, s.steps, s.loss, s.psnr))
+        def work(job) -> None:
+            result = embed_3d(model, target, config, callback=lambda s: store.report(
+                job, s.step, s.steps, s.loss, s.psnr))
             result.save(folder / "out3d", model=model, atlas=False, novel_views=0)
 
         job = store.submit_work(folder, name, "embed-3d",

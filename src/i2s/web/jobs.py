@@ -104,44 +104,46 @@ class JobStore:
         """Queue the embedding of ``image_path`` (already inside the job's folder);
         ``aligned``: FFHQ-align a face first (a :class:`FaceChoice` says which)."""
         face = aligned.to_dict() if isinstance(aligned, FaceChoice) else bool(aligned)
-        job = Job(image_path.parent.name, name, {**config.to_dict(), "align": face})
-        job.steps = config.steps
-        with self.lock:
-            self.jobs[job.id] = job
-            self.cancel_flags[job.id] = threading.Event()
-        self._save(job)
-        self.pool.submit(self._run, job, image_path, config, aligned)
-        return job
+        folder = image_path.parent
+
+        def work(job: Job) -> None:
+            done = embed_files(self.G, [str(image_path)], folder / "out", config,
+                               aligned=aligned, progress=self._progress(job))
+            if done.failed:
+                raise I2SError(done.failed[0][1])
+
+        return self.submit_work(folder, name, "embed", {**config.to_dict(), "align": face},
+                                config.steps, work)
 
     def submit_work(self, folder: Path, name: str, kind: str, settings: dict, steps: int,
-                    work: Callable[[Callable[[int, int, float, float], None]], None]) -> Job:
-        """Queue ``work(report)`` for a job in ``folder``; ``report(step, steps, loss, psnr)``
-        updates its progress (and raises :class:`Cancelled` once it is cancelled)."""
+                    work: Callable[[Job], None]) -> Job:
+        """Queue ``work(job)`` for a job in ``folder``; the work reports its progress with
+        :meth:`report` (which raises :class:`Cancelled` once the job is cancelled)."""
         job = Job(folder.name, name, settings, kind=kind, steps=steps)
         with self.lock:
             self.jobs[job.id] = job
             self.cancel_flags[job.id] = threading.Event()
         self._save(job)
-        flag = self.cancel_flags[job.id]
-
-        def report(step: int, total: int, loss: float, psnr: float) -> None:
-            if flag.is_set():
-                raise Cancelled
-            job.step, job.steps, job.loss = step, total, loss
-            job.psnr = psnr if psnr == psnr else job.psnr  # NaN in colourless phases
-            if job.psnr is not None and (step % max(1, total // CURVE_POINTS) == 0):
-                job.curve.append(round(job.psnr, 3))
-
-        self.pool.submit(self._run_work, job, lambda: work(report))
+        self.pool.submit(self._run, job, work)
         return job
 
-    def _run_work(self, job: Job, work: Callable[[], None]) -> None:
+    def report(self, job: Job, step: int, steps: int, loss: float, psnr: float) -> None:
+        """Progress of a running job (``psnr`` NaN in phases without colour: kept as it was);
+        every ``steps // CURVE_POINTS`` steps a point of its PSNR curve."""
+        if self.cancel_flags[job.id].is_set():
+            raise Cancelled
+        job.step, job.steps, job.loss = step, steps, loss
+        job.psnr = psnr if psnr == psnr else job.psnr
+        if job.psnr is not None and step % max(1, steps // CURVE_POINTS) == 0:
+            job.curve.append(round(job.psnr, 3))
+
+    def _run(self, job: Job, work: Callable[[Job], None]) -> None:
         if self.cancel_flags[job.id].is_set():
             return
         job.status, job.started = "running", time.time()
         self._save(job)
         try:
-            work()
+            work(job)
             job.status = "done"
         except Cancelled:
             job.status = "cancelled"
@@ -177,22 +179,14 @@ class JobStore:
         return job
 
     def _progress(self, job: Job) -> Callable[[str, int], Callable[[StepInfo], None]]:
-        flag = self.cancel_flags[job.id]
+        """The embedding's progress factory: :meth:`report` each step, and the current
+        reconstruction as ``preview.png`` at most every :data:`PREVIEW_SECONDS`."""
         preview = self.folder(job.id) / "preview.png"
         last = [0.0]
 
         def factory(desc: str, steps: int):
-            job.steps = steps
-            every = max(1, steps // CURVE_POINTS)
-
             def step(s: StepInfo) -> None:
-                if flag.is_set():
-                    raise Cancelled
-                job.step = s.step
-                job.loss = float(s.loss.mean())
-                job.psnr = float(s.psnr.mean())
-                if s.step % every == 0 or s.step == 1:
-                    job.curve.append(round(job.psnr, 3))
+                self.report(job, s.step, steps, float(s.loss.mean()), float(s.psnr.mean()))
                 now = time.monotonic()
                 if now - last[0] >= PREVIEW_SECONDS or s.step == s.steps:
                     last[0] = now
@@ -202,27 +196,6 @@ class JobStore:
             step.close = lambda: None  # type: ignore[attr-defined]
             return step
         return factory
-
-    def _run(self, job: Job, image_path: Path, config: EmbedConfig,
-             aligned: bool | FaceChoice) -> None:
-        if self.cancel_flags[job.id].is_set():
-            return
-        job.status, job.started = "running", time.time()
-        self._save(job)
-        try:
-            done = embed_files(self.G, [str(image_path)], self.folder(job.id) / "out", config,
-                               aligned=aligned, progress=self._progress(job))
-            if done.failed:
-                raise I2SError(done.failed[0][1])
-            job.status = "done"
-        except Cancelled:
-            job.status = "cancelled"
-        except I2SError as e:
-            job.status, job.error = "failed", str(e).replace(str(self.root), "<data>")
-        except Exception as e:  # a bug must not kill the worker; the job says what happened
-            job.status, job.error = "failed", f"internal error: {type(e).__name__}: {e}"
-        job.finished = time.time()
-        self._save(job)
 
     def result_folder(self, job: Job) -> Path | None:
         """The result's folder of a job (``out/<stem>/``; ``out3d/`` for a 3D one)."""
