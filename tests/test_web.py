@@ -76,6 +76,10 @@ def test_embed_progress_files_and_edits(client):
                        ("direction", {"latent": a, "direction": "sefa:1", "strength": 3})):
         r = client.post(f"/api/edit/{kind}", json=body)
         assert r.status_code == 200 and r.content[:4] == b"\x89PNG", (kind, r.text)
+    kept = [client.post("/api/edit/expression", json={
+        "target": a, "neutral": a, "expressive": b, "threshold": t}).headers["X-I2S-Kept-Layers"]
+        for t in (0.0, 1e9)]
+    assert kept == [",".join(map(str, range(6))), ""]     # every layer moved; none did
     listed = client.get("/api/jobs").json()["jobs"]
     assert {j["id"] for j in listed} == {a, b}
 
@@ -138,6 +142,12 @@ def test_bad_uploads_and_requests(client):
     wait(client, a)
     r = client.post("/api/edit/morph", json={"a": a, "b": a, "t": 2})
     assert r.status_code == 400 and "t must be" in r.json()["error"]
+    for body in (f'{{"a": "{a}", "b": "{a}", "t": NaN}}',
+                 f'{{"latent": "{a}", "strength": Infinity}}'):
+        kind = "morph" if '"t"' in body else "direction"
+        r = client.post(f"/api/edit/{kind}", content=body,
+                        headers={"Content-Type": "application/json"})
+        assert r.status_code == 422 and "finite" in r.json()["error"], r.text
     r = client.post("/api/edit/direction", json={"latent": a, "direction": "nope"})
     assert r.status_code == 400 and "unknown direction" in r.json()["error"]
     assert client.get(f"/api/jobs/{a}/files/job.json").status_code == 404

@@ -1,7 +1,7 @@
 """The web page in a real headless Chromium (Debian's, driven by Playwright): upload the
-bundled example faces, watch the progress finish, see the reconstruction, move the morph
-slider and see the image change, download the latent. Screenshots are kept in the test's
-folder (and in $I2S_SCREENSHOTS when set)."""
+bundled example faces, watch the progress finish, see the reconstruction, move the morph,
+crossover and expression sliders and see each image change, download the latent.
+Screenshots are kept in the test's folder (and in $I2S_SCREENSHOTS when set)."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def server(tmp_path, model_file):
 def test_upload_progress_morph_and_download(server, tmp_path):
     shots = Path(os.environ.get("I2S_SCREENSHOTS") or tmp_path / "screenshots")
     shots.mkdir(parents=True, exist_ok=True)
-    faces = [str(i2s.example_path("faces", f"face_seed10{i}.png")) for i in (0, 1)]
+    faces = [str(i2s.example_path("faces", f"face_seed10{i}.png")) for i in (0, 1, 2)]
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         page = browser.new_page(accept_downloads=True)
@@ -58,25 +58,34 @@ def test_upload_progress_morph_and_download(server, tmp_path):
         page.set_input_files("#files", faces)
         page.fill("#steps", "6")
         page.click("#go")
-        page.wait_for_function("document.querySelectorAll('.job .out img').length == 2",
+        page.wait_for_function("document.querySelectorAll('.job .out img').length == 3",
                                timeout=120_000)
         statuses = page.locator(".job .status").all_inner_texts()
         assert all(s.startswith("done 6/6") for s in statuses), statuses
         assert page.eval_on_selector(".job progress", "p => p.value / p.max") == 1.0
         page.wait_for_function("document.querySelector('.job .out img').naturalWidth > 0")
         page.screenshot(path=str(shots / "1-embedded.png"), full_page=True)
-        page.wait_for_function("document.getElementById('morph').src.startsWith('blob:')")
-        page.wait_for_function("document.getElementById('morph').naturalWidth > 0")
-        before = page.locator("#morph").screenshot()
-        old = page.get_attribute("#morph", "src")
-        page.eval_on_selector("#t", "e => { e.value = 0; e.dispatchEvent(new Event('input')) }")
-        page.wait_for_function(f"document.getElementById('morph').src != '{old}'")
-        page.wait_for_function("document.getElementById('morph').naturalWidth > 0")
-        after = page.locator("#morph").screenshot()
-        assert before != after                         # the slider changed the image
-        page.screenshot(path=str(shots / "2-morphed.png"), full_page=True)
+        page.wait_for_function("document.getElementById('xkept').textContent != ''")
+        page.fill("#xthreshold", "0")       # a 6-step tiny model moves every layer by < 1
+        page.eval_on_selector("#xthreshold", "e => e.dispatchEvent(new Event('input'))")
+        page.wait_for_function("document.getElementById('xkept').textContent"
+                               ".startsWith('layers 0,')")
+        for slider, img, value in (("t", "morph", 0), ("xlayer", "crossed", 1),
+                                   ("xstrength", "expressed", 0)):
+            page.wait_for_function(f"document.getElementById('{img}').src.startsWith('blob:')")
+            page.wait_for_function(f"document.getElementById('{img}').naturalWidth > 0")
+            before = page.locator(f"#{img}").screenshot()
+            old = page.get_attribute(f"#{img}", "src")
+            page.eval_on_selector(f"#{slider}", f"e => {{ e.value = {value}; "
+                                                "e.dispatchEvent(new Event('input')) }")
+            page.wait_for_function(f"document.getElementById('{img}').src != '{old}'")
+            page.wait_for_function(f"document.getElementById('{img}').naturalWidth > 0")
+            after = page.locator(f"#{img}").screenshot()
+            assert before != after, slider             # the slider changed the image
+        assert page.inner_text("#editerror") == ""
+        page.screenshot(path=str(shots / "2-edited.png"), full_page=True)
         with page.expect_download() as download:
-            page.click(".job a[download]")
+            page.locator(".job a[download]").first.click()
         saved = tmp_path / "latent.npz"
         download.value.save_as(saved)
         assert i2s.load_latent(saved).w.shape == (6, 32)

@@ -23,7 +23,7 @@ from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
 from PIL import Image
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from i2s._version import __version__
 from i2s.directions import apply_direction, resolve_direction
@@ -48,6 +48,9 @@ RESULT_FILES = ("latent.npz", "target.png", "reconstruction.png", "comparison.pn
 MESH_TYPES = (".obj", ".glb", ".ply")
 
 
+Finite = Annotated[float, Field(allow_inf_nan=False)]   # NaN/inf refused with HTTP 422
+
+
 class SwapRequest(BaseModel):
     a: str                          # geometry from this 3D job
     b: str                          # texture latents from this one
@@ -56,7 +59,7 @@ class SwapRequest(BaseModel):
 class MorphRequest(BaseModel):
     a: str
     b: str
-    t: float = 0.5
+    t: Finite = 0.5
     paste: bool = False          # paste the result back into the photo of the first job
 
 
@@ -71,7 +74,8 @@ class ExpressionRequest(BaseModel):
     target: str
     neutral: str
     expressive: str
-    strength: float = 10.0
+    strength: Finite = 10.0
+    threshold: Finite = 1.0      # layers whose difference is below this are dropped (paper: 1)
     normalise: str = "unit"
     paste: bool = False          # paste the result back into the photo of the first job
 
@@ -79,7 +83,7 @@ class ExpressionRequest(BaseModel):
 class DirectionRequest(BaseModel):
     latent: str
     direction: str = "sefa:0"
-    strength: float = 5.0
+    strength: Finite = 5.0
     layers: str | None = None
     paste: bool = False          # paste the result back into the photo of the first job
 
@@ -353,9 +357,14 @@ def create_app(G, data: str | Path | None = None, workers: int = 1,
 
     @app.post("/api/edit/expression", response_class=Response)
     def edit_expression(r: ExpressionRequest) -> Response:
+        """The target with the neutral → expressive difference added; the header
+        ``X-I2S-Kept-Layers`` lists the layers kept after cleaning (empty: nothing moved)."""
         res = transfer_expression(latent_of(r.target), latent_of(r.neutral),
-                                  latent_of(r.expressive), r.strength, normalise=r.normalise)
-        return png(res.latent[None], r.target if r.paste else None)
+                                  latent_of(r.expressive), r.strength, threshold=r.threshold,
+                                  normalise=r.normalise)
+        out = png(res.latent[None], r.target if r.paste else None)
+        out.headers["X-I2S-Kept-Layers"] = ",".join(map(str, res.kept_layers))
+        return out
 
     @app.post("/api/edit/direction", response_class=Response)
     def edit_direction(r: DirectionRequest) -> Response:
