@@ -20,9 +20,10 @@ LAYERS = [
     ["get3d"],
     ["weights", "faces"],
     ["embedding", "edits", "embedding3d", "demo", "directions"],
-    ["experiments"],
+    ["experiments", "dataset"],
     ["web"],
     ["cli"],
+    ["__main__"],  # python -m i2s (and torchrun -m i2s): the command line
     [""],  # i2s/__init__.py: the public API
 ]
 RANK = {pkg: i for i, layer in enumerate(LAYERS) for pkg in layer}

@@ -33,7 +33,7 @@ _PUBLIC = {
     "StyleGAN2Generator": "i2s.models", "StyleGANConfig": "i2s.models",
     "StyleGANGenerator": "i2s.models", "VGG16Features": "i2s.models", "render": "i2s.models",
     "keep_freed_memory": "i2s.ops.cpu_allocator", "example_path": "i2s.resources",
-    "apply_direction": "i2s.directions",
+    "apply_direction": "i2s.directions", "embed_dataset": "i2s.dataset",
     "load_generator": "i2s.weights", "load_lpips": "i2s.weights", "load_vgg16": "i2s.weights",
     "save_generator": "i2s.weights",
 }
@@ -44,8 +44,8 @@ __all__ = [
     "ExpressionTransfer", "GET3DConfig", "GET3DGenerator", "I2SError", "LPIPS", "LatentFile",
     "PerceptualLoss", "StepInfo", "StyleGAN2Config", "StyleGAN2Generator", "StyleGANConfig",
     "StyleGANGenerator", "Target3D", "VGG16Features", "__version__", "crossover",
-    "default_crossover_layers", "embed", "embed_3d", "example_path", "keep_freed_memory",
-    "load_generator",
+    "default_crossover_layers", "embed", "embed_3d", "embed_dataset", "example_path",
+    "keep_freed_memory", "load_generator",
     "load_latent", "load_lpips", "load_vgg16", "morph", "render", "save_generator", "save_latent",
     "transfer_expression",
 ]
@@ -66,6 +66,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # what type checkers and IDEs see
+    from i2s.dataset import embed_dataset
     from i2s.directions import apply_direction
     from i2s.edits import (
         ExpressionTransfer,

@@ -27,6 +27,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
              "Move an embedded image along a semantic direction (SeFa, GANSpace, ...)."),
     "embed": ("embed_cmd", "embed_command",
               "Embed IMAGE... into the generator's latent space (Image2StyleGAN)."),
+    "embed-dataset": ("embed_dataset_cmd", "embed_dataset_command",
+                      "Embed a folder, pattern or list of images; resumable; torchrun-ready."),
     "embed-3d": ("embed3d_cmd", "embed_3d_command",
                  "Invert views or a mesh into GET3D's geometry and texture latents."),
     "experiment": ("experiment_cmd", "experiment_command",

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -147,6 +147,7 @@ def embed(
     start: torch.Tensor | LatentFile | None = None,
     mask: torch.Tensor | None = None,
     checkpoint: Checkpointing | None = None,
+    image_ids: Sequence[int] | None = None,
     **overrides: Any,
 ) -> EmbedResult:
     """Embed images into G's latent space (Image2StyleGAN, Algorithm 1, and the recipes that
@@ -175,6 +176,9 @@ def embed(
             (with ``checkpoint.resume``) continue from it: the result equals an
             uninterrupted run (:mod:`i2s.embedding.checkpoint`). The files are removed once
             every batch has finished.
+        image_ids: one integer per image naming its random stream (the noise on w); default
+            its position 0..N-1. Give ids that follow the image (e.g. from its content hash)
+            to get the same result whatever batch or process it is embedded in.
     Returns:
         :class:`EmbedResult`: W+ latents (and noise maps when optimised), reconstructions, loss
         history, the config and the run record. Images are optimised ``config.batch_for(R)`` at
@@ -209,10 +213,13 @@ def embed(
                                         vgg_resolution=cfg.vgg_resolution).to(device)
     metric, metric_note = load_lpips_metric(lpips, vgg, device, lpips_weights, vgg_weights)
     scale = w_std(G) if any(s.w_noise > 0 for s in plan(cfg)) else 0.0
+    ids = list(range(target.shape[0])) if image_ids is None else [int(i) for i in image_ids]
+    if len(ids) != target.shape[0]:
+        raise I2SError(f"image_ids: {len(ids)} ids for {target.shape[0]} images")
     batch = cfg.batch_for(G.resolution)
     parts = [_embed_batch(G, target[i:i + batch], cfg, perceptual, start, i, callback,
                           mask if mask is None or mask.shape[0] == 1 else mask[i:i + batch],
-                          scale, metric, checkpoint)
+                          scale, metric, checkpoint, ids[i:i + batch])
              for i in range(0, target.shape[0], batch)]
     if checkpoint is not None:
         for i in range(0, target.shape[0], batch):
@@ -359,7 +366,8 @@ class _Progress:
 def _embed_batch(G, target: torch.Tensor, cfg: EmbedConfig,
                  perceptual: PerceptualLoss | LPIPSLoss | None, start, first: int, callback,
                  mask: torch.Tensor | None, scale: float, metric: LPIPS | None,
-                 ck: Checkpointing | None = None) -> EmbedResult:
+                 ck: Checkpointing | None = None,
+                 ids: list[int] | None = None) -> EmbedResult:
     """One batch of :func:`embed` (images ``first`` .. ``first + len(target) - 1``), every
     stage of :func:`i2s.embedding.stages.plan`; with ``ck``, saved as it goes and continued
     from an earlier checkpoint."""
@@ -370,7 +378,8 @@ def _embed_batch(G, target: torch.Tensor, cfg: EmbedConfig,
     if cfg.noise_mode == "random" and not cfg.optimises_noise:
         noise_gen = torch.Generator(device=device).manual_seed(cfg.seed)
     # noise on w: one stream per image, so an image's result does not depend on its batch
-    w_gens = [_cpu_generator((cfg.seed + 1) * 1_000_003 + first + j) for j in range(n)]
+    ids = list(range(first, first + n)) if ids is None else ids
+    w_gens = [_cpu_generator(((cfg.seed + 1) * 1_000_003 + i) % 2**63) for i in ids]
     gens = w_gens + ([noise_gen] if noise_gen is not None else [])
     stages = plan(cfg)
     total = sum(s.steps for s in stages)
