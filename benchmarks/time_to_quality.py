@@ -36,11 +36,15 @@ import copy
 import json
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 
 import i2s
+from i2s.embedding.checkpoint import Checkpointing
 from i2s.embedding.noise_maps import synthesis_with_noise
 from i2s.embedding.stages import plan, total_steps
 from i2s.experiments.image_set import packaged_examples
@@ -78,21 +82,20 @@ def own_targets(G, n: int) -> torch.Tensor:
         return G.synthesis(G.mapping(z), noise_mode="const").clamp(-1, 1)
 
 
-def run_recipe(G, targets: torch.Tensor, recipe: str, overrides: dict) -> dict:
-    """Embed each target alone with ``recipe``; curves, finals and latents."""
+def run_recipe(G, targets: torch.Tensor, recipe: str, overrides: dict,
+               cache: Path | None = None) -> dict:
+    """Embed each target alone with ``recipe``; curves, finals and latents. With ``cache``,
+    each finished image is kept there and every embedding saves resumable state every 100
+    steps, so an interrupted benchmark continues where it stopped (see :func:`embed_one`)."""
     cfg = i2s.EmbedConfig(recipe=recipe, **overrides)
     steps = total_steps(cfg)
     times = np.full((len(targets), steps), np.nan)
     curve = np.full((len(targets), steps), np.nan)
     results = []
     for j, x in enumerate(targets):
-        t0 = time.perf_counter()
-
-        def cb(s, j=j, t0=t0):
-            times[j, s.step - 1] = time.perf_counter() - t0
-            curve[j, s.step - 1] = float(s.psnr.mean())
-
-        results.append(i2s.embed(G, x[None], cfg, callback=cb))
+        times[j], curve[j], r = embed_one(G, x, cfg, steps,
+                                          None if cache is None else cache / f"{recipe}-{j}")
+        results.append(r)
     recon = np.concatenate([to_uint8(r.image) for r in results])
     tgt = to_uint8(targets)
     final = {"psnr": float(np.mean(psnr(mse(recon, tgt)))),
@@ -103,6 +106,65 @@ def run_recipe(G, targets: torch.Tensor, recipe: str, overrides: dict) -> dict:
     return {"config": cfg.to_dict(), "stages": [s.to_dict() for s in plan(cfg)],
             "time": np.nanmean(times, axis=0), "psnr": np.nanmean(curve, axis=0),
             "final": final, "results": results, "recon": recon}
+
+
+def embed_one(G, x: torch.Tensor, cfg, steps: int, cache: Path | None):
+    """One target: (wall time at each step [steps], PSNR at each step [steps], the result).
+
+    With ``cache`` (a path stem), a finished run is read back from ``<cache>.safetensors``
+    (latent, image, curves, noise maps, tuned weights) and an unfinished one continues from
+    ``<cache>.resume/``; the wall times of the steps run before an interruption are
+    interpolated linearly from the seconds the checkpoint recorded."""
+    done = None if cache is None else cache.with_suffix(".safetensors")
+    if done is not None and done.exists():
+        return _read_cached(done)
+    t0 = time.perf_counter()
+    times, curve = np.full(steps, np.nan), np.full(steps, np.nan)
+    offset = {"seconds": 0.0, "first": None}
+
+    def cb(s):
+        if offset["first"] is None:                     # the first step of this process
+            offset["first"] = s.step
+        times[s.step - 1] = offset["seconds"] + time.perf_counter() - t0
+        curve[s.step - 1] = float(s.psnr.mean())
+
+    ck = None
+    if cache is not None:
+        ck = Checkpointing(cache.with_suffix(".resume"), every=100, resume=True)
+        saved = sorted(ck.folder.glob("*.safetensors")) if ck.folder.exists() else []
+        if saved:
+            with safe_open(str(saved[0]), "pt") as f:
+                offset["seconds"] = float(json.loads(f.metadata()["i2s"])["seconds"])
+    r = i2s.embed(G, x[None], cfg, callback=cb, checkpoint=ck)
+    first = offset["first"] or steps + 1
+    if first > 1:          # resumed: steps before it took the recorded seconds, evenly
+        times[:first - 1] = np.linspace(0, offset["seconds"], first)[1:]
+    curve = np.where(np.isnan(curve), r.history["psnr"][:, 0], curve)
+    if done is not None:
+        tensors = {"latent": r.latent, "image": r.image, "times": torch.from_numpy(times),
+                   "curve": torch.from_numpy(curve),
+                   "seconds": torch.tensor([r.seconds], dtype=torch.float64)}
+        tensors.update({f"noise.{k}": v for k, v in (r.noise or {}).items()})
+        tensors.update({f"tuned.{k}": v for k, v in (r.tuned[0] if r.tuned else {}).items()})
+        tensors.update({f"final.{k}": torch.from_numpy(np.asarray(v, dtype=np.float64))
+                        for k, v in r.final.items()})
+        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(done))
+    return times, curve, r
+
+
+def _read_cached(path: Path):
+    with safe_open(str(path), "pt") as f:
+        t = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (not iterable)
+
+    def part(prefix: str) -> dict:
+        return {k[len(prefix):]: v for k, v in t.items() if k.startswith(prefix)}
+
+    noise, tuned = part("noise."), part("tuned.")
+    r = SimpleNamespace(latent=t["latent"], image=t["image"], seconds=float(t["seconds"][0]),
+                        final={k: v.numpy() for k, v in part("final.").items()},
+                        noise={k: v for k, v in noise.items()} or None,
+                        tuned=[tuned] if tuned else None)
+    return t["times"].numpy(), t["curve"].numpy(), r
 
 
 def editability(G, run: dict) -> dict:
@@ -154,8 +216,10 @@ def plot(path: Path, runs: dict, title: str) -> None:
 def quality_part(name: str, G, targets: torch.Tensor, recipes: list[str], overrides_for,
                  out: Path, title: str) -> dict:
     runs = {}
+    cache = out / "cache" / name
+    cache.mkdir(parents=True, exist_ok=True)
     for recipe in recipes:
-        runs[recipe] = run_recipe(G, targets, recipe, overrides_for(recipe))
+        runs[recipe] = run_recipe(G, targets, recipe, overrides_for(recipe), cache)
         f = runs[recipe]["final"]
         print(f"[{name}] {recipe:10s} PSNR {f['psnr']:.2f} dB  SSIM {f['ssim']:.4f}  "
               f"{f['seconds']:.1f} s per image", flush=True)
