@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 import i2s
@@ -110,6 +111,13 @@ def test_ranks_from_env():
     for env in ({"RANK": "3", "WORLD_SIZE": "3"}, {"RANK": "x"}, {"WORLD_SIZE": "0"}):
         with pytest.raises(I2SError):
             Ranks.from_env(env)
+
+
+def test_ranks_without_torchrun_is_one_line(monkeypatch):
+    monkeypatch.delenv("MASTER_ADDR", raising=False)
+    monkeypatch.delenv("MASTER_PORT", raising=False)
+    with pytest.raises(I2SError, match="could not join the process group.*torchrun"):
+        Ranks(rank=0, world=2).start(torch.device("cpu"))
 
 
 def test_one_process_manifest_failures_and_rerun(tmp_path, tiny_G):

@@ -68,11 +68,17 @@ class Ranks:
         import torch.distributed as dist  # noqa: PLC0415 (only multi-process runs need it)
 
         backend = "nccl" if device.type == "cuda" else "gloo"
-        if not dist.is_initialized():
-            dist.init_process_group(backend, timeout=WAIT,
-                                    device_id=device if backend == "nccl" else None)
-        self._group = dist.new_group(backend="gloo", timeout=WAIT) if backend != "gloo" \
-            else dist.group.WORLD
+        try:
+            if not dist.is_initialized():
+                dist.init_process_group(backend, timeout=WAIT,
+                                        device_id=device if backend == "nccl" else None)
+            self._group = dist.new_group(backend="gloo", timeout=WAIT) \
+                if backend != "gloo" else dist.group.WORLD
+        except (RuntimeError, ValueError) as e:   # no MASTER_ADDR, rendezvous failed, ...
+            first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), "")
+            raise I2SError(f"rank {self.rank} of {self.world} could not join the process "
+                           f"group ({backend}): {first[:200]}; start the processes with "
+                           "torchrun") from None
         self.started = True
 
     def stop(self) -> None:
