@@ -67,11 +67,11 @@ class RankLog:
         self._file.close()
 
 
-def read_logs(out: Path) -> list[Record]:
-    """Every record of every run's logs, oldest first. A line cut short by a killed process
-    is ignored."""
+def read_logs(out: Path, run: str | None = None) -> list[Record]:
+    """Every record of every run's logs (of ``run`` only, when given), oldest first. A line
+    cut short by a killed process is ignored."""
     records = []
-    for path in sorted((out / LOG_FOLDER).glob("*.jsonl")):
+    for path in sorted((out / LOG_FOLDER).glob(f"{run or '*'}-rank*.jsonl")):
         try:
             lines = path.read_text(encoding="utf-8").splitlines()
         except OSError:

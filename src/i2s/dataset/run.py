@@ -119,10 +119,12 @@ def embed_dataset(G, src: str | Path, out: str | Path, config: EmbedConfig, *,
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     settings = settings_hash(G, config, aligned)
-    plan = ranks.share(_plan(src, out, settings) if ranks.rank == 0 else None)
-    if "error" in plan:
-        raise I2SError(plan["error"])
-    run_id, todo = plan["run"], [Source(*s) for s in plan["todo"]]
+    plan = _plan(src, out, settings) if ranks.rank == 0 else None
+    # the other ranks need the run's id and what is left, not the whole dataset
+    work = ranks.share({k: v for k, v in plan.items() if k != "sources"} if plan else None)
+    if "error" in work:
+        raise I2SError(work["error"])
+    run_id, todo = work["run"], [Source(*s) for s in work["todo"]]
     mine = todo[ranks.rank::ranks.world]
     log = RankLog(out, run_id, ranks.rank)
     t0 = time.perf_counter()
@@ -240,14 +242,9 @@ def _metrics(folder: Path) -> dict:
 def _report(out: Path, run_id: str, todo: int, t0: float,
             on_progress: Callable[[DatasetProgress], None]) -> None:
     """Rank 0: count this run's records of every rank and tell ``on_progress``."""
-    done = failed = 0
-    for path in (out / LOG_FOLDER).glob(f"{run_id}-rank*.jsonl"):
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError:
-            continue
-        done += text.count('"status": "done"')
-        failed += text.count('"status": "failed"')
+    records = read_logs(out, run_id)
+    done = sum(r.status == "done" for r in records)
+    failed = sum(r.status == "failed" for r in records)
     seconds = time.perf_counter() - t0
     rate = done / seconds if seconds > 0 else 0.0
     left = todo - done - failed
@@ -264,8 +261,8 @@ def _merge(out: Path, plan: dict, settings: str, seconds: float, world: int,
     rows = []
     for path, name, sha in plan["sources"]:
         r = records.get(name)
-        if r is None or r.sha256 != sha or r.settings != settings or \
-                (r.status == "done" and not is_done(r, sha, settings, out)):
+        current = r is not None and r.sha256 == sha and r.settings == settings
+        if not current or (r.status == "done" and not is_done(r, sha, settings, out)):
             r = Record(path, name, sha, settings, "pending")
         rows.append(r)
     manifest = write_manifest(out, rows)
