@@ -114,31 +114,27 @@ def embed_one(G, x: torch.Tensor, cfg, steps: int, cache: Path | None):
     With ``cache`` (a path stem), a finished run is read back from ``<cache>.safetensors``
     (latent, image, curves, noise maps, tuned weights) and an unfinished one continues from
     ``<cache>.resume/``; the wall times of the steps run before an interruption are
-    interpolated linearly from the seconds the checkpoint recorded."""
+    interpolated linearly over the earlier runs' seconds (``r.seconds`` counts them)."""
     done = None if cache is None else cache.with_suffix(".safetensors")
     if done is not None and done.exists():
         return _read_cached(done)
-    t0 = time.perf_counter()
     times, curve = np.full(steps, np.nan), np.full(steps, np.nan)
-    offset = {"seconds": 0.0, "first": None}
+    first = []                                          # the first step this process runs
 
     def cb(s):
-        if offset["first"] is None:                     # the first step of this process
-            offset["first"] = s.step
-        times[s.step - 1] = offset["seconds"] + time.perf_counter() - t0
+        if not first:
+            first.append(s.step)
+        times[s.step - 1] = time.perf_counter() - t0
         curve[s.step - 1] = float(s.psnr.mean())
 
-    ck = None
-    if cache is not None:
-        ck = Checkpointing(cache.with_suffix(".resume"), every=100, resume=True)
-        saved = sorted(ck.folder.glob("*.safetensors")) if ck.folder.exists() else []
-        if saved:
-            with safe_open(str(saved[0]), "pt") as f:
-                offset["seconds"] = float(json.loads(f.metadata()["i2s"])["seconds"])
+    ck = None if cache is None else \
+        Checkpointing(cache.with_suffix(".resume"), every=100, resume=True)
+    t0 = time.perf_counter()
     r = i2s.embed(G, x[None], cfg, callback=cb, checkpoint=ck)
-    first = offset["first"] or steps + 1
-    if first > 1:          # resumed: steps before it took the recorded seconds, evenly
-        times[:first - 1] = np.linspace(0, offset["seconds"], first)[1:]
+    if first and first[0] > 1:   # resumed: r.seconds includes the earlier runs' time
+        before = max(0.0, r.seconds - (time.perf_counter() - t0))
+        times += before
+        times[:first[0] - 1] = np.linspace(0, before, first[0])[1:]
     curve = np.where(np.isnan(curve), r.history["psnr"][:, 0], curve)
     if done is not None:
         tensors = {"latent": r.latent, "image": r.image, "times": torch.from_numpy(times),
