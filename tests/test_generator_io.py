@@ -30,7 +30,9 @@ def test_float16_file_loads_as_float32(tmp_path, tiny_G):
 
 
 # NVIDIA's StyleGAN2-ADA ``G_ema`` layout, written out by hand from the documented names
-# (docs: formats.md, "StyleGAN2-ADA G_ema names") for resolution 16, z_dim 12, w_dim 10,
+# (the G_ema names listed in NVIDIA's stylegan2-ada-pytorch networks.py; summarised in
+# the project brief's shared/docs/formats.md, outside this repository) for resolution 16,
+# z_dim 12, w_dim 10,
 # channel_base 128, channel_max 16 (channels min(128 // r, 16): 16 at 4 and 8 px, 8 at 16 px),
 # 2 mapping layers, 3 image channels. fc weights are [out, in]; affine layers map w to the
 # conv's *input* channels ([in, w_dim]); conv weights are [out, in, k, k]; noise_strength is

@@ -50,6 +50,7 @@ from i2s.media.grid import image_grid
 from i2s.media.images import save_image, to_uint8
 from i2s.media.metrics import psnr
 from i2s.models.stylegan2 import StyleGAN2Config, StyleGAN2Generator
+from i2s.provenance import run_record
 from i2s.weights.generator_file import save_generator
 
 Z_SEED_BASE = 1_000_000_000
@@ -380,7 +381,8 @@ class Trainer:
             "adversarial_steps": self.adv_step,
             "images_seen": (self.step + self.adv_step) * self.cfg.batch,
             "training_minutes": round(self.seconds / 60, 1),
-            "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "threads": torch.get_num_threads(),
+            **run_record(device=next(self.G_ema.parameters()).device),
         }
         save_generator(self.G_ema, path, dtype=torch.float16,
                        extra_metadata={"provenance": json.dumps(provenance)})

@@ -51,6 +51,7 @@ from i2s.get3d.seeds import seed_z_3d
 from i2s.media.files import atomic_path, sha256_file, write_text_atomic
 from i2s.media.grid import image_grid
 from i2s.media.images import save_image, to_uint8
+from i2s.provenance import run_record
 from i2s.weights.generator_file import save_generator
 
 Z_SEED_BASE = 3_000_000_000
@@ -285,7 +286,8 @@ class Trainer3D:
             "train_config": self.cfg.to_dict(), "steps": self.step,
             "objects_seen": self.step * self.cfg.batch,
             "training_minutes": round(self.seconds / 60, 1),
-            "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "threads": torch.get_num_threads(),
+            **run_record(device=next(self.G_ema.parameters()).device),
         }
         save_generator(self.G_ema, path, dtype=torch.float16,
                        extra_metadata={"provenance": json.dumps(provenance)})

@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 
 from i2s.get3d.marching_tets import face_areas
+from i2s.media.metrics import psnr
 
 
 def sample_surface(vertices: torch.Tensor, faces: torch.Tensor, n: int,
@@ -78,4 +79,4 @@ def masked_psnr(rgb_a: torch.Tensor, rgb_b: torch.Tensor, mask: torch.Tensor) ->
     d = ((rgb_a.double() - rgb_b.double()) / 2).square().mean(-3)           # [..., H, W]
     m = mask.to(d.dtype)
     mse = (d * m).flatten(-2).sum(-1) / m.flatten(-2).sum(-1)
-    return -10 * torch.log10(mse)
+    return psnr(mse)
