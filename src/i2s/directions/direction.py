@@ -35,16 +35,19 @@ class DirectionSet:
     layers: list[int]               # the layers they were computed from / apply to
     stds: np.ndarray | None = None  # GANSpace: [K] sample std along each
     params: dict = field(default_factory=dict)
+    prefix: str = ""                # direction names are "<prefix>:K" (default: the method)
+    source: str = ""                # where a published set came from (URL or file)
 
     def __len__(self) -> int:
         return int(self.vectors.shape[0])
 
     def __getitem__(self, k: int) -> Direction:
+        prefix = self.prefix or self.method
         if not 0 <= k < len(self):
             from i2s.errors import I2SError  # noqa: PLC0415
 
-            raise I2SError(f"{self.method}: component {k} asked for, there are {len(self)} "
+            raise I2SError(f"{prefix}: component {k} asked for, there are {len(self)} "
                            f"(0..{len(self) - 1})")
-        return Direction(self.vectors[k].clone(), f"{self.method}:{k}", list(self.layers),
+        return Direction(self.vectors[k].clone(), f"{prefix}:{k}", list(self.layers),
                          self.method, float(self.values[k]),
-                         None if self.stds is None else float(self.stds[k]))
+                         None if self.stds is None else float(self.stds[k]), self.source)

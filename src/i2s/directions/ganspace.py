@@ -1,6 +1,19 @@
 """GANSpace: principal directions of the mapped latent distribution (Härkönen et al.,
 NeurIPS 2020). PCA of w = mapping(z) over seeded samples; components in W, ranked by the
-variance of the samples along them."""
+variance of the samples along them.
+
+Published components: GANSpace itself (github.com/harskish/ganspace, Apache-2.0; checked at
+commit 5a704c4) publishes none for StyleGAN2 FFHQ. Its ``decomposition.py`` computes them on
+the user's machine into ``cache/components/*.npz`` (a git-ignored folder; the repository holds
+only three BigGAN-husky files there, and one exported "Light" slider for StyleGAN2 FFHQ in
+``out/directions/*.pkl``, an arbitrary pickle that would have to be unpickled to be read).
+Those npz files (``lat_comp``, ``lat_stdev``, ``lat_mean``, ...) are not read either: nothing
+in them says whether the components are in Z or in W (only the file name's ``_w`` does), and
+Z components applied in W would be silently wrong. The PCA file that is published for
+StyleGAN2 FFHQ is e4e's (github.com/omertov/encoder4editing, MIT:
+``editings/ganspace_pca/ffhq_pca.pt``, W components); :func:`i2s.directions.files.load_pca_file`
+reads that layout (``--direction FILE.pt:K``, or ``NAME:K`` for a ``direction-set`` registry
+entry)."""
 
 from __future__ import annotations
 

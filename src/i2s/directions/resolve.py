@@ -1,6 +1,7 @@
-"""Directions by name for a model: ``sefa:K``, ``ganspace:K``, InterFaceGAN's attributes
-(``smile``, ``age``, ... for the models they were published for, downloaded on first use) or
-a file."""
+"""Directions by name for a model: ``sefa:K``, ``ganspace:K``, InterFaceGAN's and e4e's
+attributes (``smile``, ``age``, ... for the models they were published for, downloaded on first
+use), component K of a published PCA (a registry entry of kind ``direction-set``:
+``NAME:K``), or a file (``.npy``/``.pt``; a PCA file as ``FILE.pt:K``)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import numpy as np
 import torch
 
 from i2s.directions.direction import Direction, DirectionSet
-from i2s.directions.files import load_direction_file
+from i2s.directions.files import load_direction_file, load_pca_file
 from i2s.directions.ganspace import DEFAULT_SAMPLES, ganspace
 from i2s.directions.sefa import sefa
 from i2s.errors import I2SError
@@ -28,6 +29,12 @@ def published_directions() -> dict[str, list[str]]:
         if e.kind == "direction":
             out.setdefault(e.name.rsplit("-", 1)[1], []).append(e.name)
     return out
+
+
+def published_sets() -> list[str]:
+    """Registry entries of kind ``direction-set``: published PCA files (e4e's GANSpace
+    components), each for the model named by its ``for_model``."""
+    return [e.name for e in REGISTRY.values() if e.kind == "direction-set"]
 
 
 def _cache_path(G, method: str):
@@ -73,40 +80,66 @@ def _entry_for(G, attribute: str):
     return None
 
 
+def _not_for(G, name: str, models: set[str]) -> I2SError:
+    """The one-line refusal of a published direction used with another model."""
+    return I2SError(f"direction {name!r} is published for {', '.join(sorted(models))}; this "
+                    f"model is {getattr(G, 'source', None)!s:.60}: use sefa:K or ganspace:K, "
+                    "or a direction file of this model")
+
+
+def _index(name: str, prefix: str, index: str) -> int:
+    """K of ``<prefix>:K``; one line for anything but a whole number."""
+    try:
+        return int(index)
+    except ValueError:
+        raise I2SError(f"direction {name!r}: expected {prefix}:K, K a component "
+                       "number") from None
+
+
+def published_set(G, name: str) -> DirectionSet:
+    """The published PCA ``name`` (a ``direction-set`` registry entry) for ``G``, downloaded
+    on first use; refused on one line for a model it was not made for."""
+    entry = REGISTRY[name]
+    if entry.for_model != str(getattr(G, "source", "") or ""):
+        raise _not_for(G, f"{name}:K", {str(entry.for_model)})
+    found = load_pca_file(fetch(entry.name), G.w_dim, G.num_ws)
+    found.prefix, found.source = name, entry.urls[0]
+    return found
+
+
 def resolve_direction(G, name: str) -> Direction:
     """The direction ``name`` for ``G``: ``sefa:K`` / ``ganspace:K`` (component K), a
     published attribute for G's registry model (InterFaceGAN's ``age``, ``eyeglasses``,
     ``gender``, ``pose``, ``smile`` for ``stylegan-ffhq-1024``, the paper's model; e4e's
-    ``age``, ``smile``, ``pose`` for ``stylegan2-ffhq-1024``; downloaded on first use), or a
-    ``.npy`` / ``.pt`` file."""
-    method, sep, index = name.partition(":")
-    if sep and method in METHODS:
-        try:
-            k = int(index)
-        except ValueError:
-            raise I2SError(f"direction {name!r}: expected {method}:K, K a component "
-                           "number") from None
-        return direction_set(G, method)[k]
+    ``age``, ``smile``, ``pose`` for ``stylegan2-ffhq-1024``; downloaded on first use),
+    component K of a published PCA (``NAME:K``, NAME a ``direction-set`` registry entry), a
+    ``.npy`` / ``.pt`` file, or component K of a PCA file in e4e's layout (``FILE.pt:K``)."""
+    head, sep, index = name.rpartition(":")
+    if sep and head in METHODS:
+        return direction_set(G, head)[_index(name, head, index)]
+    if sep and head in published_sets():
+        return published_set(G, head)[_index(name, head, index)]
+    if sep and head.lower().endswith((".pt", ".pth")):
+        return load_pca_file(head, G.w_dim, G.num_ws)[_index(name, head, index)]
     published = published_directions()
     if name in published:
         entry = _entry_for(G, name)
         if entry is None:
-            models = sorted({REGISTRY[n].for_model for n in published[name]})
-            raise I2SError(f"direction {name!r} is published for {', '.join(models)}; this "
-                           f"model is {getattr(G, 'source', None)!s:.60}: use sefa:K or "
-                           "ganspace:K, or a direction file of this model")
+            raise _not_for(G, name, {str(REGISTRY[n].for_model) for n in published[name]})
         vec = load_direction_file(fetch(entry.name), G.w_dim, G.num_ws)
         method = "interfacegan" if entry.name.startswith("interfacegan") else "e4e"
         return Direction(vec, name, list(range(G.num_ws)), method, source=entry.urls[0])
     if name.lower().endswith((".npy", ".pt", ".pth")):
         vec = load_direction_file(name, G.w_dim, G.num_ws)
         return Direction(vec, name, list(range(G.num_ws)), "file", source=name)
-    raise I2SError(f"unknown direction {name!r}: use sefa:K, ganspace:K, "
+    sets = "".join(f"{n}:K, " for n in published_sets())
+    raise I2SError(f"unknown direction {name!r}: use sefa:K, ganspace:K, {sets}"
                    f"{', '.join(published)} (published for some models), or a .npy/.pt file")
 
 
 def available_directions(G) -> list[dict]:
-    """What ``G`` can be edited with: one row per kind (name pattern, count, source, note)."""
+    """What ``G`` can be edited with: one row per kind (name pattern, count (None: known once
+    downloaded), method, note)."""
     rows = [
         {"name": "sefa:K", "count": G.w_dim, "method": "sefa",
          "note": "closed form from the modulation weights (no data), ranked by eigenvalue"},
@@ -118,4 +151,10 @@ def available_directions(G) -> list[dict]:
         rows.append({"name": attr, "count": 1, "method": "published",
                      "note": entry.description if entry is not None else
                      "only for " + ", ".join(sorted({REGISTRY[n].for_model for n in names}))})
+    source = str(getattr(G, "source", "") or "")
+    for name in published_sets():
+        entry = REGISTRY[name]
+        rows.append({"name": f"{name}:K", "count": None, "method": "published",
+                     "note": entry.description if entry.for_model == source else
+                     f"only for {entry.for_model}"})
     return rows
