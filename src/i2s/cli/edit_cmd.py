@@ -7,7 +7,7 @@ import click
 import torch
 
 from i2s.cli.edit_session import EditSession, edit_options
-from i2s.cli.options import FiniteFloat, animate_option, bad_value
+from i2s.cli.options import FiniteFloat, bad_value
 from i2s.cli.parsing import parse_strengths
 from i2s.directions import apply_direction, resolve_direction
 from i2s.edits import parse_layers
@@ -18,9 +18,11 @@ DEFAULT_SWEEP = "-10,-5,0,5,10"
 @click.command("edit")
 @click.argument("input_", metavar="INPUT", type=click.Path())
 @click.option("--direction", required=True,
-              help="sefa:K, ganspace:K (component K of the model's own directions), an "
-                   "InterFaceGAN attribute (age, eyeglasses, gender, pose, smile; for "
-                   "stylegan-ffhq-1024) or a .npy/.pt direction file.")
+              help="sefa:K, ganspace:K (component K of the model's own directions), a "
+                   "published attribute (InterFaceGAN's age, eyeglasses, gender, pose, smile "
+                   "for stylegan-ffhq-1024; e4e's age, smile, pose for stylegan2-ffhq-1024), "
+                   "component K of a published PCA (NAME:K, i2s directions list), a .npy/.pt "
+                   "direction file, or component K of a PCA file (FILE.pt:K).")
 @click.option("--strength", type=FiniteFloat(), default=5.0, show_default=True,
               help="The step along the (unit) direction, in W units (the demo model's samples "
                    "lie about 21 from w_avg).")
@@ -29,8 +31,11 @@ DEFAULT_SWEEP = "-10,-5,0,5,10"
                    "SeFa's layers, all for the others].")
 @click.option("--sweep", default=None, metavar="LIST",
               help=f"Also a labelled strip over these strengths, e.g. {DEFAULT_SWEEP}: "
-                   "OUT/sweep.png and OUT/sweep/NN_strengthX.*")
-@animate_option
+                   "OUT/sweep.png, OUT/sweep.gif and OUT/sweep/NN_strengthX.*")
+@click.option("--animate", type=click.Choice(["gif", "mp4", "none"]), default="gif",
+              show_default=True,
+              help="The --sweep's animation, one labelled frame per strength (none: no "
+                   "animation).")
 @edit_options
 def edit_command(input_, direction, strength, layers, sweep, animate, model, out, device,
                  quiet, **kwargs) -> int:
@@ -57,7 +62,9 @@ def edit_command(input_, direction, strength, layers, sweep, animate, model, out
                 s.write(f"sweep/{i:02d}_strength{v:g}", wv, im)
             labels = [f"{d.name} {v:+g}" for v in values]
             record["sweep"] = {"strengths": values, "tiles": labels,
-                               "files": s.write_strip("sweep", images, labels, animate)}
+                               "files": s.write_strip("sweep", images, labels,
+                                                      None if animate == "none" else animate)}
         s.write_json(record)
-    click.echo(f"wrote {s.out / 'result.png'}" + (" and sweep.png" if values else ""))
+    files = record["sweep"]["files"] if values else []
+    click.echo(f"wrote {s.out / 'result.png'}" + "".join(f" and {f}" for f in files))
     return 0
