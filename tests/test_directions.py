@@ -3,6 +3,7 @@ InterFaceGAN registry entries, and the CLI (i2s edit, i2s directions)."""
 
 import json
 
+import imageio.v2 as imageio
 import numpy as np
 import pytest
 import torch
@@ -11,15 +12,61 @@ from PIL import Image
 import i2s
 from i2s.directions import (
     apply_direction,
+    available_directions,
     ganspace,
     load_direction_file,
+    load_pca_file,
     modulated_layers,
     resolve_direction,
     sefa,
 )
 from i2s.errors import I2SError
 from i2s.media.files import sha256_file
+from i2s.media.grid import labelled_grid
+from i2s.models import render
+from i2s.models.common import seed_z
+from i2s.weights.registry import ModelEntry
 from tests.cli_run import run
+
+
+def write_published_files(folder, v):
+    """``v`` [1, w_dim] as InterFaceGAN's boundary (``b.npy``) and as e4e/PTI's direction
+    (``e.pt``): the published layouts."""
+    np.save(folder / "b.npy", v)                                    # InterFaceGAN: [1, 512]
+    torch.save(torch.from_numpy(v).float(), folder / "e.pt")        # e4e/PTI: [1, 512]
+    return folder / "b.npy", folder / "e.pt"
+
+
+def write_e4e_pca(path, k=5, w_dim=32, seed=0):
+    """A PCA file in e4e's ``editings/ganspace_pca/ffhq_pca.pt`` layout (a torch dict of
+    ``mean`` [1, w_dim], ``comp`` [K, 1, w_dim] orthonormal, ``std`` [K] descending);
+    returns (comp [K, w_dim], std [K])."""
+    g = torch.Generator().manual_seed(seed)
+    comp = torch.linalg.qr(torch.randn(w_dim, k, generator=g))[0].T.contiguous()
+    std = torch.linspace(3.0, 1.0, k)
+    torch.save({"mean": torch.randn(1, w_dim, generator=g), "comp": comp[:, None],
+                "std": std}, path)
+    return comp, std
+
+
+def serve(monkeypatch, path):
+    """Downloads answer with the bytes of ``path`` (no network)."""
+    from i2s.weights import download as dl
+
+    class Response:
+        def __init__(self):
+            self.body = path.read_bytes()
+            self.headers = {"Content-Type": "application/octet-stream",
+                            "Content-Length": str(len(self.body))}
+
+        def read(self, n=-1):
+            out, self.body = (self.body, b"") if n < 0 else (self.body[:n], self.body[n:])
+            return out
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(dl, "_urlopen", lambda req, timeout=None: Response())
 
 
 def test_sefa_equals_svd_of_the_normalised_weights(tiny_G):
@@ -85,10 +132,8 @@ def test_apply_direction_identity_layers_and_shapes():
 
 def test_direction_files_in_the_published_layouts(tmp_path):
     v = np.random.default_rng(0).normal(size=(1, 32))
-    np.save(tmp_path / "b.npy", v)                                 # InterFaceGAN: [1, 512]
-    torch.save(torch.from_numpy(v).float(), tmp_path / "e.pt")     # e4e/PTI: [1, 512]
-    for name in ("b.npy", "e.pt"):
-        d = load_direction_file(tmp_path / name, 32, 6)
+    for path in write_published_files(tmp_path, v):
+        d = load_direction_file(path, 32, 6)
         assert d.shape == (32,) and float(d.norm()) == pytest.approx(1.0)
         torch.testing.assert_close(d, torch.from_numpy(v[0] / np.linalg.norm(v)).float())
     np.save(tmp_path / "wrong.npy", np.ones((1, 31)))
@@ -101,7 +146,6 @@ def test_direction_files_in_the_published_layouts(tmp_path):
 
 
 def test_interfacegan_entries_download_for_the_papers_model(tiny_G, tmp_path, monkeypatch):
-    from i2s.weights import download as dl
     from i2s.weights import registry
     entry = registry.REGISTRY["interfacegan-ffhq-smile"]
     assert entry.kind == "direction" and entry.for_model == "stylegan-ffhq-1024"
@@ -110,22 +154,7 @@ def test_interfacegan_entries_download_for_the_papers_model(tiny_G, tmp_path, mo
     monkeypatch.delenv("I2S_OFFLINE")
     served = tmp_path / "served.npy"
     np.save(served, np.arange(32, dtype=np.float64)[None] + 1)
-
-    class Response:
-        def __init__(self):
-            self.body = served.read_bytes()
-            self.headers = {"Content-Type": "application/octet-stream",
-                            "Content-Length": str(len(self.body))}
-            self.done = False
-
-        def read(self, n=-1):
-            out, self.body = (self.body, b"") if n < 0 else (self.body[:n], self.body[n:])
-            return out
-
-        def close(self):
-            pass
-
-    monkeypatch.setattr(dl, "_urlopen", lambda req, timeout=None: Response())
+    serve(monkeypatch, served)
     with pytest.raises(I2SError, match="published for stylegan-ffhq-1024, stylegan2-ffhq-1024"):
         resolve_direction(tiny_G, "smile")
     tiny_G.source = "stylegan-ffhq-1024"
@@ -150,8 +179,8 @@ def test_cli_edit_and_directions(tmp_path, model_file, capsys):
     i2s.save_latent(lat, i2s.LatentFile(w=w, space="w+", model_sha256=sha))
     out = tmp_path / "e"
     code, _, err = run(["edit", lat, "--direction", "sefa:1", "--strength", 3, "--sweep",
-                        "-2,0,2", "--layers", "0-2", "--model", model_file, "--out", out,
-                        "--animate", "gif"], capsys)
+                        "-2,0,2", "--layers", "0-2", "--model", model_file, "--out", out],
+                       capsys)
     assert code == 0, err
     G = i2s.load_generator(model_file)
     d = sefa(G)[1].vector
@@ -162,7 +191,8 @@ def test_cli_edit_and_directions(tmp_path, model_file, capsys):
     rec = json.loads((out / "edit.json").read_text())
     assert rec["direction"]["name"] == "sefa:1" and rec["layers"] == [0, 1, 2]
     assert rec["sweep"]["tiles"] == ["sefa:1 -2", "sefa:1 +0", "sefa:1 +2"]
-    assert (out / "sweep.gif").is_file()
+    assert rec["sweep"]["files"] == ["sweep.png", "sweep.gif"]      # a GIF by default
+    assert len(imageio.mimread(out / "sweep.gif")) == 3
     code, outp, _ = run(["directions", "list", "--model", model_file], capsys)
     assert code == 0 and "sefa:K" in outp and "ganspace:K" in outp and "smile" in outp
     code, _, err = run(["directions", "show", "--model", model_file, "--method", "ganspace",
@@ -199,3 +229,106 @@ def test_cli_edit_on_a_stylegan_v1_model(tmp_path, capsys):
         assert code == 0, err
         res = i2s.load_latent(tmp_path / direction.replace(":", "") / "result.npz").w
         assert np.linalg.norm(res - w, axis=1).max() == pytest.approx(2.0, rel=1e-4)
+
+
+def test_edit_sweep_animation_choices(tmp_path, model_file, capsys):
+    lat = tmp_path / "l.npz"
+    i2s.save_latent(lat, i2s.LatentFile(w=np.zeros((6, 32), np.float32), space="w+",
+                                        model_sha256=sha256_file(model_file)))
+    for animate, files in (("mp4", ["sweep.png", "sweep.mp4"]), ("none", ["sweep.png"])):
+        out = tmp_path / animate
+        code, outp, err = run(["edit", lat, "--direction", "ganspace:0", "--sweep", "-1,1",
+                               "--animate", animate, "--model", model_file, "--out", out],
+                              capsys)
+        assert code == 0, err
+        assert json.loads((out / "edit.json").read_text())["sweep"]["files"] == files
+        assert sorted(p.name for p in out.glob("sweep.*")) == sorted(files)
+        assert outp.strip().endswith(" and ".join(["result.png", *files]))
+    reader = imageio.get_reader(tmp_path / "mp4" / "sweep.mp4")
+    assert sum(1 for _ in reader) == 2
+
+
+def test_pca_file_in_e4e_layout(tiny_G, tmp_path):
+    path = tmp_path / "ffhq_pca.pt"
+    comp, std = write_e4e_pca(path)
+    found = load_pca_file(path, 32, 6)
+    torch.testing.assert_close(found.vectors, comp)
+    np.testing.assert_allclose(found.stds, std.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(found.values, std.numpy() ** 2, rtol=1e-6)
+    assert found.layers == list(range(6)) and len(found) == 5
+    d = resolve_direction(tiny_G, f"{path}:2")
+    torch.testing.assert_close(d.vector, comp[2])
+    assert d.name == "ffhq_pca.pt:2" and d.method == "ganspace" and d.source == str(path)
+    assert d.std == pytest.approx(float(std[2])) and d.layers == list(range(6))
+    with pytest.raises(I2SError, match="use ffhq_pca.pt:K"):
+        resolve_direction(tiny_G, str(path))         # a PCA file is not one direction
+    with pytest.raises(I2SError, match="component 5 asked for, there are 5"):
+        resolve_direction(tiny_G, f"{path}:5")
+    with pytest.raises(I2SError, match="expected .*ffhq_pca.pt:K"):
+        resolve_direction(tiny_G, f"{path}:x")
+    write_e4e_pca(tmp_path / "w31.pt", w_dim=31)
+    torch.save({"comp": comp[:, None], "std": -std, "mean": torch.zeros(1, 32)},
+               tmp_path / "negative.pt")
+    torch.save({"comp": comp[:, None], "mean": torch.zeros(1, 32)}, tmp_path / "nostd.pt")
+    for name, msg in (("w31.pt", "needs comp \\[K, 1, 32\\]"), ("negative.pt", "standard dev"),
+                      ("nostd.pt", "not a PCA file"), ("missing.pt", "not found")):
+        with pytest.raises(I2SError, match=msg):
+            load_pca_file(tmp_path / name, 32, 6)
+
+
+def test_published_pca_entry_for_its_model_only(tiny_G, tmp_path, monkeypatch):
+    from i2s.weights import registry
+    url = "https://example.org/ffhq_pca.pt"
+    monkeypatch.setitem(registry.REGISTRY, "e4e-ffhq-ganspace", ModelEntry(
+        "e4e-ffhq-ganspace", "direction-set", "stylegan2", 1024, "e4e-ffhq_pca.pt", (url,),
+        "MIT", "e4e's GANSpace PCA of W", for_model="stylegan2-ffhq-1024"))
+    monkeypatch.setenv("I2S_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("I2S_OFFLINE")
+    comp, std = write_e4e_pca(tmp_path / "served.pt")
+    serve(monkeypatch, tmp_path / "served.pt")
+    with pytest.raises(I2SError, match="'e4e-ffhq-ganspace:K' is published for "
+                                       "stylegan2-ffhq-1024;"):
+        resolve_direction(tiny_G, "e4e-ffhq-ganspace:1")
+    rows = {r["name"]: r for r in available_directions(tiny_G)}
+    assert rows["e4e-ffhq-ganspace:K"]["note"] == "only for stylegan2-ffhq-1024"
+    tiny_G.source = "stylegan2-ffhq-1024"
+    d = resolve_direction(tiny_G, "e4e-ffhq-ganspace:1")
+    torch.testing.assert_close(d.vector, comp[1])
+    assert d.name == "e4e-ffhq-ganspace:1" and d.source == url
+    assert d.std == pytest.approx(float(std[1]))
+    assert available_directions(tiny_G)[-1]["note"] == "e4e's GANSpace PCA of W"
+    with pytest.raises(I2SError, match="e4e-ffhq-ganspace:K, K a component"):
+        resolve_direction(tiny_G, "e4e-ffhq-ganspace:one")
+
+
+def test_cli_show_named_directions(tmp_path, model_file, capsys):
+    v = np.random.default_rng(1).normal(size=(1, 32))
+    npy, _ = write_published_files(tmp_path, v)
+    comp, _ = write_e4e_pca(tmp_path / "pca.pt")
+    out = tmp_path / "show"
+    code, outp, err = run(["directions", "show", "--model", model_file, "--direction", npy,
+                           "--direction", "sefa:1", "--direction", f"{tmp_path / 'pca.pt'}:0",
+                           "--seeds", "0-1", "--strengths", "-2,0,2", "--out", out], capsys)
+    assert code == 0, err
+    assert "3 direction grids" in outp
+    rec = json.loads((out / "directions.json").read_text())
+    assert [d["name"] for d in rec["directions"]] == [str(npy), "sefa:1", "pca.pt:0"]
+    assert [d["file"] for d in rec["directions"]] == ["b.png", "sefa_1.png", "pca_pt_0.png"]
+    assert rec["method"] is None and rec["seeds"] == [0, 1]
+    G = i2s.load_generator(model_file)
+    with torch.no_grad():
+        ws = G.mapping(seed_z([0, 1], G.z_dim))
+    for name, vec in (("b.png", torch.from_numpy(v[0] / np.linalg.norm(v)).float()),
+                      ("pca_pt_0.png", comp[0])):   # the published file's direction, all layers
+        want = labelled_grid([list(render(G, torch.stack([apply_direction(w, vec, s)
+                                                          for s in (-2, 0, 2)]))) for w in ws],
+                             ["seed 0", "seed 1"], ["-2", "+0", "+2"])
+        assert np.array_equal(np.asarray(Image.open(out / name)), want)
+    assert Image.open(out / "directions.png").size[1] > 3 * 64
+    bad = ["directions", "show", "--model", model_file, "--out", tmp_path / "bad"]
+    for argv, msg in ((["--direction", "smile"], "is published for stylegan-ffhq-1024"),
+                      (["--direction", "e4e-nope.npy"], "not found"),
+                      (["--direction", "sefa:0", "--method", "ganspace"], "leave out --method")):
+        code, _, err = run([*bad, *argv], capsys)
+        assert code == 2 and msg in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "bad").exists()
