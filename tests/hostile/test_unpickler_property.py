@@ -1,8 +1,8 @@
 """Property tests of the restricted unpickler: random pickle opcode streams (real opcodes,
 GLOBAL / STACK_GLOBAL with allowed and forbidden names, REDUCE, BUILD, NEWOBJ, persistent ids,
-numpy arrays and tensor records with random sizes) either load or raise one I2SError, never
-anything else, and never have a side effect (the marker file a forbidden call would write is
-never created).
+numpy arrays (protocol 5's _frombuffer too) and tensor records with random sizes) either load
+or raise one I2SError, never anything else, and never have a side effect (the marker file a
+forbidden call would write is never created).
 
 The default run draws a few hundred streams (about 5 s); raise ``I2S_HYPOTHESIS_EXAMPLES`` for a
 longer search."""
@@ -41,6 +41,7 @@ ALLOWED = [("collections", "OrderedDict"), ("builtins", "set"), ("builtins", "fr
            ("builtins", "bytes"), ("__builtin__", "set"), ("_codecs", "encode"),
            ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "_reconstruct"),
            ("numpy._core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "scalar"),
+           ("numpy._core.numeric", "_frombuffer"), ("numpy.core.numeric", "_frombuffer"),
            ("dnnlib.tflib.network", "Network"), ("dnnlib.util", "EasyDict"),
            ("torch_utils.persistence", "_reconstruct_persistent_obj"),
            ("torch._utils", "_rebuild_tensor_v2"), ("torch._utils", "_rebuild_parameter"),
@@ -114,6 +115,21 @@ def _array():
                      st.binary(max_size=40), st.sampled_from([0, 1, 2]))
 
 
+def _frombuffer():
+    """numpy's protocol-5 array layout, _frombuffer(buffer, dtype, shape, order[, axis
+    order]), with random buffer, dtype, shape, order and axis order."""
+    def build(buf, dtype, shape, order, axes):
+        dt = op_call(op_global("numpy", "dtype"), op_str(dtype), pickle.NEWFALSE,
+                     pickle.NEWTRUE)
+        extra = () if axes is None else (op_tuple(*(op_int(a) for a in axes)),)
+        return op_call(op_global("numpy._core.numeric", "_frombuffer"),
+                       pickle.BYTEARRAY8 + struct.pack("<Q", len(buf)) + buf, dt,
+                       op_tuple(*(op_int(d) for d in shape)), op_str(order), *extra)
+    return st.builds(build, st.binary(max_size=48), st.sampled_from(["f4", "f8", "i2", "O8"]),
+                     _dims(), st.sampled_from(["C", "F", "K", "A"]),
+                     st.none() | st.lists(st.integers(-1, 3), max_size=4))
+
+
 def _tensor():
     """_rebuild_tensor_v2 on a stored record (whose claims may lie) with random view args."""
     def build(n, claim, offset, size, stride, extra):
@@ -152,7 +168,8 @@ def _misc_calls():
 
 def _stream(marker: str):
     chunk = st.one_of(_literal(), _literal(), _structural(), _structural(), _global(ALLOWED),
-                      _global(FORBIDDEN), _forbidden_call(marker), _array(), _tensor(),
+                      _global(FORBIDDEN), _forbidden_call(marker), _array(), _frombuffer(),
+                      _tensor(),
                       _misc_calls())
     return st.tuples(st.sampled_from([0, 2, 3, 4, 5]), st.lists(chunk, max_size=25),
                      st.booleans()).map(

@@ -14,8 +14,8 @@ pickles) is ``exec``-ed. This unpickler:
   ``torch.load(..., weights_only=True)``, after checking the stored record's sizes;
 * never allocates more than the file can hold: every length field is compared with what is
   left of the file before anything is read or allocated, numpy arrays and tensor views are
-  checked against their data (shape, strides, offset) before they are built, and only plain
-  numeric numpy dtypes are accepted;
+  checked against their data (shape, strides, offset) before they are built (protocol-5
+  arrays, rebuilt by ``_frombuffer``, too), and only plain numeric numpy dtypes are accepted;
 * lets ``BUILD`` (``__setstate__``) touch only the few types a checkpoint holds.
 
 Every failure while reading a file is one :class:`~i2s.errors.I2SError` naming the file.
@@ -175,12 +175,15 @@ def _check_dtype(d: Any) -> np.dtype:
 
 
 def _dtype(spec: Any, align: Any = False, copy: Any = False) -> np.dtype:
-    """``numpy.dtype`` for the plain numeric type codes numpy pickles use ('f4', 'i8', ...)."""
+    """``numpy.dtype`` for the plain numeric type codes numpy pickles use ('f4', 'i8', ...).
+    Always a new object, as numpy's pickles ask (copy=True): the state BUILD sets next (the
+    byte order) is ignored by numpy's shared built-in dtypes, which would read big-endian
+    data as little-endian."""
     if isinstance(spec, bytes):
         spec = spec.decode("latin1")
     if not isinstance(spec, str) or not _DTYPE_SPEC.fullmatch(spec):
         raise _refuse(f"numpy dtype {spec!r:.40} is not a plain numeric type")
-    return _check_dtype(np.dtype(spec))
+    return _check_dtype(np.dtype(spec, False, True))
 
 
 def _check_dtype_state(state: Any) -> None:
@@ -308,6 +311,30 @@ def _scalar(dtype: Any, data: Any = None) -> Any:
     if not isinstance(data, (bytes, str)) or len(data) != d.itemsize:
         raise _refuse(f"numpy scalar of {d} needs {d.itemsize} bytes")
     return _numpy_core("scalar")(d, data)
+
+
+def _frombuffer(buf: Any, dtype: Any, shape: Any, order: Any, axis_order: Any = None
+                ) -> np.ndarray:
+    """``numpy.core.numeric._frombuffer``, what numpy's protocol-5 pickles call: raw bytes of
+    exactly shape x itemsize, laid out in C or Fortran order, or ('K') C order then the stored
+    axis permutation."""
+    d = _check_dtype(dtype)
+    shape = _shape(shape, "numpy array")
+    if not isinstance(buf, (bytes, bytearray)):
+        raise _refuse("numpy array buffer is not bytes")
+    nbytes = math.prod(shape) * d.itemsize
+    if len(buf) != nbytes:
+        raise _refuse(f"numpy array of shape {shape} {d} needs {nbytes} bytes, the file "
+                      f"stores {len(buf)}")
+    flat = np.frombuffer(buf, dtype=d)
+    if order == "K" and axis_order is not None:
+        if not (isinstance(axis_order, tuple) and all(type(i) is int for i in axis_order)
+                and sorted(axis_order) == list(range(len(shape)))):
+            raise _refuse(f"numpy array axis order {str(axis_order):.40} is not a permutation")
+        return flat.reshape(shape, order="C").transpose(axis_order)
+    if order not in ("C", "F") or axis_order is not None:
+        raise _refuse(f"numpy array order {str(order):.10} is not 'C', 'F' or 'K'")
+    return flat.reshape(shape, order=order)
 
 
 def _latin1_encode(text: Any, encoding: Any = "latin1", *rest: Any) -> bytes:
@@ -516,6 +543,8 @@ ALLOWED: dict[tuple[str, str], Any] = {
     ("numpy._core.multiarray", "_reconstruct"): _RECONSTRUCT,
     ("numpy.core.multiarray", "scalar"): _scalar,
     ("numpy._core.multiarray", "scalar"): _scalar,
+    ("numpy.core.numeric", "_frombuffer"): _frombuffer,
+    ("numpy._core.numeric", "_frombuffer"): _frombuffer,
     ("dnnlib.tflib.network", "Network"): TFNetwork,
     ("dnnlib.util", "EasyDict"): EasyDict,
     ("torch_utils.persistence", "_reconstruct_persistent_obj"): _reconstruct_persistent_obj,
