@@ -12,10 +12,12 @@ import argparse
 import contextlib
 import math
 import pickle
+import pickletools
 import struct
 import sys
 import types
 from collections import OrderedDict
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -108,26 +110,133 @@ def ada_init_kwargs(G, flat: bool = False) -> dict:
     return {**kwargs, "synthesis_kwargs": synthesis}
 
 
+def _module(class_name: str, **tensors: torch.Tensor) -> torch.nn.Module:
+    """An empty module of a class named ``class_name``; ``tensors``: its parameters, or
+    buffers when the name is ``p``, ``Hz_*`` or ends with ``_filter`` (as NVIDIA's)."""
+    m = type(class_name, (torch.nn.Module,), {})()
+    for name, t in tensors.items():
+        if name == "p" or name.startswith("Hz_") or name.endswith("_filter"):
+            m.register_buffer(name, t)
+        else:
+            m.register_parameter(name, torch.nn.Parameter(t, requires_grad=False))
+    return m
+
+
+def nvidia_discriminator(resolution: int, channels: int = 4, seed: int = 0
+                         ) -> tuple[torch.nn.Module, dict]:
+    """(module, constructor arguments) in the names of stylegan2-ada-pytorch's resnet
+    ``Discriminator`` (``b{res}`` blocks with fromrgb/conv0/conv1/skip, the ``b4`` epilogue
+    with mbstd/conv/fc/out), at tiny sizes: only its layout in a snapshot matters."""
+    gen = torch.Generator().manual_seed(seed)
+    c = channels
+    fir = torch.full((4, 4), 1 / 16)
+
+    def rnd(*shape):
+        return torch.randn(shape, generator=gen)
+
+    D = _module("Discriminator")
+    r = resolution
+    while r > 4:
+        block = _module("DiscriminatorBlock")
+        if r == resolution:
+            block.fromrgb = _module("Conv2dLayer", weight=rnd(c, 3, 1, 1), bias=rnd(c))
+        block.conv0 = _module("Conv2dLayer", weight=rnd(c, c, 3, 3), bias=rnd(c),
+                              resample_filter=fir.clone())
+        block.conv1 = _module("Conv2dLayer", weight=rnd(c, c, 3, 3), bias=rnd(c),
+                              resample_filter=fir.clone())
+        block.skip = _module("Conv2dLayer", weight=rnd(c, c, 1, 1), resample_filter=fir.clone())
+        setattr(D, f"b{r}", block)
+        r //= 2
+    b4 = _module("DiscriminatorEpilogue")
+    b4.mbstd = _module("MinibatchStdLayer")
+    b4.conv = _module("Conv2dLayer", weight=rnd(c, c + 1, 3, 3), bias=rnd(c))
+    b4.fc = _module("FullyConnectedLayer", weight=rnd(c, c * 16), bias=rnd(c))
+    b4.out = _module("FullyConnectedLayer", weight=rnd(1, c), bias=rnd(1))
+    D.b4 = b4
+    kwargs = {"c_dim": 0, "img_resolution": resolution, "img_channels": 3,
+              "architecture": "resnet", "channel_base": 16384, "channel_max": 512,
+              "num_fp16_res": 4, "conv_clamp": 256, "cmap_dim": None, "block_kwargs": {},
+              "mapping_kwargs": {}, "epilogue_kwargs": {"mbstd_group_size": 4}}
+    return D, kwargs
+
+
+def nvidia_augment_pipe(p: float = 0.3) -> tuple[torch.nn.Module, dict]:
+    """(module, constructor arguments) laid out as stylegan2-ada-pytorch's ``AugmentPipe``
+    ('bgc' pipeline): the probability ``p`` and the wavelet filter buffers."""
+    gen = torch.Generator().manual_seed(0)
+    pipe = _module("AugmentPipe", p=torch.tensor(p), Hz_geom=torch.randn(12, generator=gen),
+                   Hz_fbank=torch.randn(4, 12, generator=gen))
+    kwargs = dict(xflip=1, rotate90=1, xint=1, scale=1, rotate=1, aniso=1, xfrac=1,
+                  brightness=1, contrast=1, lumaflip=1, hue=1, saturation=1)
+    return pipe, kwargs
+
+
 def write_ada_pickle(path, G, module_src: str = "# training/networks.py", extra_keys=None,
-                     init_kwargs=None, protocol: int = 3):
+                     init_kwargs=None, protocol: int = 3, D=None, augment_pipe=None):
     """StyleGAN2-ADA layout: dict with G, D, G_ema, training_set_kwargs, augment_pipe.
-    ``init_kwargs`` replaces G_ema's constructor arguments (default :func:`ada_init_kwargs`)."""
+    ``init_kwargs`` replaces G_ema's constructor arguments (default :func:`ada_init_kwargs`).
+    ``D``, ``augment_pipe``: None (stored as None) or (module, constructor arguments, module
+    source), stored as persistent objects of their own classes, as a training snapshot
+    stores them (see :func:`nvidia_discriminator`, :func:`nvidia_augment_pipe`)."""
     cfg = G.cfg
     kwargs = ada_init_kwargs(G) if init_kwargs is None else init_kwargs
 
     def easy(d):
         return names.EasyDict({k: easy(v) if isinstance(v, dict) else v for k, v in d.items()})
 
+    def other(spec):
+        if spec is None:
+            return None
+        module, init, src = spec
+        obj = _persistent_tree(module, names, type(module).__name__, {}, src)
+        obj._meta["state"]["_init_kwargs"] = easy(init)
+        return obj
+
     with nvidia_module_names() as names:
         g_ema = _persistent_tree(G, names, "Generator", {}, module_src)
         g_ema._meta["state"]["_init_kwargs"] = easy(kwargs)
         if extra_keys:
             g_ema._meta["state"]["_parameters"].update(extra_keys)
-        data = {"G": g_ema, "D": None, "G_ema": g_ema,
+        data = {"G": g_ema, "D": other(D), "G_ema": g_ema,
                 "training_set_kwargs": names.EasyDict(resolution=cfg.resolution),
-                "augment_pipe": None}
+                "augment_pipe": other(augment_pipe)}
         with open(path, "wb") as f:
             pickle.dump(data, f, protocol=protocol)
+
+
+@contextlib.contextmanager
+def storages_tagged(location: str = "cuda:0"):
+    """While active, ``torch.save`` (and pickle, whose tensor records are ``torch.save``
+    streams) tags every storage with ``location``, as it tags storages saved from that
+    device; the data written is the same. For checkpoints saved from a GPU without one."""
+    import torch.serialization as ts
+
+    real = ts.location_tag
+    ts.location_tag = lambda storage: location
+    try:
+        yield
+    finally:
+        ts.location_tag = real
+
+
+def use_numpy1_names(path) -> int:
+    """Rewrite the numpy globals of a protocol 0-3 pickle file to numpy 1's module names
+    (``numpy.core.multiarray._reconstruct``, ``numpy.core.multiarray.scalar``), as every file
+    written before numpy 2 names them. Returns how many globals were renamed."""
+    p = Path(path)
+    data = p.read_bytes()
+    parts, last, n = [], 0, 0
+    for op, arg, pos in pickletools.genops(data):
+        if op.name in ("STACK_GLOBAL", "FRAME"):
+            raise ValueError("only protocol 0-3 pickles (GLOBAL opcodes) can be rewritten")
+        if op.name == "GLOBAL" and arg.startswith("numpy._core."):
+            module, name = arg.split(" ")
+            parts += [data[last:pos], op_global("numpy.core." + module[len("numpy._core."):],
+                                                name)]
+            last = pos + 1 + len(module) + 1 + len(name) + 1
+            n += 1
+    p.write_bytes(b"".join(parts) + data[last:])
+    return n
 
 
 def tf_variables_from_i2s(G) -> tuple[dict, dict, dict]:

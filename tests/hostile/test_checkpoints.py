@@ -24,7 +24,10 @@ from i2s.weights.convert import convert_checkpoint, convert_file
 from i2s.weights.convert.safe_pickle import load_pickle
 from i2s.weights.registry import REGISTRY
 from tests.checkpoint_writers import (
+    MALICIOUS_SRC,
     ada_init_kwargs,
+    nvidia_augment_pipe,
+    nvidia_discriminator,
     op_build,
     op_bytes,
     op_call,
@@ -33,9 +36,12 @@ from tests.checkpoint_writers import (
     op_str,
     op_tuple,
     pickle_stream,
+    random_tf_stylegan1,
     rosinality_state_from_i2s,
     storage_record,
+    storages_tagged,
     tf_variables_from_i2s,
+    use_numpy1_names,
     write_ada_pickle,
     write_rosinality,
     write_tf_ada_pickle,
@@ -610,3 +616,197 @@ def test_huge_claim_in_a_checkpoint_given_as_model(tmp_path, monkeypatch, capsys
                        capsys)
     assert code == 1 and err.count("\n") == 1 and "needs" in err
     assert not os.listdir(tmp_path / "home" / "converted")
+
+
+# --- 9. variants of real checkpoints that load (issue 15: verified fine, kept so) --------------
+
+
+@pytest.mark.parametrize("fmt", ["ada", "rosinality", "rosinality-legacy"])
+def test_storages_tagged_cuda_load_on_cpu(tmp_path, fmt):
+    """Tensors saved from a GPU: every storage record says 'cuda:0'; they load on the CPU."""
+    G = source_generator()
+    src = tmp_path / ("a.pkl" if fmt == "ada" else "r.pt")
+    with storages_tagged("cuda:0"):
+        if fmt == "ada":
+            write_ada_pickle(src, G)
+        else:
+            write_rosinality(src, G, legacy=fmt.endswith("legacy"))
+    raw = src.read_bytes()
+    assert raw.count(b"cuda:0") >= 1 and b"cpu" not in raw
+    conv = convert_checkpoint(src)
+    assert all(v.device.type == "cpu" for v in conv.G.state_dict().values())
+    assert_same_images(G, conv.G)
+
+
+def test_float16_ada_pickle_converts_to_float32(tmp_path):
+    """Weights stored as float16 (a generator saved after ``.half()``) become float32 copies
+    of the stored values: the images are those of the float16 weights, within float16's
+    precision of the float32 original's."""
+    G = source_generator()
+    G16 = source_generator().half()
+    src = tmp_path / "half.pkl"
+    write_ada_pickle(src, G16)
+    assert b"HalfStorage" in src.read_bytes()
+    conv = convert_checkpoint(src)
+    sd16 = G16.state_dict()
+    for k, v in conv.G.state_dict().items():
+        assert v.dtype == torch.float32 and torch.equal(v, sd16[k].float()), k
+    G_up = i2s.StyleGAN2Generator(G.cfg)
+    G_up.load_state_dict({k: v.float() for k, v in sd16.items()})
+    assert_same_images(G_up.eval(), conv.G)
+    diff = (images(conv.G) - images(G)).abs().max().item()
+    assert 0 < diff < 1e-2 * images(G).abs().max().item()  # float16 rounding, no more
+
+
+@pytest.mark.parametrize("protocol", [4, 5])
+@pytest.mark.parametrize("fmt", ["ada-pytorch", "ada-tf", "tf"])
+def test_pickle_protocols_4_and_5_convert(tmp_path, fmt, protocol):
+    """Protocol 4 frames and STACK_GLOBAL; protocol 5 stores numpy arrays (TF pickles) as
+    ``numpy._core.numeric._frombuffer`` of an in-band buffer."""
+    G = source_generator()
+    src = tmp_path / "p.pkl"
+    if fmt == "ada-pytorch":
+        write_ada_pickle(src, G, protocol=protocol)
+    elif fmt == "ada-tf":
+        write_tf_ada_pickle(src, G, conv_clamp=None, protocol=protocol)
+    else:
+        write_tf_pickle(src, *tf_variables_from_i2s(G), fmap_base=G.cfg.channel_base // 2,
+                        protocol=protocol)
+    raw = src.read_bytes()
+    assert raw[:2] == bytes([0x80, protocol])
+    if protocol == 5 and fmt != "ada-pytorch":
+        assert b"_frombuffer" in raw
+    assert_same_images(G, convert_checkpoint(src).G)
+
+
+@pytest.mark.parametrize("order", ["C", "F", "K"])
+def test_protocol5_arrays_load_in_every_layout(tmp_path, order):
+    a = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    x = {"C": a, "F": np.asfortranarray(a), "K": a.transpose(1, 0, 2)}[order]
+    p = tmp_path / "a.pkl"
+    p.write_bytes(pickle.dumps([x, x.astype(">f8"), np.float64(2.5)], protocol=5))
+    got = load_pickle(p)
+    assert all(np.array_equal(g, e) for g, e in zip(got, [x, x, 2.5], strict=True))
+    assert np.dtype("f8").byteorder == "="  # numpy's shared dtype untouched
+
+
+def _frombuffer(buf: bytes, shape, order="C", *extra, module="numpy._core.numeric"):
+    """numpy's protocol-5 array layout: _frombuffer(buffer, dtype('f4'), shape, order)."""
+    dtype = op_call(op_global("numpy", "dtype"), op_str("f4"), pickle.NEWFALSE, pickle.NEWTRUE)
+    return pickle_stream(op_call(op_global(module, "_frombuffer"), buf, dtype,
+                                 op_tuple(*(op_int(d) for d in shape)), op_str(order),
+                                 *extra), proto=5)
+
+
+FROMBUFFER = {
+    "shape 2^40": (_frombuffer(op_bytes(b"\0" * 8), (2**40,)), "needs 4398046511104 bytes"),
+    "numpy 1 name, short": (_frombuffer(op_bytes(b"\0" * 8), (3,),
+                                        module="numpy.core.numeric"), "needs 12 bytes"),
+    "negative size": (_frombuffer(op_bytes(b"\0" * 8), (-2,)), "invalid shape"),
+    "order X": (_frombuffer(op_bytes(b"\0" * 8), (2,), "X"), "order"),
+    "axis order": (_frombuffer(op_bytes(b"\0" * 8), (2,), "K", op_tuple(op_int(3))),
+                   "permutation"),
+    "str buffer": (_frombuffer(op_str("abcdefgh"), (2,)), "not bytes"),
+}
+
+
+@pytest.mark.parametrize("name", list(FROMBUFFER))
+def test_protocol5_arrays_are_checked_against_their_data(tmp_path, name):
+    data, match = FROMBUFFER[name]
+    refused(write(tmp_path, data), match)
+
+
+def test_big_endian_arrays_keep_their_values(tmp_path):
+    """numpy pickles a dtype as dtype('f8', False, True) then its byte order: honoured, and
+    numpy's shared float64 dtype is never modified."""
+    x = np.linspace(-2, 3, 7).astype(">f8")
+    p = tmp_path / "be.pkl"
+    for protocol in (2, 3, 5):
+        p.write_bytes(pickle.dumps({"x": x, "s": x[2]}, protocol=protocol))
+        got = load_pickle(p)
+        assert np.array_equal(got["x"], x) and got["s"] == x[2]
+    assert np.dtype("f8").byteorder == "=" and np.zeros(1).dtype.isnative
+
+
+def test_numpy1_module_names_load_under_numpy2(tmp_path):
+    """Files written under numpy 1 name ``numpy.core.multiarray._reconstruct`` (arrays) and
+    ``numpy.core.multiarray.scalar`` (scalars: StyleGAN v1's lod); numpy 2 moved them to
+    ``numpy._core``. Both spellings give the same generator."""
+    G = source_generator()
+    new, old = tmp_path / "new.pkl", tmp_path / "old.pkl"
+    for p in (new, old):
+        write_tf_pickle(p, *tf_variables_from_i2s(G), fmap_base=G.cfg.channel_base // 2)
+    assert use_numpy1_names(old) >= 1
+    raw = old.read_bytes()
+    assert b"numpy.core.multiarray\n_reconstruct" in raw and b"numpy._core" not in raw
+    a, b = convert_checkpoint(new).G.state_dict(), convert_checkpoint(old).G.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert_same_images(G, convert_checkpoint(old).G)
+
+    mapping, synth, own, kw = random_tf_stylegan1(resolution=16)
+    for p in (new, old):
+        write_tf_pickle(p, mapping, synth, own, version=3, synthesis_kwargs=kw)
+    use_numpy1_names(old)
+    assert b"numpy.core.multiarray\nscalar" in old.read_bytes()
+    a, b = convert_checkpoint(new).G.state_dict(), convert_checkpoint(old).G.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    synth["lod"] = np.float32(1.0)  # the scalar is read, not only accepted
+    write_tf_pickle(old, mapping, synth, own, version=3, synthesis_kwargs=kw)
+    use_numpy1_names(old)
+    refused(old, "lod", convert_checkpoint)
+
+
+def test_training_snapshot_with_real_d_and_augment_pipe(tmp_path):
+    """A training-loop snapshot: D and augment_pipe are persistent objects of their own
+    classes, each with module source that would write a marker file if it ever ran. They are
+    ignored; G_ema converts exactly; nothing runs."""
+    G = source_generator()
+    markers = [tmp_path / "pwned-d", tmp_path / "pwned-aug", tmp_path / "pwned-g"]
+    D, d_kwargs = nvidia_discriminator(G.resolution)
+    pipe, pipe_kwargs = nvidia_augment_pipe()
+    src = tmp_path / "network-snapshot-000200.pkl"
+    write_ada_pickle(src, G, module_src=MALICIOUS_SRC.format(path=str(markers[2])),
+                     D=(D, d_kwargs, MALICIOUS_SRC.format(path=str(markers[0]))),
+                     augment_pipe=(pipe, pipe_kwargs,
+                                   MALICIOUS_SRC.format(path=str(markers[1]))))
+    snapshot = load_pickle(src)
+    assert snapshot["D"].class_name == "Discriminator"
+    assert snapshot["augment_pipe"].class_name == "AugmentPipe"
+    assert "b16.conv0.weight" in snapshot["D"].tensors()
+    assert float(snapshot["augment_pipe"].tensors()["p"]) == pytest.approx(0.3)
+    dst = tmp_path / "g.safetensors"
+    conv = convert_file(src, dst)
+    assert conv.source_format == "stylegan2-ada-pytorch"
+    assert_same_images(G, i2s.load_generator(dst))
+    assert not any(m.exists() for m in markers)
+
+
+@pytest.mark.parametrize("fmt", ["ada-pytorch", "ada-tf", "tf", "rosinality"])
+def test_64px_conversion_has_the_source_images(tmp_path, fmt):
+    """A 64 px generator (five blocks, channels changing with the resolution) through each
+    format: the same weights, hence the same images (TF stores mod_bias minus 1: one
+    rounding)."""
+    G = make_generator(resolution=64, seed=8, dim=16, channel_base=256, channel_max=16,
+                       noise_strength=0.3)
+    with torch.no_grad():
+        for name, p in G.named_parameters():
+            if name.endswith("bias"):
+                p.add_(0.3 * torch.randn_like(p))
+    assert [G.cfg.channels(r) for r in (4, 8, 16, 32, 64)] == [16, 16, 16, 8, 4]
+    src = tmp_path / ("g.pt" if fmt == "rosinality" else "g.pkl")
+    if fmt == "ada-pytorch":
+        write_ada_pickle(src, G)
+    elif fmt == "ada-tf":
+        write_tf_ada_pickle(src, G, conv_clamp=None, num_fp16_res=0)
+    elif fmt == "tf":
+        write_tf_pickle(src, *tf_variables_from_i2s(G), fmap_base=G.cfg.channel_base // 2)
+    else:
+        write_rosinality(src, G)
+    conv = convert_checkpoint(src)
+    assert conv.G.cfg == G.cfg and conv.G.resolution == 64
+    if fmt in ("ada-pytorch", "rosinality"):
+        a, b = G.state_dict(), conv.G.state_dict()
+        assert all(torch.equal(a[k], b[k]) for k in a)
+        assert torch.equal(images(G), images(conv.G))
+    else:
+        assert_same_images(G, conv.G)
