@@ -102,6 +102,64 @@ def test_generate_refuses_a_bad_latent(tmp_path, tiny_G, model_file, capsys, val
     assert not (tmp_path / "g.png").exists()
 
 
+@pytest.mark.parametrize("value", [1e10, -1e10, 1e30, -1e30])
+def test_generate_and_morph_refuse_huge_latents(tmp_path, tiny_G, model_file, latent, capsys,
+                                                value):
+    """Finite but absurd: every value 1e10 or 1e30 would saturate every pixel; refused where
+    the file is read, naming it and the bound."""
+    huge = tmp_path / "huge.npz"
+    i2s.save_latent(huge, i2s.LatentFile(w=np.full((tiny_G.num_ws, tiny_G.w_dim), value,
+                                                   np.float32), space="w+", model_sha256=""))
+    code, _, err = run(["generate", "--model", model_file, "--latent", huge,
+                        "--out", tmp_path / "g.png"], capsys)
+    line = one_line_error(code, err)
+    assert "huge.npz" in line and "10000" in line
+    assert not (tmp_path / "g.png").exists()
+    code, _, err = run(["morph", latent, huge, "--model", model_file, "--out", tmp_path / "m",
+                        "-q"], capsys)
+    assert "10000" in one_line_error(code, err)
+    assert files_under(tmp_path / "m") == []
+
+
+def test_latent_magnitude_bound(tmp_path, tiny_G):
+    """Values as large as real latents get (W within about 100, z and noise within about 10)
+    load; beyond MAX_LATENT_ABS, in w, z or a noise map, they are refused."""
+    from i2s.embedding.latents import MAX_LATENT_ABS
+
+    shape = (tiny_G.num_ws, tiny_G.w_dim)
+    w = np.where(np.arange(shape[1]) % 2, 100.0, -100.0).astype(np.float32) * np.ones(shape)
+    ok = i2s.LatentFile(w=w, space="z", model_sha256="", z=np.full(tiny_G.z_dim, -10.0),
+                        noise={"b4.conv1.noise_const": np.full((4, 4), 8.0)})
+    p = tmp_path / "l.npz"
+    i2s.save_latent(p, ok)
+    assert np.array_equal(i2s.load_latent(p).w, w)
+    i2s.save_latent(p, i2s.LatentFile(w=np.full(shape, MAX_LATENT_ABS), space="w+",
+                                      model_sha256=""))
+    assert i2s.load_latent(p).w.max() == MAX_LATENT_ABS
+    for bad in [i2s.LatentFile(w=np.full(shape, 2e4), space="w+", model_sha256=""),
+                i2s.LatentFile(w=w, space="z", model_sha256="", z=np.full(tiny_G.z_dim, 1e10)),
+                i2s.LatentFile(w=w, space="w+", model_sha256="",
+                               noise={"b4.conv1.noise_const": np.full((4, 4), -1e30)})]:
+        i2s.save_latent(p, bad)
+        with pytest.raises(i2s.I2SError, match="beyond the bound of 10000") as e:
+            i2s.load_latent(p)
+        assert "\n" not in str(e.value) and str(p) in str(e.value)
+
+
+def test_an_optimised_latent_is_accepted(tmp_path, model_file, latent, face, capsys):
+    code, _, err = run(["embed", face, "--model", model_file, "--out", tmp_path / "o", *EMBED],
+                       capsys)
+    assert code == 0, err
+    found = tmp_path / "o" / "face" / "latent.npz"
+    assert np.isfinite(i2s.load_latent(found).w).all()
+    code, _, err = run(["generate", "--model", model_file, "--latent", found,
+                        "--out", tmp_path / "g.png"], capsys)
+    assert code == 0 and (tmp_path / "g.png").is_file(), err
+    code, _, err = run(["morph", latent, found, "--model", model_file, "--out", tmp_path / "m",
+                        "--frames", "3", "-q"], capsys)
+    assert code == 0, err
+
+
 def test_morph_refuses_a_nan_latent(tmp_path, tiny_G, model_file, latent, capsys):
     bad = bad_latent(tmp_path, tiny_G, np.nan)
     code, _, err = run(["morph", latent, bad, "--model", model_file, "--out", tmp_path / "m",

@@ -3,7 +3,8 @@
 Arrays: ``w`` float32 [num_ws, w_dim] (always, whatever the space), ``z`` float32 [z_dim]
 (space z only), ``space`` and ``model_sha256`` (0-d strings), and, when the recipe optimised
 them, the noise maps as ``noise:<buffer name>`` float32 [H, W] (``noise:b8.conv0.noise_const``,
-...). Read with ``allow_pickle=False``.
+...). Read with ``allow_pickle=False``; every value must be finite and within
+:data:`MAX_LATENT_ABS` in magnitude.
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ from i2s.provenance import same_model
 
 SPACES = ("w+", "w", "z")
 NOISE_PREFIX = "noise:"
+# Largest magnitude a latent file may hold: real W / W+ codes stay within about 100, z and
+# noise maps (standard normal) within about 10, so this only refuses files that would
+# saturate every pixel (or overflow) rather than describe an image.
+MAX_LATENT_ABS = 1e4
 
 
 @dataclass
@@ -69,6 +74,11 @@ def load_latent(path: str | os.PathLike) -> LatentFile:
     for name, m in (noise or {}).items():
         if m.ndim != 2 or m.shape[0] != m.shape[1] or not np.isfinite(m).all():
             raise I2SError(f"{p}: noise map {name!r} must be a finite square [H, W] array")
+    arrays = [w, *([] if z is None else [z]), *(noise or {}).values()]
+    biggest = max(float(np.abs(a).max()) for a in arrays if a.size)
+    if biggest > MAX_LATENT_ABS:
+        raise I2SError(f"{p}: the latent holds values up to {biggest:.3g} in magnitude, beyond "
+                       f"the bound of {MAX_LATENT_ABS:g} (real latents stay within about 100)")
     return LatentFile(w=w, space=space, model_sha256=sha, z=z, noise=noise)
 
 
