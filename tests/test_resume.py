@@ -4,6 +4,14 @@ tuning, L-BFGS)."""
 
 from __future__ import annotations
 
+import os
+import re
+import select
+import signal
+import subprocess
+import sys
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -144,3 +152,95 @@ def test_cli_interrupt_then_resume(tmp_path, model_file, capsys, monkeypatch):
     code, _, err = run(["embed", tmp_path / "face.png", "--out", out, "--resume", *common[:-1]],
                        capsys)
     assert code == 0 and "already done" in err
+
+
+def _stderr_until(proc: subprocess.Popen, pattern: str, timeout: float) -> str:
+    """What ``proc`` wrote on stderr up to the first match of ``pattern`` (it keeps running;
+    tqdm's updates end in carriage returns, not lines, so the pipe is read in chunks)."""
+    got = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stderr], [], [], 0.05)
+        if ready:
+            chunk = os.read(proc.stderr.fileno(), 65536)
+            if not chunk:
+                break
+            got += chunk
+            if re.search(pattern, got.decode(errors="replace")):
+                return got.decode(errors="replace")
+    proc.kill()
+    raise AssertionError(f"no {pattern!r} on stderr: {got.decode(errors='replace')[-500:]}")
+
+
+def test_cli_sigterm_then_resume(tmp_path, model_file, capsys):
+    """A real ``i2s embed`` process ended by SIGTERM (kill, a job scheduler) saves where it
+    is, as on Ctrl-C, and exits 143; --resume then gives the uninterrupted result."""
+    import json
+
+    from PIL import Image
+
+    from i2s.embedding.latents import load_latent
+    from tests.cli_run import run
+
+    G = i2s.load_generator(model_file)
+    Image.fromarray(i2s.media.images.to_uint8(targets(G, n=1))[0]).save(tmp_path / "face.png")
+    steps = 120
+    common = ["--model", model_file, "--loss", "mse", "--steps", steps, "--threads", 1]
+    out = tmp_path / "o"
+    # --save-every 0: whatever is saved comes from the SIGTERM
+    proc = subprocess.Popen(
+        [str(a) for a in [sys.executable, "-m", "i2s", "embed", tmp_path / "face.png",
+                          "--out", out, "--save-every", 0, *common]],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        # step 2 under way (its bar update comes before its update of the latent): step 1 done
+        _stderr_until(proc, rf"\b([2-9]|[1-9]\d+)/{steps}\b", timeout=300)
+        proc.send_signal(signal.SIGTERM)
+        _, rest = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    err = rest.decode(errors="replace")
+    assert proc.returncode == 143, err[-500:]
+    assert "terminated (SIGTERM)" in err and "--resume" in err and "Traceback" not in err
+    partial = json.loads((out / "face" / "metrics.json").read_text())
+    assert partial["partial"] is True and 0 < partial["step"] < steps
+    assert any((out / ".resume").glob("*/*.safetensors"))
+
+    threads = torch.get_num_threads()
+    try:  # the same thread count as the process above, so that the sums are the same
+        code, _, _ = run(["embed", tmp_path / "face.png", "--out", out, "--resume", "-q",
+                          *common], capsys)
+        assert code == 0
+        code, _, _ = run(["embed", tmp_path / "face.png", "--out", tmp_path / "whole", "-q",
+                          *common], capsys)
+        assert code == 0
+    finally:
+        torch.set_num_threads(threads)
+    done = json.loads((out / "face" / "metrics.json").read_text())
+    assert "partial" not in done and done["steps"] == steps
+    assert np.array_equal(load_latent(out / "face" / "latent.npz").w,
+                          load_latent(tmp_path / "whole" / "face" / "latent.npz").w)
+    assert not any((out / ".resume").glob("*/*"))
+
+
+def test_sigterm_raises_at_once_or_at_the_next_step_and_is_restored():
+    from i2s.cli.common import Terminated, sigterm_as_interrupt
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(Terminated), sigterm_as_interrupt():
+        os.kill(os.getpid(), signal.SIGTERM)  # no step loop: raised at once
+        time.sleep(5)
+    assert signal.getsignal(signal.SIGTERM) is before
+    with sigterm_as_interrupt() as stops:
+        step = stops.progress(None)("face.png", 10)
+        os.kill(os.getpid(), signal.SIGTERM)  # inside the steps: raised by the next one
+        time.sleep(0.01)
+        with pytest.raises(Terminated):
+            step(None)
+        step.close()
+        os.kill(os.getpid(), signal.SIGTERM)  # a second one changes nothing
+        time.sleep(0.01)
+        with pytest.raises(Terminated):  # nor does a next embedding start
+            stops.progress(None)("next.png", 10)
+    assert signal.getsignal(signal.SIGTERM) is before

@@ -1,25 +1,34 @@
 """Helpers shared by the CLI commands: device choice, output folders, stderr lines, the
-per-step progress bar."""
+per-step progress bar, SIGTERM as Ctrl-C. Light on purpose (PyTorch is imported only by the
+helpers that need it), so that commands that never compute (align, paste-back) start fast."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import tempfile
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from i2s.cli.messages import flush_notes
-from i2s.embedding import StepInfo
 from i2s.errors import I2SError
 from i2s.progress import progress_bar
-from i2s.weights import load_generator
+
+if TYPE_CHECKING:
+    import torch
+
+    from i2s.embedding import StepInfo
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 
 
 def pick_device(name: str) -> torch.device:
     """'auto' -> cuda when available, else cpu; 'cuda' without a GPU is an error."""
+    import torch  # noqa: PLC0415 (start-up time of the commands that never compute)
+
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
@@ -30,6 +39,8 @@ def pick_device(name: str) -> torch.device:
 
 def load_2d_generator(model: str, device: torch.device) -> torch.nn.Module:
     """The generator of an image command; a 3D (GET3D) model gets a clear one-line error."""
+    from i2s.weights import load_generator  # noqa: PLC0415 (start-up time)
+
     G = load_generator(model, device=device)
     if getattr(G, "architecture", "") == "get3d":
         raise I2SError(f"{model} is a 3D (GET3D) model; this command needs an image "
@@ -75,3 +86,83 @@ class StepBar:
 
     def close(self) -> None:
         self.bar.close()
+
+
+
+EXIT_TERMINATED = 128 + signal.SIGTERM  # 143: the shell's code for a job ended by SIGTERM
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, a job scheduler) raised where Ctrl-C raises KeyboardInterrupt, so that
+    the same clean-up runs (see :func:`sigterm_as_interrupt`)."""
+
+
+class StopPoints:
+    """Where a SIGTERM stops a command (see :func:`sigterm_as_interrupt`): at once, or, while
+    an embedding runs its steps, at the next step. A step callback is a safe place: raised there,
+    the interrupt leaves the last finished step to save, while at an arbitrary moment it may
+    land inside an optimiser update, which leaves nothing consistent to save."""
+
+    def __init__(self) -> None:
+        self.requested = False   # a SIGTERM came
+        self._steps = 0          # step loops under way (then stop at the next step)
+
+    def handle(self, signum: int, frame: object) -> None:
+        """The SIGTERM handler: remember it; raise :class:`Terminated` unless a step loop runs
+        (its next step raises it). A second SIGTERM changes nothing."""
+        if self.requested:
+            return
+        self.requested = True
+        if not self._steps:
+            raise Terminated
+
+    def check(self) -> None:
+        """Raise :class:`Terminated` if a SIGTERM came."""
+        if self.requested:
+            raise Terminated
+
+    def progress(self, factory: Callable[[str, int], Callable[[StepInfo], None]] | None
+                 ) -> Callable[[str, int], _StoppableSteps]:
+        """A progress factory for :func:`i2s.embedding.files.embed_files` whose per-step
+        callbacks (``factory``'s, e.g. :class:`StepBar`, or silent ones) are the stop points."""
+        return lambda desc, steps: _StoppableSteps(
+            self, factory(desc, steps) if factory is not None else None)
+
+
+class _StoppableSteps:
+    """One embedding's step callback: ``inner``'s, then the SIGTERM check; ``close`` ends it."""
+
+    def __init__(self, stops: StopPoints, inner: Callable[[StepInfo], None] | None) -> None:
+        stops.check()  # a SIGTERM between two embeddings: stop before the next one starts
+        self.stops, self.inner = stops, inner
+        stops._steps += 1
+
+    def __call__(self, s: StepInfo) -> None:
+        if self.inner is not None:
+            self.inner(s)
+        self.stops.check()
+
+    def close(self) -> None:
+        if self.stops is not None:
+            self.stops._steps -= 1
+            self.stops = None
+        if self.inner is not None and hasattr(self.inner, "close"):
+            self.inner.close()
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[StopPoints]:
+    """While inside, SIGTERM stops the command as Ctrl-C does, by raising :class:`Terminated`
+    (a KeyboardInterrupt) in the main thread: at once, or at the next step of an embedding
+    whose progress callbacks come from :meth:`StopPoints.progress`. The previous handler is
+    restored on leaving. Outside the main thread (where Python cannot set handlers) nothing
+    changes."""
+    stops = StopPoints()
+    if threading.current_thread() is not threading.main_thread():
+        yield stops
+        return
+    old = signal.signal(signal.SIGTERM, stops.handle)
+    try:
+        yield stops
+    finally:
+        signal.signal(signal.SIGTERM, old)

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import click
 
-from i2s.cli.common import StepBar, ensure_writable_dir, load_2d_generator, pick_device
+from i2s.cli.common import (
+    EXIT_TERMINATED,
+    StepBar,
+    StopPoints,
+    Terminated,
+    ensure_writable_dir,
+    load_2d_generator,
+    pick_device,
+    sigterm_as_interrupt,
+)
 from i2s.cli.messages import info, report_error
 from i2s.cli.options import device_option, embedding_options, model_option, pop_embedding_args
 from i2s.embedding.files import RESUME_FOLDER, embed_files, expand_inputs
@@ -29,7 +38,7 @@ DEFAULT_SAVE_EVERY = 100
 @click.option("--save-every", type=click.IntRange(min=0), default=DEFAULT_SAVE_EVERY,
               show_default=True,
               help="Keep the run resumable every N steps: OUT/<stem>/ then holds the current "
-                   "latent (metrics.json marked partial). 0: only on Ctrl-C.")
+                   "latent (metrics.json marked partial). 0: only on Ctrl-C or SIGTERM.")
 @click.option("--resume", is_flag=True,
               help="Continue an interrupted run in OUT (same images and settings): finished "
                    "images are kept, the others continue from their last save; the result "
@@ -43,31 +52,35 @@ def embed_command(images, model, out, device, mask, video, upscale, save_every, 
     Writes OUT/<stem>/latent.npz, target.png, reconstruction.png, comparison.png,
     metrics.json and, with --video, optimisation.mp4; OUT/summary.csv has one row per image.
     A bad input is reported on one line and skipped; the exit code is 1 if any input failed.
-    Ctrl-C keeps the run resumable (--resume).
+    Ctrl-C (exit code 130) and SIGTERM (kill, a job scheduler; exit code 143) save the run
+    where it is, resumable with --resume.
     """
     images = expand_inputs(list(images))
     args = pop_embedding_args(kwargs)
     out_dir = ensure_writable_dir(out)
-    with output_lock(out_dir):
+    with output_lock(out_dir), sigterm_as_interrupt() as stops:
         if not resume and any((out_dir / RESUME_FOLDER).glob("*/*.safetensors")):
             info(f"note: {out_dir} holds an interrupted run; --resume continues it (this run "
                  "starts afresh)")
         try:
             return _embed(images, model, out_dir, device, mask, video, quiet, args,
-                          save_every or None, resume, upscale)
-        except KeyboardInterrupt:
-            info(f"interrupted: the run is saved in {out_dir}; the same command with --resume "
+                          save_every or None, resume, upscale, stops)
+        except KeyboardInterrupt as e:
+            what = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted"
+            info(f"{what}: the run is saved in {out_dir}; the same command with --resume "
                  "continues it")
+            if isinstance(e, Terminated):
+                return EXIT_TERMINATED
             raise
 
 
 def _embed(images, model, out_dir, device, mask, video, quiet, args, save_every,
-           resume, upscale) -> int:
+           resume, upscale, stops: StopPoints) -> int:
     G = load_2d_generator(model, pick_device(device))
     done = embed_files(
         G, list(images), out_dir, args.config, aligned=args.align, video=video,
         vgg_weights=args.vgg_weights, lpips_weights=args.lpips_weights, mask=mask,
-        progress=None if quiet else StepBar,
+        progress=stops.progress(None if quiet else StepBar),  # a SIGTERM stops at a step
         on_failure=lambda raw, reason: report_error(reason),
         on_done=None if quiet else
         lambda raw, folder, db: info(f"{raw} -> {folder}  psnr {db:.2f} dB"),

@@ -135,7 +135,8 @@ def embed_files(G, images: list[str], out_dir: str | Path, config: EmbedConfig, 
     missing face models raise :class:`i2s.faces.FaceModelsMissing`. ``on_failure(input,
     reason)`` and ``on_done(input, folder, psnr)`` are called as that happens.
 
-    Interruptions: every ``save_every`` steps and on Ctrl-C the run's state is kept in
+    Interruptions: every ``save_every`` steps and on a KeyboardInterrupt (Ctrl-C; the CLI
+    raises one on SIGTERM too) the run's state is kept in
     ``out_dir/.resume/`` and each image's folder holds its current latent with a
     ``metrics.json`` marked ``"partial": true``. With ``resume``, images whose folder holds a
     finished result made with the same settings are skipped (``on_skip(input, folder)``) and
@@ -196,7 +197,8 @@ def embed_files(G, images: list[str], out_dir: str | Path, config: EmbedConfig, 
                 frames(s)
 
         names = [stems[i] for i in idx]
-        # a Ctrl-C always leaves a checkpoint; save_every adds periodic ones
+        # a Ctrl-C (or the CLI's SIGTERM) always leaves a checkpoint; save_every adds
+        # periodic ones
         ck = Checkpointing(out_dir / RESUME_FOLDER / names[0], every=save_every, resume=resume,
                            on_save=partial(_write_partial, G, out_dir, names,
                                            [str(paths[i]) for i in idx], targets, config))
