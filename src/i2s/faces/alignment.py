@@ -219,7 +219,9 @@ def align(image: np.ndarray, size: int = 1024, all_faces: bool = False,
                          min_score=choice.min_score)
     if not faces:
         floor = "" if choice.min_score is None else f" scoring at least {choice.min_score:g}"
-        raise NoFaceFound(f"{source}: no face found{floor}")
+        hint = ("; dlib's CNN detector finds turned, small and dim faces HOG misses: "
+                "--detector cnn") if choice.detector == "hog" else ""
+        raise NoFaceFound(f"{source}: no face found{floor}{hint}")
     if all_faces:
         return [align_face(image, f, size) for f in faces]
     if choice.index >= len(faces):
