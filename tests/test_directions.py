@@ -278,6 +278,10 @@ def test_pca_file_in_e4e_layout(tiny_G, tmp_path):
 
 def test_published_pca_entry_for_its_model_only(tiny_G, tmp_path, monkeypatch):
     from i2s.weights import registry
+    real = registry.REGISTRY["e4e-ffhq-ganspace"]       # the published entry, then a stand-in
+    assert real.kind == "direction-set" and real.for_model == "stylegan2-ffhq-1024"
+    assert real.urls[0].endswith("/editings/ganspace_pca/ffhq_pca.pt")
+    assert real.size == 167562 and len(real.sha256) == 64
     url = "https://example.org/ffhq_pca.pt"
     monkeypatch.setitem(registry.REGISTRY, "e4e-ffhq-ganspace", ModelEntry(
         "e4e-ffhq-ganspace", "direction-set", "stylegan2", 1024, "e4e-ffhq_pca.pt", (url,),

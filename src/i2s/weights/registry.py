@@ -34,6 +34,8 @@ ADA_TF = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada/pretrained/"
 # The lpips project's VGG calibration (v0.1); size and SHA-256 measured on the repository's file.
 E4E = ("https://raw.githubusercontent.com/omertov/encoder4editing/main/editings/"
        "interfacegan_directions/")
+E4E_PCA = ("https://raw.githubusercontent.com/omertov/encoder4editing/main/editings/"
+           "ganspace_pca/")
 INTERFACEGAN = "https://raw.githubusercontent.com/genforce/interfacegan/master/boundaries/"
 LPIPS_URL = ("https://github.com/richzhang/PerceptualSimilarity/raw/master/lpips/weights/"
              "v0.1/vgg.pth")
@@ -42,7 +44,8 @@ LPIPS_URL = ("https://github.com/richzhang/PerceptualSimilarity/raw/master/lpips
 @dataclass(frozen=True)
 class ModelEntry:
     name: str
-    kind: str                     # "generator", "vgg16", "lpips", "tet-grid" or "direction"
+    kind: str                     # "generator", "vgg16", "lpips", "tet-grid", "direction"
+    #                               or "direction-set"
     architecture: str             # "stylegan1", "stylegan2", "vgg16"
     resolution: int | None
     filename: str
@@ -162,6 +165,15 @@ REGISTRY: dict[str, ModelEntry] = {e.name: e for e in [
                  f"e4e's InterFaceGAN {attr} direction for StyleGAN2 config-f FFHQ (W, a [1, 512] "
                  f"torch tensor); i2s edit --direction {attr}", for_model="stylegan2-ffhq-1024")
       for attr in ("age", "smile", "pose")],
+    # Size and SHA-256 measured on the file in a snapshot of omertov/encoder4editing (commit
+    # 99ea505); the download is checked against them.
+    ModelEntry("e4e-ffhq-ganspace", "direction-set", "stylegan2", 1024, "e4e-ffhq_pca.pt",
+               (f"{E4E_PCA}ffhq_pca.pt",), "MIT (encoder4editing, (c) 2021 omertov)",
+               "e4e's GANSpace PCA of W for StyleGAN2 config-f FFHQ (80 components: comp "
+               "[80, 1, 512], std [80], mean [1, 512]); i2s edit --direction "
+               "e4e-ffhq-ganspace:K", size=167562,
+               sha256="4d7f9df1c96180d9026b9cb8d04753579fbf385f321a9d0e263641601c5e5d36",
+               for_model="stylegan2-ffhq-1024"),
     ModelEntry("vgg16", "vgg16", "vgg16", None, "vgg16-397923af.pth",
                ("https://download.pytorch.org/models/vgg16-397923af.pth",),
                "BSD-3-Clause (torchvision); trained on ImageNet, whose terms of use apply",
