@@ -11,6 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
+from i2s.embedding.losses import PerceptualLoss
 from i2s.embedding3d import Embed3DConfig, Target3D, embed_3d, load_image_target
 from i2s.embedding3d import losses as L
 from i2s.embedding3d.cameras_estimate import (
@@ -23,6 +24,7 @@ from i2s.embedding3d.strategies.schedule import lr_factors, schedule
 from i2s.embedding3d.targets import MeshData, load_mesh_target, mesh_target, read_mesh
 from i2s.errors import I2SError
 from i2s.get3d.cameras import Cameras
+from i2s.weights.load import load_vgg16
 from tests.get3d.test_generator import tiny_generator
 
 
@@ -52,7 +54,9 @@ def object_latents(G, seed: int = 5) -> tuple[torch.Tensor, torch.Tensor]:
                                  dict(geo_fraction=0.8, joint_fraction=0.3),
                                  dict(lambda_silhouette=0.0, lambda_depth=0.0,
                                       lambda_chamfer=0.0),
-                                 dict(search_radii=()), dict(resolution=4), dict(seed=-1)])
+                                 dict(search_radii=()), dict(resolution=4), dict(seed=-1),
+                                 dict(lambda_perceptual=-0.5),
+                                 dict(lambda_perceptual=float("nan"))])
 def test_bad_settings_are_one_line_errors(bad):
     with pytest.raises(I2SError) as e:
         Embed3DConfig(**bad)
@@ -322,3 +326,65 @@ def test_generator_tuning_works_on_a_copy(tmp_path):
     assert len(r.history["tune_loss"]) == 3
     files = r.save(tmp_path / "o", model=G, novel_views=1, atlas=False)
     assert "generator.safetensors" in files and (tmp_path / "o" / "generator.safetensors").is_file()
+
+
+# ---------------------------------------------------------------------- perceptual term
+def test_perceptual_term_is_zero_for_the_same_views_and_reaches_ws_tex(vgg_file):
+    """The 2D embedding's VGG-16 distance on the masked RGB: 0 between a render and itself,
+    positive against another object's views, with a gradient to ws_tex."""
+    G = tiny_3d()
+    perceptual = PerceptualLoss(load_vgg16(vgg_file))
+    cams = Cameras.orbit(k=2, elevation_deg=20, radius=1.5)
+    geo, tex = object_latents(G, 5)
+    other_geo, other_tex = object_latents(G, 6)
+    with torch.no_grad():
+        same = render_views(G, geo, tex, cams, 32).images
+        other = render_views(G, other_geo, other_tex, cams, 32).images
+    ws_tex = tex.clone().requires_grad_(True)
+    out = render_views(G, geo, ws_tex, cams, 32).images
+    both = L.both_covered(out[:, 3], same[:, 3])
+    assert float(both.sum()) > 0
+    assert float(L.perceptual_loss(perceptual, out[:, :3], same[:, :3], both)) == \
+        pytest.approx(0.0, abs=1e-9)
+    both = L.both_covered(out[:, 3], other[:, 3])
+    loss = L.perceptual_loss(perceptual, out[:, :3], other[:, :3], both)
+    assert float(loss) > 1e-4
+    loss.backward()
+    assert ws_tex.grad is not None and float(ws_tex.grad.abs().max()) > 0
+
+
+def test_perceptual_inversion_records_the_term_and_its_weight(vgg_file):
+    G = tiny_3d()
+    ws_geo, ws_tex = object_latents(G)
+    cams = Cameras.orbit(k=2, elevation_deg=20, radius=1.5)
+    with torch.no_grad():
+        images = render_views(G, ws_geo, ws_tex, cams, 24).images
+    r = embed_3d(G, Target3D(images, cameras=cams), steps=4, resolution=24,
+                 strategy="joint", lambda_perceptual=0.5, vgg=load_vgg16(vgg_file))
+    assert np.all(r.history["perceptual"] > 0)
+    m = r.metrics()
+    assert m["settings"]["lambda_perceptual"] == 0.5 and m["losses"]["perceptual"] > 0
+    off = embed_3d(G, Target3D(images, cameras=cams), steps=2, resolution=24,
+                   strategy="joint")
+    assert np.all(off.history["perceptual"] == 0)
+    assert off.metrics()["settings"]["lambda_perceptual"] == 0.0
+
+
+def test_perceptual_term_without_vgg_weights_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("I2S_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.delenv("I2S_VGG16", raising=False)
+    G = tiny_3d()
+    cams = Cameras.orbit(k=2, elevation_deg=20, radius=1.5)
+    images = torch.zeros(2, 4, 16, 16)
+    images[:, 3, 4:12, 4:12] = 1
+    with pytest.raises(I2SError) as e:
+        embed_3d(G, Target3D(images, cameras=cams), steps=1, resolution=16,
+                 lambda_perceptual=1.0)
+    text = str(e.value)
+    assert "\n" not in text and "VGG-16 weights" in text and "--lambda-perceptual 0" in text
+    assert "--loss" not in text
+    with pytest.raises(I2SError, match="not found at") as e:
+        embed_3d(G, Target3D(images, cameras=cams), steps=1, resolution=16,
+                 lambda_perceptual=1.0, vgg_weights=tmp_path / "nope.pth")
+    assert "--lambda-perceptual 0" in str(e.value) and "--loss" not in str(e.value)

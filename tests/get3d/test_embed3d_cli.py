@@ -119,10 +119,42 @@ def test_mesh_inversion_brings_the_surface_closer():
     assert load_mesh_target  # the file loader is tested in test_embed3d
 
 
+def test_embed_3d_perceptual_and_normal_terms(tmp_path, scene, vgg_file, capsys):
+    """--lambda-perceptual (with --vgg-weights) and --lambda-normal reach the loss of a mesh
+    inversion (a mesh target has normals) and are recorded in metrics.json."""
+    out = tmp_path / "o"
+    code, _, err = run(["embed-3d", "--mesh", scene["mesh"], "--model", scene["model"],
+                        "--out", out, "--steps", "3", "--views", "2", "--resolution", "24",
+                        "--strategy", "joint", "--lambda-perceptual", "0.5", "--vgg-weights",
+                        vgg_file, "--lambda-normal", "0.25", "--novel-views", "0",
+                        "--no-atlas", "-q"], capsys)
+    assert code == 0, err
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["settings"]["lambda_perceptual"] == 0.5
+    assert m["settings"]["lambda_normal"] == 0.25
+    assert all(v > 0 for v in m["history"]["perceptual"])
+    assert all(v > 0 for v in m["history"]["normal"])
+
+
+def test_embed_3d_perceptual_without_vgg_weights_is_one_line(tmp_path, scene, capsys,
+                                                             monkeypatch):
+    monkeypatch.setenv("I2S_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.delenv("I2S_VGG16", raising=False)
+    code, _, err = run(["embed-3d", *scene["images"], "--cameras", scene["cameras"],
+                        "--model", scene["model"], "--out", tmp_path / "o", "--steps", "1",
+                        "--resolution", "16", "--lambda-perceptual", "1"], capsys)
+    lines = err.strip().splitlines()
+    assert code == 1 and len(lines) == 1 and lines[0].startswith("error: "), err
+    assert "VGG-16 weights" in lines[0] and "--lambda-perceptual 0" in lines[0]
+    assert not (tmp_path / "o").exists()
+
+
 @pytest.mark.parametrize("case", ["nothing", "images-and-mesh", "camera-count", "nan-cameras",
                                   "bad-mesh", "2d-model", "missing-image", "held-out-range",
                                   "held-out-no-cameras", "bad-held-out", "nan-lr",
-                                  "masks-with-mesh", "bad-background"])
+                                  "masks-with-mesh", "bad-background",
+                                  "negative-perceptual"])
 def test_bad_inputs_are_one_line_and_write_nothing(tmp_path, scene, model_file, capsys, case):
     imgs = scene["images"]
     three = tmp_path / "three.json"
@@ -147,6 +179,7 @@ def test_bad_inputs_are_one_line_and_write_nothing(tmp_path, scene, model_file, 
         "nan-lr": base + [*imgs, "--lr-geo", "nan"],
         "masks-with-mesh": base + ["--mesh", scene["mesh"], "--mask", imgs[0]],
         "bad-background": base + [imgs[0], "--background", "mauve"],
+        "negative-perceptual": base + [*imgs, "--lambda-perceptual", "-1"],
     }[case]
     code, _, err = run(argv, capsys)
     lines = err.strip().splitlines()

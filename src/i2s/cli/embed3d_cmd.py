@@ -13,6 +13,7 @@ from i2s.cli.messages import flush_notes
 from i2s.cli.options import FiniteFloat, device_option
 from i2s.embedding3d import Embed3DConfig, StepInfo3D, embed_3d
 from i2s.embedding3d.config import MAX_STEPS_3D, SILHOUETTE_LOSSES, SPACES_3D, STRATEGIES
+from i2s.embedding3d.losses import load_vgg
 from i2s.embedding3d.targets import MAX_VIEWS, load_image_target, load_mesh_target
 from i2s.get3d.cameras import Cameras
 from i2s.media.files import output_lock
@@ -104,8 +105,19 @@ def _config(**fields) -> Embed3DConfig:
               show_default=True)
 @click.option("--lambda-rgb", type=FiniteFloat(min=0), default=_D.lambda_rgb,
               show_default=True)
+@click.option("--lambda-perceptual", type=FiniteFloat(min=0), default=_D.lambda_perceptual,
+              show_default=True,
+              help="VGG-16 perceptual term on the RGB inside both silhouettes (as i2s "
+                   "embed's; needs VGG-16 weights, see --vgg-weights). 0: off.")
+@click.option("--vgg-weights", type=click.Path(dir_okay=False), default=None,
+              help="torchvision's vgg16-397923af.pth for --lambda-perceptual (default: "
+                   "$I2S_VGG16, the download cache, ~/.cache/torch/hub/checkpoints).")
 @click.option("--lambda-depth", type=FiniteFloat(min=0), default=_D.lambda_depth,
               show_default=True, help="Depth term (mesh inputs).")
+@click.option("--lambda-normal", type=FiniteFloat(min=0), default=_D.lambda_normal,
+              show_default=True,
+              help="Normal term, 1 - |cos| of world normals (mesh inputs only: image views "
+                   "have no normals, so it does nothing for them).")
 @click.option("--lambda-chamfer", type=FiniteFloat(min=0), default=_D.lambda_chamfer,
               show_default=True, help="3D Chamfer term (mesh inputs).")
 @click.option("--lambda-reg-geo", type=FiniteFloat(min=0), default=_D.lambda_reg_geo,
@@ -133,7 +145,7 @@ def _config(**fields) -> Embed3DConfig:
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def embed_3d_command(images, cameras_path, mesh_path, masks, background, model, out, views,
                      held_out, estimate_cameras, fit_mesh, novel_views, texture_size, no_atlas,
-                     video, device, quiet, **settings) -> int:
+                     video, device, quiet, vgg_weights, **settings) -> int:
     """Invert IMAGE... (or --mesh FILE) into a GET3D model's geometry and texture latents.
 
     Writes OUT/latent.npz, mesh.obj (+ mesh.mtl, mesh_texture.png) and mesh.glb,
@@ -163,6 +175,7 @@ def embed_3d_command(images, cameras_path, mesh_path, masks, background, model, 
         raise click.UsageError("--held-out needs --cameras (held-out views are only measured)")
     if estimate_cameras and target.cameras is None:
         estimate_cameras = False  # estimated anyway
+    vgg = load_vgg(vgg_weights, dev) if cfg.lambda_perceptual > 0 else None
     out_dir = ensure_writable_dir(out)
     with output_lock(out_dir):
         desc = mesh_path or (images[0] if len(images) == 1 else f"{len(images)} views")
@@ -170,7 +183,7 @@ def embed_3d_command(images, cameras_path, mesh_path, masks, background, model, 
         try:
             result = embed_3d(G, target, cfg, held_out=held,
                               estimate_cameras=True if estimate_cameras else None,
-                              callback=bar)
+                              callback=bar, vgg=vgg)
         finally:
             if bar is not None:
                 bar.close()

@@ -63,6 +63,8 @@ class Embed3DConfig:
     silhouette_loss: str = "iou"       # "iou+bce" and "bce" fit worse on demo-3d
     lambda_silhouette: float = 1.0
     lambda_rgb: float = 1.0           # MSE inside both silhouettes ([-1, 1] scale)
+    lambda_perceptual: float = 0.0    # VGG-16 features of the RGB inside both silhouettes
+                                      # (needs VGG-16 weights; 0: off, nothing loaded)
     lambda_depth: float = 1.0         # L1 on depth where the target has it (mesh inputs)
     lambda_normal: float = 0.0        # 1 - cos of world normals where the target has them
     lambda_chamfer: float = 1.0       # 3D Chamfer to the target's surface (mesh inputs)
@@ -103,8 +105,8 @@ class Embed3DConfig:
             raise I2SError(f"seed must be a whole number in [0, 2^63), got {self.seed}")
         for name in ("lr_geo", "lr_tex", "lr_camera", "tune_lr"):
             _number(name, getattr(self, name), positive=True)
-        for name in ("lambda_silhouette", "lambda_rgb", "lambda_depth", "lambda_normal",
-                     "lambda_chamfer", "lambda_reg_geo", "lambda_reg_tex"):
+        for name in ("lambda_silhouette", "lambda_rgb", "lambda_perceptual", "lambda_depth",
+                     "lambda_normal", "lambda_chamfer", "lambda_reg_geo", "lambda_reg_tex"):
             _number(name, getattr(self, name))
         for name in ("geo_fraction", "joint_fraction", "coarse_fraction", "lr_rampdown"):
             v = _number(name, getattr(self, name))

@@ -8,22 +8,36 @@ Geometry terms (they move ws_geo and, when estimated, the cameras):
   ``normal``      1 - |cos| between world face normals there (orientation-free);
   ``chamfer``     symmetric Chamfer distance between samples of G's mesh surface and of the
                   target mesh, in units of the target's bounding-box diagonal (mesh inputs).
-Texture term: ``rgb``, the MSE ([-1, 1] scale) of RGB where both silhouettes cover the pixel
-(the predicted one detached: colour never moves the outline).
+Texture terms: ``rgb``, the MSE ([-1, 1] scale) of RGB where both silhouettes cover the pixel
+(the predicted one detached: colour never moves the outline); ``perceptual`` (optional, needs
+VGG-16 weights), the 2D embedding's VGG-16 feature distance
+(:class:`i2s.embedding.losses.PerceptualLoss`: conv1_1, conv1_2, conv3_2, conv4_2 after the
+ReLU) between the render and the target view, each multiplied by the same both-covered mask
+(0 elsewhere, as the 2D masked loss does), averaged over the views.
 Regularisers: ``reg_geo`` / ``reg_tex``, the mean squared distance of each branch's ws to its
 ``w_avg``.
 """
 
 from __future__ import annotations
 
+import os
+
 import torch
 import torch.nn.functional as F
 
+from i2s.embedding.losses import PerceptualLoss
+from i2s.errors import I2SError
 from i2s.get3d.metrics import masked_psnr, sample_surface, silhouette_iou
+from i2s.models.vgg16 import VGG16Features
+from i2s.weights.load import load_vgg16
 
 GEOMETRY_TERMS = ("silhouette", "depth", "normal", "chamfer")
-TERMS = ("loss", "silhouette", "rgb", "depth", "normal", "chamfer", "reg_geo", "reg_tex")
+TERMS = ("loss", "silhouette", "rgb", "perceptual", "depth", "normal", "chamfer", "reg_geo",
+         "reg_tex")
 _EPS = 1e-6
+# what the VGG-16 lookup of the 2D embedding suggests instead, and the 3D inversion's way
+_2D_WITHOUT_VGG = "use --loss mse to embed without the perceptual loss"
+_3D_WITHOUT_VGG = "use --lambda-perceptual 0 to invert without the perceptual loss"
 
 
 def soft_iou_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -62,6 +76,38 @@ def masked_mean(values: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
 def rgb_loss(pred_rgb: torch.Tensor, target_rgb: torch.Tensor, both: torch.Tensor
              ) -> torch.Tensor:
     return masked_mean((pred_rgb - target_rgb).square(), both)
+
+
+def perceptual_loss(perceptual: PerceptualLoss, pred_rgb: torch.Tensor,
+                    target_rgb: torch.Tensor, both: torch.Tensor) -> torch.Tensor:
+    """VGG-16 perceptual distance of renders and target views [K, 3, H, W] ([-1, 1]), both
+    multiplied by ``both`` [K, H, W] (the pixels inside both silhouettes), averaged over the K
+    views. The mask moves with the render, so the target's features are taken anew (without
+    gradient) at every call."""
+    m = both[:, None].to(pred_rgb.dtype)
+    with torch.no_grad():
+        target_features = perceptual.features(target_rgb * m)
+    return perceptual(pred_rgb * m, target_features).mean()
+
+
+def load_vgg(vgg_weights: str | os.PathLike | None = None,
+             device: torch.device | str = "cpu") -> VGG16Features:
+    """VGG-16 for the perceptual term, looked up as ``i2s embed`` does (``vgg_weights``,
+    ``$I2S_VGG16``, the download cache, torch's hub cache, else a download on first use);
+    one-line :class:`I2SError` naming the 3D way around when missing or unreadable."""
+    try:
+        return load_vgg16(vgg_weights, device=device, download=True)
+    except I2SError as e:
+        text = str(e)
+        text = text.replace(_2D_WITHOUT_VGG, _3D_WITHOUT_VGG) if _2D_WITHOUT_VGG in text \
+            else f"{text}; or {_3D_WITHOUT_VGG}"
+        raise I2SError(text) from None
+
+
+def perceptual_term(vgg: VGG16Features | None, vgg_weights: str | os.PathLike | None,
+                    device: torch.device) -> PerceptualLoss:
+    """The perceptual loss on ``vgg``, or on the weights :func:`load_vgg` finds."""
+    return PerceptualLoss(vgg if vgg is not None else load_vgg(vgg_weights, device)).to(device)
 
 
 def depth_loss(pred: torch.Tensor, target: torch.Tensor, both: torch.Tensor) -> torch.Tensor:

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 
+from i2s.embedding.losses import PerceptualLoss
 from i2s.embedding3d import losses as L
 from i2s.embedding3d.cameras_estimate import CameraParameters, coarse_search
 from i2s.embedding3d.config import INIT_GIVEN_3D, INIT_KEYWORDS_3D, Embed3DConfig
@@ -30,6 +32,7 @@ from i2s.get3d.export import load_latent_3d
 from i2s.get3d.metrics import bounding_box_diagonal, mesh_chamfer
 from i2s.get3d.seeds import seed_z_3d
 from i2s.models.common import frozen
+from i2s.models.vgg16 import VGG16Features
 from i2s.provenance import run_record
 
 Callback = Callable[[StepInfo3D], None]
@@ -83,8 +86,10 @@ def to_ws(var: torch.Tensor, num_ws: int) -> torch.Tensor:
 class Objective:
     """The loss terms for the fitted views at one resolution (see :mod:`..losses`)."""
 
-    def __init__(self, G, target: Target3D, cfg: Embed3DConfig, seed: int) -> None:
+    def __init__(self, G, target: Target3D, cfg: Embed3DConfig, seed: int,
+                 perceptual: PerceptualLoss | None = None) -> None:
         self.G, self.target, self.cfg = G, target, cfg
+        self.perceptual = perceptual if cfg.lambda_perceptual > 0 else None
         self.use_depth = target.depth is not None and cfg.lambda_depth > 0
         self.use_normal = target.normals is not None and cfg.lambda_normal > 0
         self.use_chamfer = target.points is not None and cfg.lambda_chamfer > 0
@@ -109,6 +114,9 @@ class Objective:
             terms["chamfer"] = L.chamfer_loss(pts, t.points, self.scale)
         if phase.uses_rgb:
             terms["rgb"] = L.rgb_loss(out.images[:, :3], t.rgb, both)
+            if self.perceptual is not None:
+                terms["perceptual"] = L.perceptual_loss(self.perceptual, out.images[:, :3],
+                                                        t.rgb, both)
         terms["reg_geo"] = L.latent_distance(ws_geo, self.G.w_avg_geo)
         terms["reg_tex"] = L.latent_distance(ws_tex, self.G.w_avg)
         loss = zero
@@ -117,7 +125,8 @@ class Objective:
                 + cfg.lambda_depth * terms["depth"] + cfg.lambda_normal * terms["normal"] \
                 + cfg.lambda_chamfer * terms["chamfer"] + cfg.lambda_reg_geo * terms["reg_geo"]
         if phase.uses_rgb:
-            loss = loss + cfg.lambda_rgb * terms["rgb"]
+            loss = loss + cfg.lambda_rgb * terms["rgb"] \
+                + cfg.lambda_perceptual * terms["perceptual"]
         if phase.tex:
             loss = loss + cfg.lambda_reg_tex * terms["reg_tex"]
         terms["loss"] = loss
@@ -127,7 +136,8 @@ class Objective:
 # ---------------------------------------------------------------------- the inversion
 def embed_3d(G, target: Target3D, config: Embed3DConfig | None = None, *,
              held_out: Sequence[int] = (), estimate_cameras: bool | None = None,
-             start=None, callback: Callback | None = None, **overrides) -> Embed3DResult:
+             start=None, callback: Callback | None = None, vgg: VGG16Features | None = None,
+             vgg_weights: str | os.PathLike | None = None, **overrides) -> Embed3DResult:
     """Invert an object into G's two latent branches.
 
     Args:
@@ -141,6 +151,9 @@ def embed_3d(G, target: Target3D, config: Embed3DConfig | None = None, *,
             none).
         start: starting (ws_geo, ws_tex), overriding ``config.init``.
         callback: called with a :class:`StepInfo3D` after every step.
+        vgg / vgg_weights: for ``lambda_perceptual > 0``, a loaded
+            :class:`i2s.models.vgg16.VGG16Features`, or the path of torchvision's
+            ``vgg16-397923af.pth`` (default: looked up as ``i2s embed`` does); unused otherwise.
     Returns:
         :class:`Embed3DResult`.
     Raises:
@@ -161,6 +174,8 @@ def embed_3d(G, target: Target3D, config: Embed3DConfig | None = None, *,
     if target.cameras is None and held:
         raise I2SError("held-out views need cameras (they are only measured)")
     device = G.w_avg.device
+    perceptual = L.perceptual_term(vgg, vgg_weights, device) if cfg.lambda_perceptual > 0 \
+        else None
     tgt = target.to(device).at_resolution(cfg.resolution)
     fit = tgt.select(fit_idx)
     record = run_record(G, cfg.to_dict(), device)
@@ -174,14 +189,15 @@ def embed_3d(G, target: Target3D, config: Embed3DConfig | None = None, *,
         init_renders = _render_all(G, geo0, tex0, tgt, cams, fit_idx, cfg.resolution)
         var_geo, var_tex = to_variable(geo0, cfg.space_geo), to_variable(tex0, cfg.space_tex)
         phases = schedule(cfg)
-        history = _optimise(G, fit, cfg, phases, var_geo, var_tex, cams, estimate, callback)
+        history = _optimise(G, fit, cfg, phases, var_geo, var_tex, cams, estimate, callback,
+                            perceptual)
         ws_geo = to_ws(var_geo.detach(), G.num_ws_geo)
         ws_tex = to_ws(var_tex.detach(), G.num_ws_tex)
         seconds = time.perf_counter() - t0
         G_final, tune_seconds = G, 0.0
         if cfg.tune_steps:
             t1 = time.perf_counter()
-            G_final = _tune(G, fit, cfg, ws_geo, ws_tex, cams, history, callback)
+            G_final = _tune(G, fit, cfg, ws_geo, ws_tex, cams, history, callback, perceptual)
             tune_seconds = time.perf_counter() - t1
     if not (bool(torch.isfinite(ws_geo).all()) and bool(torch.isfinite(ws_tex).all())):
         raise I2SError("the optimisation diverged (the latents are not finite); lower the "
@@ -285,17 +301,18 @@ def _render_all(G, ws_geo, ws_tex, tgt: Target3D, cams, fit_idx, resolution) -> 
 
 
 def _optimise(G, fit: Target3D, cfg: Embed3DConfig, phases: list[Phase], var_geo, var_tex,
-              cams, estimate: bool, callback) -> dict[str, np.ndarray]:
+              cams, estimate: bool, callback, perceptual: PerceptualLoss | None = None
+              ) -> dict[str, np.ndarray]:
     steps = cfg.steps
     opt_geo = torch.optim.Adam([var_geo], lr=cfg.lr_geo, betas=cfg.betas)
     opt_tex = torch.optim.Adam([var_tex], lr=cfg.lr_tex, betas=cfg.betas)
     refine = isinstance(cams, CameraParameters) and cfg.refine_cameras
     opt_cam = torch.optim.Adam(cams.parameters(), lr=cfg.lr_camera) if refine else None
     coarse_steps = round(steps * cfg.coarse_fraction)
-    objectives = {cfg.resolution: Objective(G, fit, cfg, cfg.seed)}
+    objectives = {cfg.resolution: Objective(G, fit, cfg, cfg.seed, perceptual)}
     if coarse_steps:
         half = max(8, cfg.resolution // 2)
-        objectives[half] = Objective(G, fit.at_resolution(half), cfg, cfg.seed)
+        objectives[half] = Objective(G, fit.at_resolution(half), cfg, cfg.seed, perceptual)
     history = {k: np.full(steps, np.nan) for k in (*L.TERMS, "iou", "psnr", "phase")}
     which = phase_at(phases)
     ramp = lr_factors(phases, cfg.lr_rampdown, whole_run=cfg.strategy == "alternating")
@@ -351,7 +368,8 @@ def _optimise(G, fit: Target3D, cfg: Embed3DConfig, phases: list[Phase], var_geo
     return history
 
 
-def _tune(G, fit: Target3D, cfg: Embed3DConfig, ws_geo, ws_tex, cams, history, callback):
+def _tune(G, fit: Target3D, cfg: Embed3DConfig, ws_geo, ws_tex, cams, history, callback,
+          perceptual: PerceptualLoss | None = None):
     """PTI-style: a copy of G whose tri-plane network is tuned (Adam, ``tune_lr``) for
     ``tune_steps`` steps on every term, the latents fixed at the found ones."""
     Gt = copy.deepcopy(G)
@@ -359,7 +377,7 @@ def _tune(G, fit: Target3D, cfg: Embed3DConfig, ws_geo, ws_tex, cams, history, c
     for p in params:
         p.requires_grad_(True)
     opt = torch.optim.Adam(params, lr=cfg.tune_lr)
-    objective = Objective(Gt, fit, cfg, cfg.seed + 1)
+    objective = Objective(Gt, fit, cfg, cfg.seed + 1, perceptual)
     phase = Phase("tune", cfg.tune_steps, True, True, 1.0)
     cameras = cams.detached() if isinstance(cams, CameraParameters) else cams
     tune_hist = {k: np.full(cfg.tune_steps, np.nan) for k in ("loss", "iou", "psnr")}
