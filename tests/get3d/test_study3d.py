@@ -63,6 +63,19 @@ def test_one_study_inversion_is_recorded(tmp_path):
     assert third.computed == 2 and third.reused == 0
 
 
+def test_cache_keys_leave_out_later_settings_at_their_default(tmp_path):
+    """An inversion cached before lambda_perceptual existed has the same key as one with it
+    at 0; another weight is another inversion."""
+    G = tiny()
+    study = Get3DStudy(G, tmp_path, Get3DStudyOptions(quick=True, steps=2, resolution=32))
+    obj = self_object(G, 200, 32)
+    now = study.base.to_dict()
+    before = {k: v for k, v in now.items() if k != "lambda_perceptual"}
+    assert now["lambda_perceptual"] == 0.0
+    assert study._key(obj, now) == study._key(obj, before)
+    assert study._key(obj, {**now, "lambda_perceptual": 0.5}) != study._key(obj, before)
+
+
 @pytest.mark.slow
 def test_study_on_a_tiny_generator(tmp_path):
     G = tiny()
@@ -90,6 +103,8 @@ def test_study_on_a_tiny_generator(tmp_path):
     for name in res["figures"]:
         assert (tmp_path / name).is_file()
     assert "Edits between inverted objects" in report
+    assert "varies one factor around one setting" in report and "Load average" in report
+    assert len(doc["meta"]["load_average_start"]) == 3
 
 
 @pytest.mark.slow

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -49,6 +50,9 @@ HELD_OUT = (1, 5)                    # azimuths 45 and 225 degrees: measured onl
 SPACES = (("w+", "w+"), ("w", "w"), ("w+", "w"))
 VIEW_COUNTS = (1, 2, 4, 6)
 DRIFT_STRATEGIES = ("joint", "staged-joint")   # geometry measured along the run
+# Settings added after the full study ran: left out of the cache key while at these values,
+# so that the inversions cached then stay valid.
+_KEY_DEFAULTS = {"lambda_perceptual": 0.0}
 
 
 @dataclass(frozen=True)
@@ -150,6 +154,8 @@ class Get3DStudy:
         # that caches made then stay valid)
         ident = getattr(self.G, "file_sha256", None) or getattr(self.G, "sha256", None)
         h.update((ident or "unsaved-model").encode())
+        settings = {k: v for k, v in settings.items()
+                    if not (k in _KEY_DEFAULTS and v == _KEY_DEFAULTS[k])}
         h.update(json.dumps({"object": obj.name, **settings}, sort_keys=True).encode())
         h.update(obj.target.images.detach().cpu().float().numpy().tobytes())
         return h.hexdigest()[:24]
@@ -325,6 +331,7 @@ def run_get3d_study(G, out: str | Path, options: Get3DStudyOptions | None = None
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     study = Get3DStudy(G, out, opt, log)
+    load_start = os.getloadavg()
     t_all = time.perf_counter()
     objects = [self_object(G, s, opt.resolution) for s in opt.self_seeds] + \
               [teacher_object(G, s, opt.resolution, opt.teacher_mesh_resolution)
@@ -430,7 +437,8 @@ def run_get3d_study(G, out: str | Path, options: Get3DStudyOptions | None = None
             "held_out_views": list(HELD_OUT), "views": VIEWS,
             "seconds": time.perf_counter() - t_all, "inversions": len(study.runs),
             "inversions_computed": study.computed, "inversions_reused": study.reused,
-            "inversion_seconds": sum(r["seconds"] for r in study.runs)}
+            "inversion_seconds": sum(r["seconds"] for r in study.runs),
+            "load_average_start": list(load_start), "load_average_end": list(os.getloadavg())}
     doc = {"meta": meta, "results": results, "runs": study.runs, "figures": figures}
     write_json_atomic(out / "results.json", json.loads(json.dumps(doc, default=float)),
                       indent=1)
@@ -442,14 +450,27 @@ def run_get3d_study(G, out: str | Path, options: Get3DStudyOptions | None = None
 
 def _intro(meta: dict, best: dict) -> str:
     o = meta["options"]
-    return (f"Model `{meta['model']}` (SHA-256 `{meta['model_sha256']}`); {o['steps']} steps at "
+    file_sha = meta.get("model_file_sha256")
+    ident = (f"file SHA-256 `{file_sha}`, weights+config digest `{meta['model_sha256']}`"
+             if file_sha else f"weights+config digest `{meta['model_sha256']}`")
+    load = ""
+    if meta.get("load_average_start") is not None:
+        load = (f" Load average (1 min) at the start and end: "
+                f"{meta['load_average_start'][0]:.2f} and {meta['load_average_end'][0]:.2f}; "
+                "the seconds are wall time on this machine as it was, other work included.")
+    return (f"Model `{meta['model']}` ({ident}); {o['steps']} steps at "
             f"{o['resolution']} px per inversion; {VIEWS} orbit views (elevation 20 degrees), "
             f"views {list(HELD_OUT)} held out (never in a loss); self seeds "
             f"{list(o['self_seeds'])}, teacher seeds {list(o['teacher_seeds'])}"
             + (" (**quick**)" if o["quick"] else "") + f"; {meta['inversions']} inversions, "
             f"{meta['inversion_seconds'] / 60:.1f} min of optimisation on {meta['machine']}"
             + (f" ({meta['inversions_reused']} of them from the cache of an interrupted run)"
-               if meta["inversions_reused"] else "") + ". Chamfer: symmetric, in "
+               if meta["inversions_reused"] else "") + "." + load + " Design: each section "
+            "varies one factor around one setting (the best strategy and spaces of the first "
+            f"section, {VIEWS - len(HELD_OUT)} fitted views, known cameras), not the cross "
+            "product of strategies, spaces, view counts and cameras; at most "
+            f"{VIEWS - len(HELD_OUT)} views can be fitted, since {len(HELD_OUT)} of the {VIEWS} "
+            "are held out. Chamfer: symmetric, in "
             "bounding-box diagonals of the ground truth; model's own: the Chamfer of the "
             "model's sample for the teacher object's own z (what the distillation reached; "
             "an inversion can get closer, since it fits this one object). Best setting on "
