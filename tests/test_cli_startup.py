@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from importlib.resources import files
 
 import click
 import torch
@@ -26,6 +27,16 @@ def _loads_torch(argv: list[str]) -> bool:
 def test_help_and_version_do_not_import_torch():
     assert not _loads_torch(["--version"])
     assert not _loads_torch(["--help"])
+
+
+def test_align_and_paste_back_do_not_import_torch(tmp_path):
+    """They never compute with it; importing PyTorch took 2.7-4.6 s of align's 8-11 s."""
+    assert not _loads_torch(["align", "--help"])
+    assert not _loads_torch(["paste-back", "--help"])
+    # a real run too (without dlib it stops at the one-line install hint, still torch-free)
+    photo = files("i2s") / "data" / "examples" / "real_faces" / "astronaut.png"
+    assert not _loads_torch(["align", str(photo), "--out", str(tmp_path / "a"), "--size", "64"])
+    assert _loads_torch(["generate", "--help"])  # the probe sees torch where it is imported
 
 
 def test_import_i2s_is_lazy_and_names_resolve():

@@ -19,7 +19,8 @@ LAYERS = [
     ["models"],
     ["get3d"],
     ["weights", "faces"],
-    ["embedding", "edits", "embedding3d", "demo", "directions"],
+    ["embedding", "edits", "demo", "directions"],
+    ["embedding3d"],  # takes the 2D perceptual loss from embedding
     ["experiments", "dataset"],
     ["web"],
     ["cli"],

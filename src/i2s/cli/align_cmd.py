@@ -6,13 +6,11 @@ from pathlib import Path
 
 import click
 
-from i2s.cli.common import ensure_writable_dir
+from i2s.cli.common import ensure_writable_dir, face_choice, face_options
 from i2s.cli.messages import report_error
-from i2s.cli.options import face_choice, face_options
-from i2s.embedding.files import unique_stems
 from i2s.errors import I2SError
 from i2s.faces import FaceModelsMissing, align
-from i2s.media.files import output_lock
+from i2s.media.files import output_lock, unique_stems
 from i2s.media.images import read_rgb, save_image
 
 

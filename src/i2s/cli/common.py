@@ -5,6 +5,7 @@ helpers that need it), so that commands that never compute (align, paste-back) s
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import signal
 import tempfile
@@ -13,8 +14,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import click
+
 from i2s.cli.messages import flush_notes
 from i2s.errors import I2SError
+from i2s.faces.detect import DETECTORS, FaceChoice
 from i2s.progress import progress_bar
 
 if TYPE_CHECKING:
@@ -23,6 +27,53 @@ if TYPE_CHECKING:
     from i2s.embedding import StepInfo
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
+
+
+class FiniteFloat(click.FloatRange):
+    """A float option in a range that is also finite (click's FloatRange lets NaN through,
+    since every comparison with NaN is false, and inf where there is no upper bound)."""
+
+    name = "number"
+
+    def _describe_range(self) -> str:
+        if self.min is None and self.max is None:
+            return "finite"  # click would print "x<=None"
+        return super()._describe_range()
+
+    def convert(self, value, param, ctx):
+        v = super().convert(value, param, ctx)
+        if not math.isfinite(v):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return v
+
+
+# (parameter name, option): which face alignment takes (i2s align, --align)
+FACE_OPTIONS: list[tuple[str, Callable]] = [
+    ("detector", click.option(
+        "--detector", type=click.Choice(DETECTORS), default="hog", show_default=True,
+        help="Face detector: hog (fast) or cnn (dlib's MMOD CNN: finds turned, small and "
+             "dim faces HOG misses; slower).")),
+    ("min_face_score", click.option(
+        "--min-face-score", type=FiniteFloat(), default=None,
+        help="Ignore detections scoring below this (HOG: clear faces score 0.5-2.5, most false "
+             "alarms under 0.3; CNN: about 1 for clear faces).")),
+    ("face_index", click.option(
+        "--face-index", type=click.IntRange(min=0), default=0, show_default=True,
+        help="Which face to align: 0 the largest, 1 the next, ...")),
+]
+
+
+def face_options(f: Callable) -> Callable:
+    """--detector, --min-face-score, --face-index (i2s align)."""
+    for _, opt in reversed(FACE_OPTIONS):
+        f = opt(f)
+    return f
+
+
+def face_choice(values: dict) -> FaceChoice:
+    """The :class:`i2s.faces.FaceChoice` of the face options' values."""
+    return FaceChoice(values.get("detector") or "hog", values.get("min_face_score"),
+                      values.get("face_index") or 0)
 
 
 def pick_device(name: str) -> torch.device:

@@ -5,7 +5,6 @@ and ``--align``, which say where the inputs come from)."""
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -13,7 +12,13 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from i2s.cli.common import DEVICE_CHOICES
+from i2s.cli.common import (  # noqa: F401 (FiniteFloat, face_*: the commands')
+    DEVICE_CHOICES,
+    FACE_OPTIONS,
+    FiniteFloat,
+    face_choice,
+    face_options,
+)
 from i2s.embedding import EmbedConfig
 from i2s.embedding.config import MAX_STEPS, NOISE_MAP_MODES, OPTIMIZERS, PAPER
 from i2s.embedding.latents import SPACES
@@ -21,29 +26,12 @@ from i2s.embedding.losses import LOSS_KINDS, VGG_TAPS
 from i2s.embedding.recipes import RECIPES
 from i2s.embedding.schedules import LR_SCHEDULES
 from i2s.errors import I2SError
-from i2s.faces.detect import DETECTORS, FaceChoice
+from i2s.faces.detect import FaceChoice
 from i2s.models.common import NOISE_MODES
 
 DEFAULT_MODEL = "demo"
 _DEFAULTS = EmbedConfig()
 
-
-class FiniteFloat(click.FloatRange):
-    """A float option in a range that is also finite (click's FloatRange lets NaN through,
-    since every comparison with NaN is false, and inf where there is no upper bound)."""
-
-    name = "number"
-
-    def _describe_range(self) -> str:
-        if self.min is None and self.max is None:
-            return "finite"  # click would print "x<=None"
-        return super()._describe_range()
-
-    def convert(self, value, param, ctx):
-        v = super().convert(value, param, ctx)
-        if not math.isfinite(v):
-            self.fail(f"{value!r} is not a finite number.", param, ctx)
-        return v
 
 @contextlib.contextmanager
 def bad_value(option: str) -> Iterator[None]:
@@ -116,35 +104,6 @@ def _config_option(field: str, help: str, off: bool = False, **kw: Any) -> tuple
     option = click.option("--" + field.replace("_", "-"), field, default=default,
                           show_default=shown, help=help, **kw)
     return field, option
-
-
-# (parameter name, option): which face alignment takes (i2s align, --align)
-FACE_OPTIONS: list[tuple[str, Callable]] = [
-    ("detector", click.option(
-        "--detector", type=click.Choice(DETECTORS), default="hog", show_default=True,
-        help="Face detector: hog (fast) or cnn (dlib's MMOD CNN: finds turned, small and "
-             "dim faces HOG misses; slower).")),
-    ("min_face_score", click.option(
-        "--min-face-score", type=FiniteFloat(), default=None,
-        help="Ignore detections scoring below this (HOG: clear faces score 0.5-2.5, most false "
-             "alarms under 0.3; CNN: about 1 for clear faces).")),
-    ("face_index", click.option(
-        "--face-index", type=click.IntRange(min=0), default=0, show_default=True,
-        help="Which face to align: 0 the largest, 1 the next, ...")),
-]
-
-
-def face_options(f: Callable) -> Callable:
-    """--detector, --min-face-score, --face-index (i2s align)."""
-    for _, opt in reversed(FACE_OPTIONS):
-        f = opt(f)
-    return f
-
-
-def face_choice(values: dict) -> FaceChoice:
-    """The :class:`i2s.faces.FaceChoice` of the face options' values."""
-    return FaceChoice(values.get("detector") or "hog", values.get("min_face_score"),
-                      values.get("face_index") or 0)
 
 
 # (parameter name, option): the EmbedConfig fields, and the input options

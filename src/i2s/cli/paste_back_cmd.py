@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import click
 
-from i2s.cli.common import ensure_parent_dir
-from i2s.cli.options import FiniteFloat
+from i2s.cli.common import FiniteFloat, ensure_parent_dir
 from i2s.faces import AlignTransform, paste_back
 from i2s.faces.paste import BLENDS, REGIONS
 from i2s.media.images import image_format, read_rgb, save_image

@@ -35,7 +35,7 @@ from i2s.embedding.result import StepInfo
 from i2s.embedding.stages import total_steps
 from i2s.errors import I2SError
 from i2s.faces import AlignTransform, FaceChoice, FaceModelsMissing, align
-from i2s.media.files import staged_folder, write_json_atomic, write_text_atomic
+from i2s.media.files import staged_folder, unique_stems, write_json_atomic, write_text_atomic
 from i2s.media.images import load_image, load_mask, read_rgb, save_image, to_tensor, to_uint8
 from i2s.media.metrics import psnr
 from i2s.media.video import VideoWriter, upscale_nearest
@@ -64,17 +64,6 @@ class EmbeddedFiles:
         self.failed.append((raw, reason))
         if self.on_failure is not None:
             self.on_failure(raw, reason)
-
-
-def unique_stems(paths: list[Path]) -> list[str]:
-    """Output folder names: the file stem, with -2, -3, ... for repeated stems."""
-    seen: dict[str, int] = {}
-    out = []
-    for p in paths:
-        n = seen.get(p.stem, 0) + 1
-        seen[p.stem] = n
-        out.append(p.stem if n == 1 else f"{p.stem}-{n}")
-    return out
 
 
 def input_image(path: str | Path, resolution: int, aligned: bool | FaceChoice = False

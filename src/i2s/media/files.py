@@ -217,3 +217,14 @@ def read_npz(path: str | os.PathLike, what: str) -> dict[str, Any]:
             return {k: f[k] for k in f.files}
     except Exception as e:  # numpy raises many types for corrupt archives
         raise I2SError(f"{p}: cannot read {what} ({type(e).__name__})") from None
+
+
+def unique_stems(paths: list[Path]) -> list[str]:
+    """Output folder names: the file stem, with -2, -3, ... for repeated stems."""
+    seen: dict[str, int] = {}
+    out = []
+    for p in paths:
+        n = seen.get(p.stem, 0) + 1
+        seen[p.stem] = n
+        out.append(p.stem if n == 1 else f"{p.stem}-{n}")
+    return out

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from i2s.errors import I2SError
 from i2s.media.files import atomic_path, file_problem
+
+if TYPE_CHECKING:
+    import torch
 
 ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 
@@ -135,6 +138,8 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
         a = a[None]
     if a.ndim != 4 or a.shape[-1] != 3 or a.dtype != np.uint8:
         raise ValueError(f"expected uint8 [N, H, W, 3], got {a.dtype} {a.shape}")
+    import torch  # noqa: PLC0415 (commands that only read and write images start faster)
+
     t = torch.from_numpy(np.require(a, requirements=["C", "W"])).permute(0, 3, 1, 2).float()
     return t / 127.5 - 1.0
 
@@ -146,6 +151,8 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
         I2SError: for NaN or infinite pixels (a model or latent out of its range), which
             would otherwise become black pixels silently.
     """
+    import torch  # noqa: PLC0415 (start-up time, as above)
+
     x = images.detach().float().cpu()
     if not torch.isfinite(x).all():
         raise I2SError("the generator gave NaN or infinite pixel values (a latent or model "
