@@ -224,15 +224,33 @@ def test_cli_sigterm_then_resume(tmp_path, model_file, capsys):
     assert not any((out / ".resume").glob("*/*"))
 
 
+def test_ctrl_c_stops_at_the_next_step_and_a_second_one_at_once():
+    from i2s.cli.common import Terminated, stop_signals
+
+    before = signal.getsignal(signal.SIGINT)
+    with stop_signals() as stops:
+        step = stops.progress(None)("face.png", 10)
+        os.kill(os.getpid(), signal.SIGINT)  # inside an update: nothing raised there...
+        time.sleep(0.01)
+        with pytest.raises(KeyboardInterrupt) as e:   # ...but at the next step, as Ctrl-C
+            step(None)
+        assert not isinstance(e.value, Terminated)
+        with pytest.raises(KeyboardInterrupt):        # the user insists: at once
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
+        step.close()
+    assert signal.getsignal(signal.SIGINT) is before
+
+
 def test_sigterm_raises_at_once_or_at_the_next_step_and_is_restored():
-    from i2s.cli.common import Terminated, sigterm_as_interrupt
+    from i2s.cli.common import Terminated, stop_signals
 
     before = signal.getsignal(signal.SIGTERM)
-    with pytest.raises(Terminated), sigterm_as_interrupt():
+    with pytest.raises(Terminated), stop_signals():
         os.kill(os.getpid(), signal.SIGTERM)  # no step loop: raised at once
         time.sleep(5)
     assert signal.getsignal(signal.SIGTERM) is before
-    with sigterm_as_interrupt() as stops:
+    with stop_signals() as stops:
         step = stops.progress(None)("face.png", 10)
         os.kill(os.getpid(), signal.SIGTERM)  # inside the steps: raised by the next one
         time.sleep(0.01)

@@ -145,32 +145,35 @@ EXIT_TERMINATED = 128 + signal.SIGTERM  # 143: the shell's code for a job ended 
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM (``kill``, a job scheduler) raised where Ctrl-C raises KeyboardInterrupt, so that
-    the same clean-up runs (see :func:`sigterm_as_interrupt`)."""
+    the same clean-up runs (see :func:`stop_signals`)."""
 
 
 class StopPoints:
-    """Where a SIGTERM stops a command (see :func:`sigterm_as_interrupt`): at once, or, while
-    an embedding runs its steps, at the next step. A step callback is a safe place: raised there,
-    the interrupt leaves the last finished step to save, while at an arbitrary moment it may
-    land inside an optimiser update, which leaves nothing consistent to save."""
+    """Where Ctrl-C (SIGINT) and SIGTERM stop a command (see :func:`stop_signals`): at once,
+    or, while an embedding runs its steps, at the next step. A step callback is a safe place:
+    raised there, the interrupt leaves the last finished step to save, while at an arbitrary
+    moment it may land inside an optimiser update, which leaves nothing consistent to save. A
+    second Ctrl-C interrupts at once (the user insists); a second SIGTERM changes nothing."""
 
     def __init__(self) -> None:
-        self.requested = False   # a SIGTERM came
+        self.requested: type[KeyboardInterrupt] | None = None  # what the next stop raises
         self._steps = 0          # step loops under way (then stop at the next step)
 
     def handle(self, signum: int, frame: object) -> None:
-        """The SIGTERM handler: remember it; raise :class:`Terminated` unless a step loop runs
-        (its next step raises it). A second SIGTERM changes nothing."""
-        if self.requested:
+        """The handler of both signals: remember the first; raise it unless a step loop runs
+        (its next step raises it)."""
+        if self.requested is not None:
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
             return
-        self.requested = True
+        self.requested = Terminated if signum == signal.SIGTERM else KeyboardInterrupt
         if not self._steps:
-            raise Terminated
+            raise self.requested
 
     def check(self) -> None:
-        """Raise :class:`Terminated` if a SIGTERM came."""
-        if self.requested:
-            raise Terminated
+        """Raise the interrupt of a signal that came (:class:`Terminated` for SIGTERM)."""
+        if self.requested is not None:
+            raise self.requested
 
     def progress(self, factory: Callable[[str, int], Callable[[StepInfo], None]] | None
                  ) -> Callable[[str, int], _StoppableSteps]:
@@ -181,10 +184,10 @@ class StopPoints:
 
 
 class _StoppableSteps:
-    """One embedding's step callback: ``inner``'s, then the SIGTERM check; ``close`` ends it."""
+    """One embedding's step callback: ``inner``'s, then the stop check; ``close`` ends it."""
 
     def __init__(self, stops: StopPoints, inner: Callable[[StepInfo], None] | None) -> None:
-        stops.check()  # a SIGTERM between two embeddings: stop before the next one starts
+        stops.check()  # a signal between two embeddings: stop before the next one starts
         self.stops, self.inner = stops, inner
         stops._steps += 1
 
@@ -202,18 +205,19 @@ class _StoppableSteps:
 
 
 @contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[StopPoints]:
-    """While inside, SIGTERM stops the command as Ctrl-C does, by raising :class:`Terminated`
-    (a KeyboardInterrupt) in the main thread: at once, or at the next step of an embedding
-    whose progress callbacks come from :meth:`StopPoints.progress`. The previous handler is
-    restored on leaving. Outside the main thread (where Python cannot set handlers) nothing
-    changes."""
+def stop_signals() -> Iterator[StopPoints]:
+    """While inside, Ctrl-C raises KeyboardInterrupt and SIGTERM :class:`Terminated` (a
+    KeyboardInterrupt, so the same clean-up runs) in the main thread: at once, or at the next
+    step of an embedding whose progress callbacks come from :meth:`StopPoints.progress`. The
+    previous handlers are restored on leaving. Outside the main thread (where Python cannot
+    set handlers) nothing changes."""
     stops = StopPoints()
     if threading.current_thread() is not threading.main_thread():
         yield stops
         return
-    old = signal.signal(signal.SIGTERM, stops.handle)
+    old = {sig: signal.signal(sig, stops.handle) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield stops
     finally:
-        signal.signal(signal.SIGTERM, old)
+        for sig, handler in old.items():
+            signal.signal(sig, handler)

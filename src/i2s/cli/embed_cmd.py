@@ -12,7 +12,7 @@ from i2s.cli.common import (
     ensure_writable_dir,
     load_2d_generator,
     pick_device,
-    sigterm_as_interrupt,
+    stop_signals,
 )
 from i2s.cli.messages import info, report_error
 from i2s.cli.options import device_option, embedding_options, model_option, pop_embedding_args
@@ -58,7 +58,7 @@ def embed_command(images, model, out, device, mask, video, upscale, save_every, 
     images = expand_inputs(list(images))
     args = pop_embedding_args(kwargs)
     out_dir = ensure_writable_dir(out)
-    with output_lock(out_dir), sigterm_as_interrupt() as stops:
+    with output_lock(out_dir), stop_signals() as stops:
         if not resume and any((out_dir / RESUME_FOLDER).glob("*/*.safetensors")):
             info(f"note: {out_dir} holds an interrupted run; --resume continues it (this run "
                  "starts afresh)")

@@ -4,11 +4,16 @@
 from __future__ import annotations
 
 import contextlib
-import signal
 
 import click
 
-from i2s.cli.common import StepBar, ensure_writable_dir, load_2d_generator, pick_device
+from i2s.cli.common import (
+    StepBar,
+    ensure_writable_dir,
+    load_2d_generator,
+    pick_device,
+    stop_signals,
+)
 from i2s.cli.messages import info, report_error
 from i2s.cli.options import device_option, embedding_options, model_option, pop_embedding_args
 from i2s.dataset import DatasetProgress, Ranks, embed_dataset
@@ -46,9 +51,9 @@ def embed_dataset_command(src, model, out, device, quiet, **kwargs) -> int:
     G = load_2d_generator(model, dev)
     ranks.start(dev)
     lead = ranks.rank == 0
-    old = signal.signal(signal.SIGTERM, _terminated)   # torchrun stops the others this way
     try:
-        with output_lock(out_dir) if lead else contextlib.nullcontext():
+        # stop_signals: SIGTERM (how torchrun stops the other processes) stops it as Ctrl-C
+        with stop_signals(), output_lock(out_dir) if lead else contextlib.nullcontext():
             run = embed_dataset(
                 G, src, out, args.config, aligned=args.align, ranks=ranks,
                 vgg_weights=args.vgg_weights, lpips_weights=args.lpips_weights,
@@ -62,7 +67,6 @@ def embed_dataset_command(src, model, out, device, quiet, **kwargs) -> int:
                  "(with any number of processes) continues")
         raise
     finally:
-        signal.signal(signal.SIGTERM, old)
         ranks.stop()
     if not lead:
         return 0     # rank 0 reports the run and its exit code says how it went
@@ -73,10 +77,6 @@ def embed_dataset_command(src, model, out, device, quiet, **kwargs) -> int:
         report_error(f"not every process finished: {run.rank_problem}; run the same command "
                      "again to finish")
     return 0 if run.complete else 1
-
-
-def _terminated(signum, frame) -> None:
-    raise KeyboardInterrupt
 
 
 def _show_progress(p: DatasetProgress) -> None:
