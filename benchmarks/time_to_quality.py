@@ -179,8 +179,11 @@ def editability(G, run: dict) -> dict:
                 synthesis_with_noise(Ga, mid, {k: v[0] for k, v in a.noise.items()})
         close.append(float(psnr(mse(to_uint8(edited), to_uint8(a.image)))[0]))
         effect.append(float(psnr(mse(to_uint8(edited), to_uint8(plain)))[0]))
-    return {"morph_psnr": float(np.mean(close)),
-            "noise_effect_db": float(np.mean([e for e in effect if np.isfinite(e)] or [np.inf]))}
+    # None (null in results.json) without a pair, and for the noise effect when the edit is the
+    # plain model's exactly (no maps, no tuning: an infinite PSNR)
+    finite = [e for e in effect if np.isfinite(e)]
+    return {"morph_psnr": float(np.mean(close)) if close else None,
+            "noise_effect_db": float(np.mean(finite)) if finite else None}
 
 
 def reach_time(run: dict, level: float) -> float | None:
@@ -336,10 +339,13 @@ def main() -> None:
         print(f"\npart {name}")
         for recipe, s in p.items():
             frac = s.get("fraction_of_paper_time")
+            reach = ("paper not run" if "paper" not in p else "never" if frac is None
+                     else f"{100 * frac:.1f}% of its time")
+            morph, effect = (("n/a" if v is None else f"{v:.2f} dB")
+                             for v in (s["morph_psnr"], s["noise_effect_db"]))
             print(f"  {recipe:10s} {s['psnr']:6.2f} dB  SSIM {s['ssim']:.4f}  "
-                  f"{s['seconds']:7.1f} s  reaches paper at "
-                  f"{'never' if frac is None else f'{100 * frac:.1f}% of its time'}  "
-                  f"morph {s['morph_psnr']:.2f} dB, noise effect {s['noise_effect_db']:.2f} dB")
+                  f"{s['seconds']:7.1f} s  reaches paper at {reach}  "
+                  f"morph {morph}, noise effect {effect}")
 
 
 if __name__ == "__main__":
