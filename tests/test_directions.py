@@ -1,6 +1,7 @@
 """Semantic directions: SeFa and GANSpace known answers, applying them, direction files, the
 InterFaceGAN registry entries, and the CLI (i2s edit, i2s directions)."""
 
+import dataclasses
 import json
 
 import imageio.v2 as imageio
@@ -26,6 +27,7 @@ from i2s.media.grid import labelled_grid
 from i2s.models import render
 from i2s.models.common import seed_z
 from i2s.weights.registry import ModelEntry
+from tests.checkpoint_writers import storages_tagged
 from tests.cli_run import run
 
 
@@ -136,6 +138,15 @@ def test_direction_files_in_the_published_layouts(tmp_path):
         d = load_direction_file(path, 32, 6)
         assert d.shape == (32,) and float(d.norm()) == pytest.approx(1.0)
         torch.testing.assert_close(d, torch.from_numpy(v[0] / np.linalg.norm(v)).float())
+    # e4e's pose.pt: [1, num_ws, w_dim] (every row the same unit vector), saved from a GPU
+    rows = torch.nn.functional.normalize(torch.randn(1, 32), dim=1).expand(6, 32)
+    with storages_tagged("cuda:0"):
+        torch.save(rows[None].clone(), tmp_path / "pose.pt")
+    assert b"cuda:0" in (tmp_path / "pose.pt").read_bytes()
+    torch.testing.assert_close(load_direction_file(tmp_path / "pose.pt", 32, 6), rows)
+    torch.save(rows[None, :5].clone(), tmp_path / "rows5.pt")
+    with pytest.raises(I2SError, match=r"\[1, 6, 32\]"):
+        load_direction_file(tmp_path / "rows5.pt", 32, 6)
     np.save(tmp_path / "wrong.npy", np.ones((1, 31)))
     np.save(tmp_path / "zero.npy", np.zeros((1, 32)))
     (tmp_path / "junk.pt").write_bytes(b"not a torch file")
@@ -150,11 +161,19 @@ def test_interfacegan_entries_download_for_the_papers_model(tiny_G, tmp_path, mo
     entry = registry.REGISTRY["interfacegan-ffhq-smile"]
     assert entry.kind == "direction" and entry.for_model == "stylegan-ffhq-1024"
     assert entry.urls[0].endswith("boundaries/stylegan_ffhq_smile_w_boundary.npy")
+    assert entry.size == 4224 and len(entry.sha256) == 64
     monkeypatch.setenv("I2S_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("I2S_OFFLINE")
     served = tmp_path / "served.npy"
     np.save(served, np.arange(32, dtype=np.float64)[None] + 1)
     serve(monkeypatch, served)
+    tiny_G.source = "stylegan-ffhq-1024"
+    with pytest.raises(I2SError, match="SHA-256|size"):     # not the published file: refused
+        resolve_direction(tiny_G, "smile")
+    # the same entry without the published file's size and digest serves the stand-in
+    monkeypatch.setitem(registry.REGISTRY, "interfacegan-ffhq-smile",
+                        dataclasses.replace(entry, size=None, sha256=None))
+    tiny_G.source = None
     with pytest.raises(I2SError, match="published for stylegan-ffhq-1024, stylegan2-ffhq-1024"):
         resolve_direction(tiny_G, "smile")
     tiny_G.source = "stylegan-ffhq-1024"

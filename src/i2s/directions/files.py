@@ -19,7 +19,8 @@ PCA_KEYS = ("comp", "std", "mean")
 
 def load_direction_file(path: str | os.PathLike, w_dim: int, num_ws: int) -> torch.Tensor:
     """The direction in ``path`` as [w_dim] or [num_ws, w_dim] float32, unit-normalised for a
-    W direction ([num_ws, w_dim] is kept as stored). I2SError for anything else."""
+    W direction ([num_ws, w_dim] and [1, num_ws, w_dim] are kept as stored, as
+    [num_ws, w_dim]). Storages saved on a GPU load on the CPU. I2SError for anything else."""
     p = Path(path)
     if not p.is_file():
         raise I2SError(f"direction file not found: {p}")
@@ -43,9 +44,11 @@ def load_direction_file(path: str | os.PathLike, w_dim: int, num_ws: int) -> tor
     shape = tuple(a.shape)
     if shape in ((1, w_dim), (w_dim,)):
         a = a.reshape(w_dim)
-    elif shape != (num_ws, w_dim):
+    elif shape in ((num_ws, w_dim), (1, num_ws, w_dim)):   # e4e's pose.pt is [1, 18, 512]
+        a = a.reshape(num_ws, w_dim)
+    else:
         raise I2SError(f"{p}: direction of shape {list(shape)}, this model needs [{w_dim}], "
-                       f"[1, {w_dim}] or [{num_ws}, {w_dim}]")
+                       f"[1, {w_dim}] or [{num_ws}, {w_dim}] (or [1, {num_ws}, {w_dim}])")
     if not bool(torch.isfinite(a).all()) or float(a.norm()) == 0:
         raise I2SError(f"{p}: the direction is zero or not finite")
     return a / a.norm() if a.ndim == 1 else a

@@ -34,6 +34,25 @@ ADA_TF = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada/pretrained/"
 # The lpips project's VGG calibration (v0.1); size and SHA-256 measured on the repository's file.
 E4E = ("https://raw.githubusercontent.com/omertov/encoder4editing/main/editings/"
        "interfacegan_directions/")
+# Sizes and SHA-256 of the published direction files, measured on the files in snapshots of
+# genforce/interfacegan (commit 8da3fc0) and omertov/encoder4editing (commit 99ea505); the
+# downloads are checked against them.
+INTERFACEGAN_FILES = (
+    ("age", "age", "f92c72c6621fd9630a2100168462a15a531bee410099847fdcdf844159eb7e30"),
+    ("eyeglasses", "eyeglasses",
+     "ac826235cc7347eb1f57ba9e6e2904e52f34a6052a4db03dc693648a4f231cc5"),
+    ("gender", "gender", "077953b129bbb52605b3391d4824938c9ded35337f60d282478c72dcc3c5c28f"),
+    ("pose", "head pose (yaw)",
+     "688585cf4d2bc3eead7bc18b4cf6e0985a0beb8a5ed46f25a08b2925d33efc1a"),
+    ("smile", "smile", "5a729c200c2c933806116cb77624ccedbd6fce21aa98fca8be49aeaa35caa1c7"),
+)
+E4E_FILES = (
+    ("age", "[1, 512]", 2808, "50074516b1629707d89b5e43d6b8abd1792212fa3b961a87a11323d6a5222ae0"),
+    ("smile", "[1, 512]", 2808,
+     "817a7e732b59dee9eba862bec8bd7e8373568443bc9f9731a21cf9b0356f0653"),
+    ("pose", "[1, 18, 512] (one vector per style input, all equal)", 37624,
+     "736e0eacc8488fa0b020a2e7bd256b957284c364191dfea693705e5d06d43e7d"),
+)
 E4E_PCA = ("https://raw.githubusercontent.com/omertov/encoder4editing/main/editings/"
            "ganspace_pca/")
 INTERFACEGAN = "https://raw.githubusercontent.com/genforce/interfacegan/master/boundaries/"
@@ -156,17 +175,16 @@ REGISTRY: dict[str, ModelEntry] = {e.name: e for e in [
                  "MIT (InterFaceGAN, (c) 2019 Yujun Shen, Jinjin Gu, Xiaoou Tang, Bolei Zhou)",
                  f"InterFaceGAN's {what} boundary (unit normal, W space, [1, 512]) for the "
                  "paper's model; i2s edit --direction " + attr,
-                 for_model="stylegan-ffhq-1024")
-      for attr, what in (("age", "age"), ("eyeglasses", "eyeglasses"), ("gender", "gender"),
-                         ("pose", "head pose (yaw)"), ("smile", "smile"))],
+                 size=4224, sha256=sha, for_model="stylegan-ffhq-1024")
+      for attr, what, sha in INTERFACEGAN_FILES],
     *[ModelEntry(f"e4e-ffhq-{attr}", "direction", "stylegan2", 1024, f"e4e-{attr}.pt",
                  (f"{E4E}{attr}.pt",),
                  "MIT (encoder4editing, (c) 2021 omertov)",
-                 f"e4e's InterFaceGAN {attr} direction for StyleGAN2 config-f FFHQ (W, a [1, 512] "
-                 f"torch tensor); i2s edit --direction {attr}", for_model="stylegan2-ffhq-1024")
-      for attr in ("age", "smile", "pose")],
-    # Size and SHA-256 measured on the file in a snapshot of omertov/encoder4editing (commit
-    # 99ea505); the download is checked against them.
+                 f"e4e's InterFaceGAN {attr} direction for StyleGAN2 config-f FFHQ (W, a "
+                 f"{shape} torch tensor); i2s edit --direction {attr}", size=size, sha256=sha,
+                 for_model="stylegan2-ffhq-1024")
+      for attr, shape, size, sha in E4E_FILES],
+    # size and SHA-256 measured as for E4E_FILES
     ModelEntry("e4e-ffhq-ganspace", "direction-set", "stylegan2", 1024, "e4e-ffhq_pca.pt",
                (f"{E4E_PCA}ffhq_pca.pt",), "MIT (encoder4editing, (c) 2021 omertov)",
                "e4e's GANSpace PCA of W for StyleGAN2 config-f FFHQ (80 components: comp "
