@@ -286,6 +286,31 @@ def test_a_second_run_into_a_folder_in_use_is_refused(tmp_path, model_file, face
     assert files_under(out) == []
 
 
+def test_a_folder_locked_by_another_process_is_refused_until_it_ends(tmp_path, model_file,
+                                                                       face, capsys):
+    import subprocess
+    import sys
+
+    out = tmp_path / "o"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom i2s.media.files import output_lock\n"
+         "with output_lock(sys.argv[1]):\n    print('locked', flush=True)\n    time.sleep(120)",
+         str(out)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        code, _, err = run(["embed", face, "--model", model_file, "--out", out, *EMBED], capsys)
+        line = one_line_error(code, err)
+        assert f"another i2s run (process {holder.pid})" in line
+        assert files_under(out) == [".i2s-lock"]       # the other process's, nothing of ours
+    finally:
+        holder.kill()                       # killed: its lock stays behind, stale
+        holder.wait()
+    assert (out / ".i2s-lock").read_text().split()[0] == str(holder.pid)
+    code, _, err = run(["embed", face, "--model", model_file, "--out", out, *EMBED], capsys)
+    assert code == 0, err
+    assert (out / "face" / "latent.npz").is_file() and not (out / ".i2s-lock").exists()
+
+
 def test_a_stale_lock_is_taken_over(tmp_path, model_file, face, capsys):
     out = tmp_path / "o"
     out.mkdir()
