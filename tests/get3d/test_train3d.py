@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import imageio.v2 as imageio
+import numpy as np
 import pytest
 import torch
 
@@ -46,6 +48,9 @@ def test_training_writes_a_loadable_model_and_resumes_exactly(tmp_path):
     prov = json.loads((tmp_path / "full" / "provenance.json").read_text())
     assert prov["model"] == "demo-3d" and prov["steps"] == 6
     assert (tmp_path / "full" / "samples" / "final.png").is_file()
+    turn = imageio.mimread(tmp_path / "full" / "samples" / "final.gif")  # the turntable
+    assert len(turn) == 12 and not np.array_equal(turn[0], turn[3])
+    assert prov["machine"] and prov["versions"]["torch"] and prov["threads"] >= 1
 
     part = trainer(tmp_path / "part")
     assert part.run(log_every=2, sample_every=100, checkpoint_every=3,

@@ -38,6 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -51,6 +52,7 @@ from i2s.get3d.seeds import seed_z_3d
 from i2s.media.files import atomic_path, sha256_file, write_text_atomic
 from i2s.media.grid import image_grid
 from i2s.media.images import save_image, to_uint8
+from i2s.media.video import write_animation
 from i2s.provenance import run_record
 from i2s.weights.generator_file import save_generator
 
@@ -126,6 +128,20 @@ def compute_w_avgs(G: GET3DGenerator, samples: int = 20000, seed: int = 123) -> 
     z = torch.randn(samples, G.z_dim, generator=torch.Generator().manual_seed(seed))
     for mapping in (G.mapping, G.mapping_geo):
         mapping.w_avg.copy_(torch.cat([mapping(c)[:, 0] for c in z.split(2000)]).mean(0))
+
+
+def sample_turntable(G: GET3DGenerator, seeds: list[int], resolution: int = 64,
+                     frames: int = 12) -> np.ndarray:
+    """The student's objects for ``seeds`` turning once, side by side on white: uint8
+    [frames, H, len(seeds) * W, 3] (frame k seen from azimuth 360 k / frames)."""
+    cams = Cameras.orbit(k=frames, elevation_deg=20, radius=1.5)
+    views = []
+    for s in seeds:
+        zg, zt = seed_z_3d(s, None, G.z_dim)
+        with torch.no_grad():
+            img = G.render(G.mapping_geo(zg), G.mapping(zt), cams, resolution)[0]
+        views.append(to_uint8(img[:, :3] * img[:, 3:] + (1 - img[:, 3:])))   # [frames, H, W, 3]
+    return np.concatenate(views, axis=2)
 
 
 def sample_renders(G: GET3DGenerator, seeds: list[int], resolution: int = 96,
@@ -235,6 +251,8 @@ class Trainer3D:
                               teacher_mesh_resolution=self.sample_resolution)
         save_image(self.out / "samples" / name,
                    image_grid(to_uint8(imgs), cols=3 * len(self.sample_seeds)))
+        write_animation(self.out / "samples" / Path(name).with_suffix(".gif"),
+                        sample_turntable(self.G_ema, self.sample_seeds[:4]), fps=6)
 
     def run(self, log_every: int = 25, sample_every: int = 500,
             checkpoint_every: int = 100, max_minutes: float | None = None) -> Path | None:
