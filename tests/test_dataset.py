@@ -153,6 +153,31 @@ def test_cli_errors_are_one_line(tmp_path, model_file, capsys):
     assert code == 1 and err.count("\n") == 1 and "no such file" in err
 
 
+def test_embed_and_embed_dataset_give_an_image_the_same_noise_on_w(tmp_path, model_file,
+                                                                     capsys):
+    """The noise on w follows the image file (its content hash), not its place in a batch or
+    in the command: i2s embed and embed-dataset agree, and batch mates change only rounding."""
+    make_dataset(tmp_path / "d", n=3, broken=0)
+    files = sorted((tmp_path / "d").rglob("*.png"))
+    noisy = [*STEPS, "--steps", "6", "--w-noise", "0.5", "-q"]
+
+    def embed(*args):
+        code, _, err = run([*args, "--model", model_file, *noisy], capsys)
+        assert code == 0, err
+
+    embed("embed", *files, "--batch-size", "1", "--out", tmp_path / "a")
+    embed("embed-dataset", tmp_path / "d", "--batch-size", "1", "--out", tmp_path / "c")
+    embed("embed", *files[::-1], "--batch-size", "2", "--out", tmp_path / "b")
+    embed("embed", *files, "--batch-size", "1", "--seed", "1", "--out", tmp_path / "s")
+    for f in files:
+        name = f.relative_to(tmp_path / "d").with_suffix("").as_posix()
+        a, b, c, other = (np.load(tmp_path / k / p / "latent.npz")["w"] for k, p in (
+            ("a", f.stem), ("b", f.stem), ("c", name), ("s", f.stem)))
+        np.testing.assert_allclose(a, c, atol=1e-6)       # embed vs embed-dataset
+        np.testing.assert_allclose(a, b, atol=3e-3)       # other order and batch mates
+        assert np.abs(a - other).max() > 0.05             # while another noise stream moves it
+
+
 def test_torchrun_two_processes_equal_one(tmp_path, model_file, capsys):
     """Two gloo processes: each good image embedded exactly once, the broken ones recorded,
     the latents equal a one-process run's."""

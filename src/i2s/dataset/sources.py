@@ -9,7 +9,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from i2s.embedding.files import IMAGE_SUFFIXES
+from i2s.embedding.files import IMAGE_SUFFIXES, stream_id
 from i2s.errors import I2SError
 
 LIST_SUFFIXES = (".txt", ".lst", ".list")
@@ -28,7 +28,7 @@ class Source:
     def image_id(self) -> int:
         """The image's random stream (noise on w), from its content: the same image gets the
         same result on any rank, in any batch."""
-        return int(self.sha256[:15], 16) if self.sha256 else 0
+        return stream_id(self.sha256)
 
 
 def find_sources(src: str | os.PathLike) -> list[Source]:

@@ -35,7 +35,13 @@ from i2s.embedding.result import StepInfo
 from i2s.embedding.stages import total_steps
 from i2s.errors import I2SError
 from i2s.faces import AlignTransform, FaceChoice, FaceModelsMissing, align
-from i2s.media.files import staged_folder, unique_stems, write_json_atomic, write_text_atomic
+from i2s.media.files import (
+    sha256_file,
+    staged_folder,
+    unique_stems,
+    write_json_atomic,
+    write_text_atomic,
+)
 from i2s.media.images import load_image, load_mask, read_rgb, save_image, to_tensor, to_uint8
 from i2s.media.metrics import psnr
 from i2s.media.video import VideoWriter, upscale_nearest
@@ -45,6 +51,13 @@ from i2s.weights.load import load_vgg16
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 RESUME_FOLDER = ".resume"  # out_dir/.resume/<first stem of a batch>/: its checkpoint
+
+
+def stream_id(sha256: str) -> int:
+    """An image's random stream (the noise on w) from its file's SHA-256 (hex): the same file
+    gets the same stream wherever it is embedded -- alone or in a batch, by ``i2s embed`` or by
+    any rank of ``i2s embed-dataset`` -- and so the same result. 0 for an unknown digest."""
+    return int(sha256[:15], 16) if sha256 else 0
 VIDEO_FRAMES = 200  # about this many frames per video, whatever the number of steps
 
 # progress(description, steps) -> a per-step callback with a close() method (the CLI's bar)
@@ -194,7 +207,8 @@ def embed_files(G, images: list[str], out_dir: str | Path, config: EmbedConfig, 
         try:
             result = embed(G, to_tensor(targets).to(G.w_avg.device), config, callback=step,
                            vgg=vgg, lpips=lpips, lpips_weights=lpips_weights,
-                           mask=mask_tensor, checkpoint=ck)
+                           mask=mask_tensor, checkpoint=ck,
+                           image_ids=[stream_id(sha256_file(paths[i])) for i in idx])
             # (one batch: as many images as config.batch_for(R))
         except BaseException:
             if frames is not None:
