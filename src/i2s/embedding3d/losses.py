@@ -26,7 +26,6 @@ import torch
 import torch.nn.functional as F
 
 from i2s.embedding.losses import PerceptualLoss
-from i2s.errors import I2SError
 from i2s.get3d.metrics import masked_psnr, sample_surface, silhouette_iou
 from i2s.models.vgg16 import VGG16Features
 from i2s.weights.load import load_vgg16
@@ -35,9 +34,8 @@ GEOMETRY_TERMS = ("silhouette", "depth", "normal", "chamfer")
 TERMS = ("loss", "silhouette", "rgb", "perceptual", "depth", "normal", "chamfer", "reg_geo",
          "reg_tex")
 _EPS = 1e-6
-# what the VGG-16 lookup of the 2D embedding suggests instead, and the 3D inversion's way
-_2D_WITHOUT_VGG = "use --loss mse to embed without the perceptual loss"
-_3D_WITHOUT_VGG = "use --lambda-perceptual 0 to invert without the perceptual loss"
+# the 3D inversion's way around missing VGG-16 weights, for the lookup's messages
+WITHOUT_VGG_3D = "use --lambda-perceptual 0 to invert without the perceptual loss"
 
 
 def soft_iou_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -94,14 +92,8 @@ def load_vgg(vgg_weights: str | os.PathLike | None = None,
              device: torch.device | str = "cpu") -> VGG16Features:
     """VGG-16 for the perceptual term, looked up as ``i2s embed`` does (``vgg_weights``,
     ``$I2S_VGG16``, the download cache, torch's hub cache, else a download on first use);
-    one-line :class:`I2SError` naming the 3D way around when missing or unreadable."""
-    try:
-        return load_vgg16(vgg_weights, device=device, download=True)
-    except I2SError as e:
-        text = str(e)
-        text = text.replace(_2D_WITHOUT_VGG, _3D_WITHOUT_VGG) if _2D_WITHOUT_VGG in text \
-            else f"{text}; or {_3D_WITHOUT_VGG}"
-        raise I2SError(text) from None
+    one-line :class:`I2SError` naming the 3D way around when missing."""
+    return load_vgg16(vgg_weights, device=device, download=True, instead=WITHOUT_VGG_3D)
 
 
 def perceptual_term(vgg: VGG16Features | None, vgg_weights: str | os.PathLike | None,

@@ -222,9 +222,14 @@ def _download_on_first_use(name: str, what: str, instead: str) -> Path:
         raise I2SError(f"{e}; {instead}") from None
 
 
-def find_vgg16_weights(path: str | os.PathLike | None = None, download: bool = False) -> Path:
+WITHOUT_VGG = "use --loss mse to embed without the perceptual loss"
+
+
+def find_vgg16_weights(path: str | os.PathLike | None = None, download: bool = False,
+                       instead: str = WITHOUT_VGG) -> Path:
     """The VGG-16 weights file to use: ``path``, else ``$I2S_VGG16``, else the default paths,
-    else (with ``download``) torchvision's file downloaded into the cache on first use."""
+    else (with ``download``) torchvision's file downloaded into the cache on first use.
+    ``instead``: how the calling command does without them, ending a not-found message."""
     entry = get_entry("vgg16")
     url = entry.urls[0]
     if path is None:
@@ -232,19 +237,17 @@ def find_vgg16_weights(path: str | os.PathLike | None = None, download: bool = F
     if path is not None:
         p = Path(path)
         if not p.is_file():
-            raise I2SError(f"VGG-16 weights not found at {p}; download {url} "
-                           "or use --loss mse to embed without the perceptual loss")
+            raise I2SError(f"VGG-16 weights not found at {p}; download {url} or {instead}")
         return p
     for p in default_vgg16_paths():
         if p.is_file():
             return p
     if download:
-        return _download_on_first_use(
-            "vgg16", "VGG-16", "pass --vgg-weights PATH, or use --loss mse to embed without "
-            "the perceptual loss")
+        return _download_on_first_use("vgg16", "VGG-16",
+                                      f"pass --vgg-weights PATH, or {instead}")
     raise I2SError(f"VGG-16 weights not found; run 'i2s models download vgg16' (or download "
                    f"{url}, {entry.approx_mb} MB, to {default_vgg16_paths()[0]}) or pass "
-                   "--vgg-weights PATH, or use --loss mse to embed without the perceptual loss")
+                   f"--vgg-weights PATH, or {instead}")
 
 
 def _torch_load_problem(e: Exception, what: str = "VGG-16 weights") -> str:
@@ -275,10 +278,11 @@ def _read_state_dict(p: Path, what: str) -> dict:
 
 
 def load_vgg16(path: str | os.PathLike | None = None, device: str | torch.device = "cpu",
-               download: bool = False) -> VGG16Features:
+               download: bool = False, instead: str = WITHOUT_VGG) -> VGG16Features:
     """Load torchvision's VGG-16 checkpoint into :class:`VGG16Features` (eval, frozen);
-    ``download``: fetch it on first use when it is nowhere (see :func:`find_vgg16_weights`)."""
-    p = find_vgg16_weights(path, download)
+    ``download``: fetch it on first use when it is nowhere; ``instead``: see
+    :func:`find_vgg16_weights`."""
+    p = find_vgg16_weights(path, download, instead)
     state = _read_state_dict(p, "VGG-16")
     unexpected = [k for k in state if not k.startswith(("features.", "classifier."))]
     if unexpected:
