@@ -80,7 +80,7 @@ def _embed(images, model, out_dir, device, mask, video, quiet, args, save_every,
     done = embed_files(
         G, list(images), out_dir, args.config, aligned=args.align, video=video,
         vgg_weights=args.vgg_weights, lpips_weights=args.lpips_weights, mask=mask,
-        progress=stops.progress(None if quiet else StepBar),  # a SIGTERM stops at a step
+        progress=stops.progress(None if quiet else StepBar),  # Ctrl-C, SIGTERM: at a step
         on_failure=lambda raw, reason: report_error(reason),
         on_done=None if quiet else
         lambda raw, folder, db: info(f"{raw} -> {folder}  psnr {db:.2f} dB"),
