@@ -6,7 +6,8 @@ Parts:
 * ``b``: a 256 px StyleGAN2 with FFHQ's widths and random weights (seeded; a test fixture,
   not a trained model) embedding its own images from random codes (seeds 0-3), where an
   exact answer exists;
-* ``c``: seconds per step of every stage at 1024 px (FFHQ widths, random weights).
+* ``c``: seconds per step of every stage at 1024 px (FFHQ widths, random weights;
+  ``--resolution 256 --step-rounds 6`` times part b's generator, the recipes taking turns).
 
 Every image is embedded on its own (batch 1), so every recipe is timed the same way. Each
 recipe's curve is the mean over the images of the PSNR (of the float image at each step,
@@ -167,8 +168,9 @@ def editability(G, run: dict) -> dict:
     """50% morphs of pairs (see the module docstring)."""
     rs = run["results"]
     close, effect = [], []
+    dev = G.w_avg.device                         # cached results come back on the CPU
     for a, b in zip(rs[0::2], rs[1::2], strict=False):
-        mid = 0.5 * (a.latent + b.latent)
+        mid = 0.5 * (a.latent.to(dev) + b.latent.to(dev))
         Ga = G
         if a.tuned is not None:                   # PTI: the edit runs on a's tuned generator
             Ga = copy.deepcopy(G)
@@ -176,7 +178,7 @@ def editability(G, run: dict) -> dict:
         with torch.no_grad():
             plain = G.synthesis(mid, noise_mode="const")
             edited = Ga.synthesis(mid, noise_mode="const") if a.noise is None else \
-                synthesis_with_noise(Ga, mid, {k: v[0] for k, v in a.noise.items()})
+                synthesis_with_noise(Ga, mid, {k: v[0].to(dev) for k, v in a.noise.items()})
         close.append(float(psnr(mse(to_uint8(edited), to_uint8(a.image)))[0]))
         effect.append(float(psnr(mse(to_uint8(edited), to_uint8(plain)))[0]))
     # None (null in results.json) without a pair, and for the noise effect when the edit is the
@@ -253,30 +255,44 @@ def combine(files: list[str], out: Path) -> None:
     plot(out / "time_to_quality_a.png", runs, "demo: held-out faces at 64 px (mean PSNR)")
 
 
-def step_times(resolution: int, recipes: list[str], overrides: dict, steps: int = 3) -> dict:
+def step_times(resolution: int, recipes: list[str], overrides: dict, steps: int = 3,
+               rounds: int = 1, device: str = "cpu") -> dict:
     """Seconds per step of every stage of every recipe at ``resolution`` (FFHQ widths, random
-    weights): each stage shortened to ``steps + 1`` steps, the first not counted."""
+    weights): each stage shortened to ``steps + 1`` steps, the first not counted. With
+    ``rounds`` > 1 the recipes take turns ``rounds`` times in this one process (A/B on a
+    noisy machine) and each stage's figure is the median over the rounds' means; the
+    per-round means are kept under ``rounds``."""
     G = ffhq_width_generator(resolution)
     x = own_targets(G, 1)
-    out = {}
-    for recipe in recipes:
-        cfg = i2s.EmbedConfig(recipe=recipe, **overrides)
-        short = cfg.replace(steps=steps + 1,
-                            noise_steps=steps + 1 if cfg.noise_steps else 0,
-                            tune_steps=steps + 1 if cfg.tune_steps else 0, tune_stop_lpips=None)
-        marks: list[tuple[str, float]] = []
-        t0 = time.perf_counter()
-        i2s.embed(G, x, short, callback=lambda s, m=marks: m.append((s.stage,
-                                                                    time.perf_counter())))
-        previous = t0
-        per_stage: dict[str, list[float]] = {}
-        for stage, t in marks:
-            per_stage.setdefault(stage, []).append(t - previous)
-            previous = t
-        for stage, ts in per_stage.items():
-            key = f"{recipe}/{stage}"
-            out[key] = float(np.mean(ts[1:] if len(ts) > 1 else ts))
-            print(f"[c] {resolution} px {key}: {out[key]:.2f} s per step", flush=True)
+    G = G.to(device)
+    sync = torch.cuda.synchronize if G.w_avg.is_cuda else (lambda: None)
+    per_round: dict[str, list[float]] = {}
+    for _ in range(rounds):
+        for recipe in recipes:
+            cfg = i2s.EmbedConfig(recipe=recipe, **overrides)
+            short = cfg.replace(steps=steps + 1,
+                                noise_steps=steps + 1 if cfg.noise_steps else 0,
+                                tune_steps=steps + 1 if cfg.tune_steps else 0,
+                                tune_stop_lpips=None)
+            marks: list[tuple[str, float]] = []
+            t0 = time.perf_counter()
+            i2s.embed(G, x, short, callback=lambda s, m=marks: (sync(), m.append(
+                (s.stage, time.perf_counter()))))
+            previous = t0
+            per_stage: dict[str, list[float]] = {}
+            for stage, t in marks:
+                per_stage.setdefault(stage, []).append(t - previous)
+                previous = t
+            for stage, ts in per_stage.items():
+                key = f"{recipe}/{stage}"
+                per_round.setdefault(key, []).append(
+                    float(np.mean(ts[1:] if len(ts) > 1 else ts)))
+                print(f"[c] {resolution} px {key}: {per_round[key][-1]:.3f} s per step",
+                      flush=True)
+    out: dict = {key: float(np.median(v)) for key, v in per_round.items()}
+    if rounds > 1:
+        out["rounds"] = per_round
+    out["resolution"] = resolution
     return out
 
 
@@ -291,6 +307,12 @@ def main() -> None:
                     help="multiply every recipe's step counts (for a quicker look)")
     ap.add_argument("--images", type=int, default=None, help="fewer images")
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    ap.add_argument("--resolution", type=int, default=1024, help="part c's resolution")
+    ap.add_argument("--step-rounds", type=int, default=1,
+                    help="part c: the recipes take turns this many times (median kept)")
+    ap.add_argument("--timed-steps", type=int, default=3,
+                    help="part c: steps timed per stage and round")
     ap.add_argument("--out", default="out/time_to_quality")
     ap.add_argument("--combine", nargs="+", metavar="RESULTS_JSON", default=None,
                     help="only plot part a of these results.json files together into "
@@ -305,7 +327,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     recipes = args.recipes.split(",")
     overrides = {} if args.loss == "recipe" else {"loss": args.loss}
-    doc = {"machine": describe_machine(),
+    doc = {"machine": describe_machine(args.device), "device": args.device,
            "threads": torch.get_num_threads(), "loss": args.loss,
            "steps_scale": args.steps_scale, "parts": {}}
 
@@ -323,15 +345,19 @@ def main() -> None:
 
     if args.part in ("a", "all"):
         G, targets = demo_targets()
+        G = G.to(args.device)
         n = len(targets[:args.images])
         doc["parts"]["a"] = part("a", G, targets[:args.images],
                                  f"demo, {n} held-out faces, 64 px")
     if args.part in ("b", "all"):
         G = ffhq_width_generator(256)
-        doc["parts"]["b"] = part("b", G, own_targets(G, args.images or 4),
+        targets = own_targets(G, args.images or 4)
+        doc["parts"]["b"] = part("b", G.to(args.device), targets,
                                  "256 px, FFHQ widths (random weights), own images")
     if args.part in ("c", "all"):
-        doc["parts"]["c"] = step_times(1024, recipes, overrides)
+        doc["parts"]["c"] = step_times(args.resolution, recipes, overrides,
+                                          args.timed_steps, args.step_rounds,
+                                          args.device)
     (out / "results.json").write_text(json.dumps(doc, indent=1, default=float))
     for name, p in doc["parts"].items():
         if name == "c":
