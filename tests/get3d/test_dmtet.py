@@ -274,6 +274,7 @@ def test_marching_tets_bad_shapes():
         marching_tets(g.vertices, g.tets[:, :3], torch.zeros(g.num_vertices))
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_marching_tets_on_cuda_matches_cpu():
     g = make_tet_grid(12)

@@ -521,6 +521,7 @@ def _has_nvdiffrast():
     return True
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not (torch.cuda.is_available() and _has_nvdiffrast()),
                     reason="needs CUDA and nvdiffrast")
 def test_nvdiffrast_agrees_with_the_pytorch_path():
