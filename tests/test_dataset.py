@@ -153,6 +153,20 @@ def test_cli_errors_are_one_line(tmp_path, model_file, capsys):
     assert code == 1 and err.count("\n") == 1 and "no such file" in err
 
 
+def test_ctrl_c_says_what_is_done_once_and_exits_130(tmp_path, model_file, capsys,
+                                                     monkeypatch):
+    make_dataset(tmp_path / "d", n=2, broken=0)
+
+    def stopped(*a, **kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("i2s.cli.embed_dataset_cmd.embed_dataset", stopped)
+    code, _, err = run(["embed-dataset", tmp_path / "d", "--out", tmp_path / "o",
+                        "--model", model_file, *STEPS], capsys)
+    assert code == 130 and "manifest.jsonl" in err and "continues" in err
+    assert "aborted" not in err and "Traceback" not in err
+
+
 def test_embed_and_embed_dataset_give_an_image_the_same_noise_on_w(tmp_path, model_file,
                                                                      capsys):
     """The noise on w follows the image file (its content hash), not its place in a batch or

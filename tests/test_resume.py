@@ -135,6 +135,7 @@ def test_cli_interrupt_then_resume(tmp_path, model_file, capsys, monkeypatch):
     code, _, err = run(["embed", tmp_path / "face.png", "--out", out, "--save-every", 5,
                         *common], capsys)
     assert code == 130 and "--resume" in err
+    assert "aborted" not in err and err.count("interrupted") == 1    # said once, not twice
     partial = json.loads((out / "face" / "metrics.json").read_text())
     assert partial["partial"] is True and partial["step"] == 16 and partial["steps"] == 30
     assert load_latent(out / "face" / "latent.npz").w.shape == (G.num_ws, G.w_dim)

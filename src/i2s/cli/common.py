@@ -141,6 +141,12 @@ class StepBar:
 
 
 EXIT_TERMINATED = 128 + signal.SIGTERM  # 143: the shell's code for a job ended by SIGTERM
+EXIT_INTERRUPTED = 128 + signal.SIGINT   # 130: ... and for one stopped by Ctrl-C
+
+
+def stop_exit_code(e: KeyboardInterrupt) -> int:
+    """The exit code for a run stopped by ``e``: 143 for SIGTERM, 130 for Ctrl-C."""
+    return EXIT_TERMINATED if isinstance(e, Terminated) else EXIT_INTERRUPTED
 
 
 class Terminated(KeyboardInterrupt):

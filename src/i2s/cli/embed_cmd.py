@@ -5,13 +5,13 @@ from __future__ import annotations
 import click
 
 from i2s.cli.common import (
-    EXIT_TERMINATED,
     StepBar,
     StopPoints,
     Terminated,
     ensure_writable_dir,
     load_2d_generator,
     pick_device,
+    stop_exit_code,
     stop_signals,
 )
 from i2s.cli.messages import info, report_error
@@ -69,9 +69,7 @@ def embed_command(images, model, out, device, mask, video, upscale, save_every, 
             what = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted"
             info(f"{what}: the run is saved in {out_dir}; the same command with --resume "
                  "continues it")
-            if isinstance(e, Terminated):
-                return EXIT_TERMINATED
-            raise
+            return stop_exit_code(e)   # said once: no second "aborted" line from click
 
 
 def _embed(images, model, out_dir, device, mask, video, quiet, args, save_every,

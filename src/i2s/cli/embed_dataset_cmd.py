@@ -12,6 +12,7 @@ from i2s.cli.common import (
     ensure_writable_dir,
     load_2d_generator,
     pick_device,
+    stop_exit_code,
     stop_signals,
 )
 from i2s.cli.messages import info, report_error
@@ -61,11 +62,11 @@ def embed_dataset_command(src, model, out, device, quiet, **kwargs) -> int:
                 on_progress=_show_progress if lead and not quiet else None,
                 on_failure=(lambda path, reason: report_error(reason)) if lead or not quiet
                 else None)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         if lead:
             info(f"stopped: {out}/manifest.jsonl lists what is done; the same command "
                  "(with any number of processes) continues")
-        raise
+        return stop_exit_code(e)
     finally:
         ranks.stop()
     if not lead:

@@ -10,6 +10,7 @@ import warnings
 import click
 
 from i2s._version import __version__
+from i2s.cli.common import Terminated, stop_exit_code
 from i2s.cli.messages import clear_notes, one_line
 from i2s.errors import I2SError
 
@@ -132,9 +133,12 @@ def main(argv: list[str] | None = None) -> None:
     clear_notes()
     try:
         rc = cli.main(args=argv, prog_name="i2s", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(130)
+    except click.exceptions.Abort as e:   # click's wrapping of a KeyboardInterrupt
+        stop = e.__cause__ if isinstance(e.__cause__, KeyboardInterrupt) else None
+        click.echo("aborted" if stop is None else
+                   "terminated (SIGTERM)" if isinstance(stop, Terminated) else "interrupted",
+                   err=True)
+        sys.exit(130 if stop is None else stop_exit_code(stop))
     except click.UsageError as e:
         click.echo(f"error: {one_line(_usage_line(e))}", err=True)
         sys.exit(2)
@@ -144,9 +148,10 @@ def main(argv: list[str] | None = None) -> None:
     except I2SError as e:
         click.echo(f"error: {one_line(str(e))}", err=True)
         sys.exit(1)
-    except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
-        sys.exit(130)
+    except KeyboardInterrupt as e:
+        click.echo("terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted",
+                   err=True)
+        sys.exit(stop_exit_code(e))
     except MemoryError:
         click.echo("error: out of memory", err=True)
         sys.exit(1)
