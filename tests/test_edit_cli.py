@@ -208,3 +208,44 @@ def test_edits_work_on_a_stylegan1_model(tmp_path, capsys):
     assert run(["expression", "--target", tmp_path / "s" / "result.npz", "--neutral", a,
                 "--expressive", b, "--out", tmp_path / "e", *common], capsys)[0] == 0
     assert np.asarray(Image.open(tmp_path / "e" / "result.png")).shape == (16, 16, 3)
+
+
+def test_edits_render_with_the_first_inputs_fitted_noise_maps(tmp_path, model_file, latents,
+                                                               capsys):
+    """A latent with fitted noise maps (i2s++, projector) is edited with its maps, which the
+    result's latent keeps; --noise-from model renders with the model's noise instead."""
+    from i2s.embedding.noise_maps import initial_noise_maps, synthesis_with_noise
+
+    G = i2s.load_generator(model_file)
+    lat = load_latent(latents[0])
+    maps = {k: 3.0 * v.numpy() for k, v in initial_noise_maps(G, "random", 7).items()}
+    fitted = tmp_path / "fitted.npz"
+    save_latent(fitted, LatentFile(w=lat.w, space="w+", model_sha256=lat.model_sha256,
+                                   noise=maps))
+    code, _, err = run(["morph", fitted, latents[1], "--frames", 3, "--model", model_file,
+                        "--out", tmp_path / "m", "--format", "gif"], capsys)
+    assert code == 0, err
+    mid = load_latent(tmp_path / "m" / "frames" / "001.npz")
+    assert mid.noise is not None and all(np.array_equal(mid.noise[k], maps[k]) for k in maps)
+    with torch.no_grad():
+        want = synthesis_with_noise(G, torch.from_numpy(mid.w)[None],
+                                    {k: torch.from_numpy(v) for k, v in maps.items()})
+    got = np.asarray(Image.open(tmp_path / "m" / "frames" / "001.png"))
+    assert np.array_equal(got, i2s.media.images.to_uint8(want)[0])
+    assert not np.array_equal(got, render(model_file, mid.w))
+    record = json.loads((tmp_path / "m" / "edit.json").read_text())
+    assert record["noise_maps_from"] == str(fitted)
+    # the model's noise on request, and for a first input without maps
+    code, _, err = run(["morph", fitted, latents[1], "--frames", 3, "--model", model_file,
+                        "--out", tmp_path / "n", "--format", "gif", "--noise-from", "model"],
+                       capsys)
+    assert code == 0, err
+    plain = load_latent(tmp_path / "n" / "frames" / "001.npz")
+    assert plain.noise is None
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "n" / "frames" / "001.png")),
+                          render(model_file, plain.w))
+    assert json.loads((tmp_path / "n" / "edit.json").read_text())["noise_maps_from"] == "model"
+    code, _, err = run(["style-transfer", latents[1], fitted, "--model", model_file,
+                        "--out", tmp_path / "s"], capsys)
+    assert code == 0, err
+    assert load_latent(tmp_path / "s" / "result.npz").noise is None   # the content has none

@@ -14,9 +14,10 @@ import torch
 
 from i2s.cli.common import StepBar, ensure_writable_dir, load_2d_generator, pick_device
 from i2s.cli.options import device_option, embedding_options, model_option, pop_embedding_args
-from i2s.embedding import LatentFile, save_latent
+from i2s.embedding import LatentFile, load_latent, save_latent
 from i2s.embedding.files import is_latent_path, latents_for_inputs
 from i2s.embedding.local_edit import local_edit
+from i2s.embedding.noise_maps import with_noise_maps
 from i2s.embedding.stages import total_steps
 from i2s.embedding.tuned import apply_tuned
 from i2s.errors import I2SError
@@ -31,7 +32,7 @@ from i2s.provenance import run_record
 
 def edit_options(f: Callable) -> Callable:
     """--model, --out, the embedding options (for image inputs), --device, --quiet,
-    --paste-back, --tuned, --transform."""
+    --paste-back, --tuned, --noise-from, --transform."""
     for opt in reversed([
         model_option,
         click.option("--out", required=True, type=click.Path(file_okay=False),
@@ -44,6 +45,11 @@ def edit_options(f: Callable) -> Callable:
         click.option("--tuned", type=click.Path(dir_okay=False), default=None,
                      help="Edit on a PTI-tuned generator: the tuned.safetensors that "
                           "i2s embed --recipe pti wrote beside the latent."),
+        click.option("--noise-from", type=click.Choice(["input", "model"]), default="input",
+                     show_default=True,
+                     help="Noise maps the results are rendered with: the first input's own "
+                          "fitted maps when its latent has them (recipes i2s++ and "
+                          "projector), else the model's; 'model': always the model's."),
         click.option("--transform", type=click.Path(), default=None,
                      help="Alignment transform for --paste-back (default: transform.json beside "
                           "the first input's latent, or the first image's i2s align .json)."),
@@ -63,6 +69,9 @@ class EditSession:
         self.paste_into = kwargs.pop("paste_into")
         self.transform_path = kwargs.pop("transform")
         self.tuned = kwargs.pop("tuned")
+        self.noise_from = kwargs.pop("noise_from")
+        self.noise_maps_of: str | None = None   # the latent file whose noise maps render
+        self.noise_maps: dict[str, np.ndarray] | None = None
         self.args = pop_embedding_args(kwargs)
         self.out = ensure_writable_dir(out)
         self._stack = contextlib.ExitStack()
@@ -94,17 +103,23 @@ class EditSession:
         return p
 
     def codes(self, inputs: list[str]) -> list[torch.Tensor]:
-        """One W+ code [num_ws, w_dim] per input (images are embedded first)."""
+        """One W+ code [num_ws, w_dim] per input (images are embedded first). With
+        ``--noise-from input`` and a first input whose latent holds fitted noise maps, every
+        later render uses those maps."""
         if self.original is not None and self.transform is None:
             self._check_transform_findable(inputs[0])
         self.embedded = self.embedded or not all(is_latent_path(raw) for raw in inputs)
-        codes, folders = latents_for_inputs(
+        codes, paths = latents_for_inputs(
             self.G, inputs, self.out, self.args.config, aligned=self.args.align,
             vgg_weights=self.args.vgg_weights, lpips_weights=self.args.lpips_weights,
             progress=None if self.quiet else StepBar)
         if self.original is not None and self.transform is None:
             self.transform = AlignTransform.load(self._transform_candidate(inputs[0],
-                                                                           folders[0]))
+                                                                           paths[0].parent))
+        maps = load_latent(paths[0]).noise if self.noise_from == "input" else None
+        if maps:
+            self.G = with_noise_maps(self.G, maps)
+            self.noise_maps, self.noise_maps_of = maps, str(paths[0])
         return codes
 
     def _transform_candidate(self, first: str, folder: Path | None) -> Path:
@@ -137,18 +152,21 @@ class EditSession:
                 bar.close()
 
     def render(self, ws: torch.Tensor) -> np.ndarray:
-        """W+ codes [T, num_ws, w_dim] -> uint8 images [T, R, R, 3] (constant noise)."""
+        """W+ codes [T, num_ws, w_dim] -> uint8 images [T, R, R, 3] (constant noise: the
+        model's, or the first input's fitted maps, see :meth:`codes`)."""
         return render(self.G, ws)
 
     def write(self, stem: str | Path, w: torch.Tensor, image: np.ndarray) -> None:
-        """``OUT/<stem>.png`` and ``OUT/<stem>.npz`` (a W+ latent file of this model)."""
+        """``OUT/<stem>.png`` and ``OUT/<stem>.npz`` (a W+ latent file of this model, with
+        the noise maps the image was rendered with when they are an input's)."""
         path = self.path(stem)  # the stem may hold dots ("strength0.5"): append, never replace
         save_image(path.with_name(path.name + ".png"), image)
         if self.original is not None:
             pasted, _ = paste_back(image, self.original, self.transform)
             save_image(path.with_name(path.name + "_pasted.png"), pasted)
         save_latent(path.with_name(path.name + ".npz"), LatentFile(
-            w=w.detach().cpu().numpy(), space="w+", model_sha256=self.G.sha256 or ""))
+            w=w.detach().cpu().numpy(), space="w+", model_sha256=self.G.sha256 or "",
+            noise=self.noise_maps))
 
     def write_strip(self, name: str, images: np.ndarray, labels: list[str],
                     animation: str | None = None, fps: float = 4.0) -> list[str]:
@@ -169,6 +187,7 @@ class EditSession:
         record = {**record, "embedded_inputs": self.embedded, "aligned_inputs": (
                       self.args.align.to_dict() if self.args.align else False),
                   "tuned_generator": self.tuned,
+                  "noise_maps_from": self.noise_maps_of or "model",
                   "paste_back": None if self.original is None else {
                       "original": str(self.paste_into), "transform": self.transform.to_dict()},
                   **run_record(self.G, self.args.config.to_dict() if self.embedded else None)}

@@ -348,10 +348,10 @@ def latents_for_inputs(G, inputs: list[str], out_dir: str | Path, config: EmbedC
                        lpips_weights: str | None = None,
                        progress: ProgressFactory | None = None,
                        ) -> tuple[list[torch.Tensor], list[Path]]:
-    """W+ codes [num_ws, w_dim] for each input of an edit, and the folder each code's
-    latent.npz is in: latent files are read and checked against ``G``; images are embedded
-    into ``out_dir/inputs/<stem>/``. Any failure is an :class:`I2SError` (an edit needs all
-    of its inputs)."""
+    """W+ codes [num_ws, w_dim] for each input of an edit, and the latent file each code is
+    from: latent files are read and checked against ``G``; images are embedded into
+    ``out_dir/inputs/<stem>/`` (their ``latent.npz``). Any failure is an :class:`I2SError` (an
+    edit needs all of its inputs)."""
     for raw in inputs:
         if is_latent_path(raw):
             lat = load_latent(raw)
@@ -373,5 +373,5 @@ def latents_for_inputs(G, inputs: list[str], out_dir: str | Path, config: EmbedC
     for raw in inputs:
         path = Path(raw) if is_latent_path(raw) else folders[str(Path(raw))] / "latent.npz"
         out.append(torch.from_numpy(load_latent(path).w).to(G.w_avg.device))
-        where.append(path.parent)
+        where.append(path)
     return out, where

@@ -15,9 +15,15 @@ summed; after each step every map is renormalised to zero mean and unit variance
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Mapping
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.func import functional_call
+
+from i2s.errors import I2SError
 
 NOISE_BUFFER = "noise_const"
 REGULARIZE_MIN_SIZE = 8
@@ -45,6 +51,27 @@ def initial_noise_maps(G, init: str, seed: int) -> dict[str, torch.Tensor]:
         else:
             raise ValueError(f"unknown noise init {init!r}")
     return maps
+
+
+def with_noise_maps(G, maps: Mapping[str, np.ndarray | torch.Tensor]):
+    """A copy of ``G`` whose stored noise buffers are ``maps`` ({buffer name: [H, W]}, e.g. a
+    latent file's): ``noise_mode="const"`` then renders an image's fitted noise on every
+    path (``G`` itself is not changed).
+
+    Raises:
+        I2SError: for a map ``G`` has no buffer of that name and shape for.
+    """
+    buffers = dict(G.synthesis.named_buffers())
+    for name, m in maps.items():
+        if name not in noise_map_names(G) or tuple(buffers[name].shape) != tuple(m.shape):
+            raise I2SError(f"noise map {name!r} {list(m.shape)} does not fit this model")
+    out = copy.deepcopy(G)
+    targets = dict(out.synthesis.named_buffers())
+    with torch.no_grad():
+        for name, m in maps.items():
+            t = m if isinstance(m, torch.Tensor) else torch.from_numpy(np.asarray(m, np.float32))
+            targets[name].copy_(t)                     # to the buffer's device and dtype
+    return out
 
 
 def synthesis_with_noise(G, ws: torch.Tensor, maps: dict[str, torch.Tensor],
