@@ -249,3 +249,15 @@ def test_edits_render_with_the_first_inputs_fitted_noise_maps(tmp_path, model_fi
                         "--out", tmp_path / "s"], capsys)
     assert code == 0, err
     assert load_latent(tmp_path / "s" / "result.npz").noise is None   # the content has none
+
+
+def test_noise_maps_that_do_not_fit_the_model_are_one_line(tmp_path, model_file, latents,
+                                                          capsys):
+    lat = load_latent(latents[0])
+    bad = tmp_path / "bad.npz"
+    save_latent(bad, LatentFile(w=lat.w, space="w+", model_sha256=lat.model_sha256,
+                                noise={"b4.conv1.noise_const": np.zeros((8, 8), np.float32)}))
+    code, _, err = run(["morph", bad, latents[1], "--frames", 2, "--model", model_file,
+                        "--out", tmp_path / "m", "--format", "gif"], capsys)
+    assert code == 1 and err.count("\n") == 1 and "does not fit this model" in err
+    assert not (tmp_path / "m" / "strip.png").exists()
