@@ -188,23 +188,24 @@ def test_every_small_block_size_and_odd_channel_counts(monkeypatch):
 
 
 def test_switched_off_by_environment(monkeypatch):
-    monkeypatch.setattr(cpu_kernels, "_module", None)
-    monkeypatch.setattr(cpu_kernels, "_failure", None)
+    monkeypatch.setattr(cpu_kernels, "_modules", {})
+    monkeypatch.setattr(cpu_kernels, "_failures", {})
     monkeypatch.setenv("I2S_CPU_KERNELS", "0")
     assert cpu_kernels.load_kernels() is None
     assert cpu_kernels.kernel_status() == "aten path (I2S_CPU_KERNELS=0)"
     assert conv_layer_path(batch=1, resolution=1024, out_channels=8, trains=False,
                            device=torch.device("cpu"), dtype=torch.float32) is LayerPath.FOLDED
+    assert cpu_kernels.load_raster_kernel() is None        # the renderer's kernel too
 
 
 def test_build_failure_warns_once_and_layer_still_works(monkeypatch):
-    monkeypatch.setattr(cpu_kernels, "_module", None)
-    monkeypatch.setattr(cpu_kernels, "_failure", None)
+    monkeypatch.setattr(cpu_kernels, "_modules", {})
+    monkeypatch.setattr(cpu_kernels, "_failures", {})
     monkeypatch.setattr(synthesis_path, "KERNEL_MIN_ELEMENTS", 0)
     monkeypatch.delenv("I2S_CPU_KERNELS", raising=False)
     monkeypatch.setattr(cpu_kernels.sys, "platform", "linux")
 
-    def broken_build():
+    def broken_build(source):
         raise RuntimeError("Error building extension 'x'\nc++: command not found")
 
     monkeypatch.setattr(cpu_kernels, "_build", broken_build)
@@ -270,11 +271,11 @@ def test_a_build_is_announced_once_and_a_cached_one_is_not(tmp_path, monkeypatch
     monkeypatch.setattr(cpp_extension, "_get_build_directory", lambda name, verbose: tmp_path)
     monkeypatch.setattr(cpp_extension, "load", lambda name, **kw: loaded.append(name) or name)
     with caplog.at_level(logging.INFO, logger="i2s"):
-        name = cpu_kernels._build()
-    assert loaded == [name] and "compiling i2s's CPU kernels" in caplog.text
+        name = cpu_kernels._build(cpu_kernels.SOURCE)
+    assert loaded == [name] and name.startswith("i2s_noise_lrelu_") and "compiling i2s's CPU kernels" in caplog.text
     assert "I2S_CPU_KERNELS=0" in caplog.text
     caplog.clear()
     (tmp_path / f"{name}.so").write_bytes(b"")  # what a finished build leaves
     with caplog.at_level(logging.INFO, logger="i2s"):
-        cpu_kernels._build()
+        cpu_kernels._build(cpu_kernels.SOURCE)
     assert caplog.text == ""

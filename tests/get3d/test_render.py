@@ -56,6 +56,29 @@ def hull(points):
     return lower[:-1] + upper[:-1]
 
 
+def uv_sphere(nu: int, nv: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A closed UV sphere of radius 0.5: vertices [(nv - 1) nu + 2, 3] float32, faces [F, 3]."""
+    th = torch.linspace(0, math.pi, nv + 1)[1:-1]
+    ph = torch.arange(nu) * (2 * math.pi / nu)
+    tt, pp = torch.meshgrid(th, ph, indexing="ij")
+    v = 0.5 * torch.stack([tt.sin() * pp.cos(), tt.cos(), tt.sin() * pp.sin()], -1).reshape(-1, 3)
+    v = torch.cat([v, torch.tensor([[0, 0.5, 0], [0, -0.5, 0]])])
+    idx = torch.arange((nv - 1) * nu).reshape(nv - 1, nu)
+    a, b = idx[:-1], idx[1:]
+    faces = torch.cat([torch.stack([a, b, a.roll(-1, 1)], -1).reshape(-1, 3),
+                       torch.stack([a.roll(-1, 1), b, b.roll(-1, 1)], -1).reshape(-1, 3),
+                       torch.stack([torch.full((nu,), len(v) - 2), idx[0], idx[0].roll(-1)], -1),
+                       torch.stack([torch.full((nu,), len(v) - 1), idx[-1].roll(-1), idx[-1]],
+                                   -1)])
+    return v, faces
+
+
+def to_clip(cams: Cameras, v: torch.Tensor) -> torch.Tensor:
+    """World points [V, 3] -> clip-space [K, V, 4] (float32) for each camera."""
+    hom = torch.cat([v.float(), torch.ones(len(v), 1)], 1)
+    return (cams.mvp().float() @ hom.T).transpose(1, 2)
+
+
 # =============================================================================== cameras
 def test_orbit_positions_angles_and_look_at():
     cams = Cameras.orbit(8, elevation_deg=25.0, radius=1.7, start_azimuth_deg=10.0)
@@ -526,19 +549,8 @@ def _has_nvdiffrast():
                     reason="needs CUDA and nvdiffrast")
 def test_nvdiffrast_agrees_with_the_pytorch_path():
     g = torch.Generator().manual_seed(0)
-    nu, nv = 40, 20
-    th = torch.linspace(0, math.pi, nv + 1)[1:-1]
-    ph = torch.arange(nu) * (2 * math.pi / nu)
-    tt, pp = torch.meshgrid(th, ph, indexing="ij")
-    v = 0.5 * torch.stack([tt.sin() * pp.cos(), tt.cos(), tt.sin() * pp.sin()], -1).reshape(-1, 3)
-    v = torch.cat([v, torch.tensor([[0, 0.5, 0], [0, -0.5, 0]])]).cuda()
-    idx = torch.arange((nv - 1) * nu).reshape(nv - 1, nu)
-    a, b = idx[:-1], idx[1:]
-    faces = torch.cat([torch.stack([a, b, a.roll(-1, 1)], -1).reshape(-1, 3),
-                       torch.stack([a.roll(-1, 1), b, b.roll(-1, 1)], -1).reshape(-1, 3),
-                       torch.stack([torch.full((nu,), len(v) - 2), idx[0], idx[0].roll(-1)], -1),
-                       torch.stack([torch.full((nu,), len(v) - 1), idx[-1].roll(-1), idx[-1]],
-                                   -1)]).cuda()
+    v, faces = uv_sphere(40, 20)
+    v, faces = v.cuda(), faces.cuda()
     colors = torch.rand(len(v), 3, generator=g).cuda() * 2 - 1
     cams = Cameras.orbit(4, radius=1.6).to("cuda")
     ours = render_mesh(v, faces, cams, 64, colors, depth=True, backend="torch")
@@ -557,3 +569,58 @@ def test_nvdiffrast_agrees_with_the_pytorch_path():
         x = v.clone().requires_grad_(True)
         render_mesh(x, faces, cams, 64, backend=backend).image[:, 3].sum().backward()
         assert x.grad.abs().sum() > 0
+
+
+# ======================================================== the compiled CPU z-buffer kernel
+def _soup(seed: int, n_vertices: int, n_faces: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random clip-space triangles: some off screen, some crossing the camera plane (w <= 0),
+    some degenerate (repeated vertices)."""
+    g = torch.Generator().manual_seed(seed)
+    clip = torch.randn(n_vertices, 4, generator=g)
+    clip[:, 3] = torch.where(torch.rand(n_vertices, generator=g) < 0.9,
+                             clip[:, 3].abs() * 0.5 + 0.6, clip[:, 3])
+    faces = torch.randint(0, n_vertices, (n_faces, 3), generator=g)
+    faces[:5, 1] = faces[:5, 0]
+    return clip, faces
+
+
+def test_compiled_z_buffer_finds_the_same_faces_as_pytorch():
+    """On the CPU in float32 the visible face of every pixel comes from ops/csrc/raster.cpp;
+    it must be the PyTorch path's face everywhere (same arithmetic), ties included."""
+    import shutil
+
+    from i2s.get3d import raster
+    from i2s.ops.cpu_kernels import load_raster_kernel
+
+    if load_raster_kernel() is None:
+        assert shutil.which("c++") is None and shutil.which("g++") is None, \
+            "a C++ compiler is here but the raster kernel did not build"
+        pytest.skip("no C++ compiler: the PyTorch path is the only one")
+    cases = [_soup(s, 40 + 60 * s, 30 + 200 * s) for s in range(6)]
+    # a closed sphere from an orbit camera, and two coplanar squares (ties go to the lower id)
+    sphere_v, sphere_f = uv_sphere(24, 12)
+    cases.append((to_clip(Cameras.orbit(k=1, elevation_deg=30, radius=2.0), sphere_v)[0],
+                   sphere_f))
+    tie_v = torch.cat([square(), square()])
+    cases.append((to_clip(front_camera(), tie_v)[0], torch.cat([SQUARE_F + 4, SQUARE_F])))
+    for k, (clip, faces) in enumerate(cases):
+        for h, w in ((32, 48), (64, 64)):
+            got = raster._nearest_faces(clip, faces, h, w, raster.DEFAULT_MAX_PAIRS)
+            want = raster._nearest_faces_torch(clip, faces, h, w, raster.DEFAULT_MAX_PAIRS)
+            assert torch.equal(got, want), (k, h, w, int((got != want).sum()))
+            if k < len(cases) - 2:
+                continue
+            assert (got >= 0).sum() > 50                      # the shapes are on screen
+    assert set(got[got >= 0].tolist()) == {0, 1}              # coplanar: the lower ids win
+
+
+def test_renderer_without_the_kernel_gives_the_same_fragments(monkeypatch):
+    from i2s.get3d import raster
+
+    v, f = uv_sphere(16, 8)
+    clip = to_clip(Cameras.orbit(k=2, elevation_deg=20, radius=2.2), v)
+    a = rasterize(clip, f, (40, 56))
+    monkeypatch.setattr(raster, "load_raster_kernel", lambda: None)
+    b = rasterize(clip, f, (40, 56))
+    assert torch.equal(a.tri_id, b.tri_id) and (a.tri_id >= 0).any()
+    torch.testing.assert_close(a.bary, b.bary, rtol=0, atol=0)

@@ -32,7 +32,9 @@ inside iff all ``l_i det >= 0`` and ``w > 0``. No clipping is needed, even for t
 cross the camera plane. Coverage search runs without autograd: every face lists the pixel
 centres of its screen bounding box (the whole image when a vertex has w <= 0), the (face,
 pixel) pairs are tested in chunks of at most ``max_pairs`` (bounded memory), and a z-buffer of
-packed ``(z/w, face id)`` int64 keys keeps the nearest with ``scatter_reduce('amin')``. Then
+packed ``(z/w, face id)`` int64 keys keeps the nearest with ``scatter_reduce('amin')`` (on the
+CPU in float32 a compiled kernel, ``ops/csrc/raster.cpp``, does the same search with the same
+arithmetic one face at a time, much faster; the PyTorch code runs where it cannot be built). Then
 the barycentrics of the winning faces are recomputed with autograd at the covered pixels only,
 so ``bary`` (and everything interpolated with it) is differentiable in the clip positions.
 
@@ -73,6 +75,7 @@ from dataclasses import dataclass
 import torch
 
 from i2s.get3d.cameras import Cameras
+from i2s.ops.cpu_kernels import load_raster_kernel
 
 DEFAULT_MAX_PAIRS = 1 << 20  # (face, pixel) pairs tested at once: ~150 MB of temporaries
 _NO_HIT = torch.iinfo(torch.int64).max
@@ -194,7 +197,20 @@ def _use_nvdiffrast(clip: torch.Tensor, backend: str):
 @torch.no_grad()
 def _nearest_faces(clip: torch.Tensor, faces: torch.Tensor, h: int, w: int,
                    max_pairs: int) -> torch.Tensor:
-    """The visible face of every pixel of one view [H * W] (-1 background); no autograd."""
+    """The visible face of every pixel of one view [H * W] (-1 background); no autograd.
+    float32 views on the CPU go through the compiled kernel where it is built (the same
+    faces as :func:`_nearest_faces_torch`), the others through PyTorch."""
+    if clip.device.type == "cpu" and clip.dtype == torch.float32 and faces.shape[0] < 2**31:
+        kernel = load_raster_kernel()
+        if kernel is not None:
+            return kernel.nearest_faces(clip, faces.long(), h, w)
+    return _nearest_faces_torch(clip, faces, h, w, max_pairs)
+
+
+@torch.no_grad()
+def _nearest_faces_torch(clip: torch.Tensor, faces: torch.Tensor, h: int, w: int,
+                         max_pairs: int) -> torch.Tensor:
+    """:func:`_nearest_faces` in PyTorch: batches of (face, pixel) pairs."""
     zbuf = torch.full((h * w,), _NO_HIT, dtype=torch.int64, device=clip.device)
     if faces.shape[0] == 0:
         return torch.full_like(zbuf, -1)
