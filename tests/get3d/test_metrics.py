@@ -57,6 +57,18 @@ def test_chamfer_known_answers():
     assert mesh_chamfer(va, fa, va, fa, n=4000) < 0.01
 
 
+def test_nearest_distances_equal_brute_force():
+    from i2s.get3d.metrics import nearest_distances
+
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.rand(700, 3, generator=g), torch.rand(400, 3, generator=g) * 2 - 0.5
+    want = torch.cdist(a.double(), b.double(), compute_mode="donot_use_mm_for_euclid_dist")
+    got = nearest_distances(a, b)
+    assert got.dtype == a.dtype and got.shape == (700,)
+    torch.testing.assert_close(got.double(), want.min(1).values, rtol=0, atol=1e-6)
+    assert torch.equal(nearest_distances(b, b), torch.zeros(400))
+
+
 def test_silhouette_iou_and_masked_psnr():
     a = torch.zeros(2, 10, 10)
     b = torch.zeros(2, 10, 10)

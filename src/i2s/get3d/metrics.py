@@ -27,11 +27,14 @@ def sample_surface(vertices: torch.Tensor, faces: torch.Tensor, n: int,
     return (a * v[:, 0] + b * v[:, 1] + c * v[:, 2]).to(vertices.dtype)
 
 
-def nearest_distances(a: torch.Tensor, b: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
+def nearest_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """For each point of ``a`` [P, 3], the Euclidean distance to the nearest point of ``b``
-    [Q, 3] -> [P]."""
-    return torch.cat([torch.cdist(part.double(), b.double()).min(dim=1).values
-                      for part in a.split(chunk)]).to(a.dtype)
+    [Q, 3] -> [P] (exact, in float64, with SciPy's k-d tree; no gradient)."""
+    from scipy.spatial import cKDTree  # noqa: PLC0415 (only the 3D metrics need it)
+
+    pa, pb = (t.detach().cpu().double().numpy() for t in (a, b))
+    dist, _ = cKDTree(pb).query(pa, k=1)
+    return torch.from_numpy(dist).to(a.dtype)
 
 
 def bounding_box_diagonal(points: torch.Tensor) -> float:
