@@ -245,3 +245,28 @@ def test_3d_mesh_inversion_and_swap(tmp_path, model_file):
     with TestClient(create_app(G, tmp_path / "e")) as c:
         r = c.post("/api/embed3d", files={"mesh": ("chair.glb", mesh.read_bytes())})
         assert r.status_code == 404 and "no 3D model" in r.json()["error"]
+
+
+def test_edits_of_a_noise_fitted_latent_use_its_maps(client, tmp_path, model_file):
+    """As on the CLI: an i2s++ job's edits render with its fitted noise maps."""
+    import torch
+
+    from i2s.embedding.latents import load_latent
+    from i2s.embedding.noise_maps import synthesis_with_noise
+    from i2s.media.images import to_uint8
+
+    (a,) = embed(client, recipe="i2s++", steps=3)
+    assert wait(client, a)["status"] == "done"
+    folder = next((tmp_path / "data").rglob("latent.npz")).parent
+    lat = load_latent(folder / "latent.npz")
+    assert lat.noise
+    r = client.post("/api/edit/morph", json={"a": a, "b": a, "t": 1.0})
+    assert r.status_code == 200, r.text
+    got = np.asarray(Image.open(io.BytesIO(r.content)).convert("RGB"))
+    G = i2s.load_generator(model_file)
+    w = torch.from_numpy(lat.w)[None]
+    with torch.no_grad():
+        want = to_uint8(synthesis_with_noise(G, w, {k: torch.from_numpy(v)
+                                                   for k, v in lat.noise.items()}))[0]
+        plain = to_uint8(G.synthesis(w, noise_mode="const"))[0]
+    assert np.array_equal(got, want) and not np.array_equal(got, plain)

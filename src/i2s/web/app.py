@@ -29,7 +29,8 @@ from i2s._version import __version__
 from i2s.directions import apply_direction, resolve_direction
 from i2s.edits import crossover, morph, parse_layers, transfer_expression
 from i2s.embedding.config import EmbedConfig
-from i2s.embedding.latents import load_latent
+from i2s.embedding.latents import LatentFile, load_latent
+from i2s.embedding.noise_maps import synthesis_with_noise
 from i2s.embedding3d import Embed3DConfig, embed_3d, load_image_target, load_mesh_target
 from i2s.embedding3d.edits import swap_texture
 from i2s.embedding3d.outputs import write_shape_files
@@ -37,7 +38,7 @@ from i2s.errors import I2SError
 from i2s.faces import AlignTransform, paste_back
 from i2s.faces.detect import FaceChoice, detect_faces
 from i2s.get3d.export import load_latent_3d
-from i2s.media.images import read_rgb
+from i2s.media.images import read_rgb, to_uint8
 from i2s.models import render
 from i2s.resources import i2s_home, package_path
 from i2s.web.jobs import TERMINAL, JobStore
@@ -127,17 +128,30 @@ def create_app(G, data: str | Path | None = None, workers: int = 1,
             raise HTTPException(404, f"no job {job_id[:40]!r}")
         return job
 
-    def latent_of(job_id: str) -> torch.Tensor:
+    def latent_file(job_id: str) -> LatentFile:
         job = job_or_404(job_id)
         folder = store.result_folder(job) if job.status == "done" else None
         if folder is None:
             raise HTTPException(409, f"job {job_id} has no latent (status {job.status})")
-        return torch.from_numpy(load_latent(folder / "latent.npz").w).to(G.w_avg.device)
+        return load_latent(folder / "latent.npz")
 
-    def png(ws: torch.Tensor, paste_into: str | None = None) -> Response:
-        """The image of ``ws`` [1, num_ws, w_dim]; with ``paste_into`` (an aligned job) pasted
-        back into that job's original photo (face and hair, multi-band blending)."""
-        image = render(G, ws)[0]
+    def latent_of(job_id: str) -> torch.Tensor:
+        return torch.from_numpy(latent_file(job_id).w).to(G.w_avg.device)
+
+    def png(ws: torch.Tensor, paste_into: str | None = None,
+            noise_of: str | None = None) -> Response:
+        """The image of ``ws`` [1, num_ws, w_dim], rendered with the fitted noise maps of job
+        ``noise_of`` when its latent has them (recipes i2s++, projector; as the CLI's edits
+        do), else the model's; with ``paste_into`` (an aligned job) pasted back into that
+        job's original photo (face and hair, multi-band blending)."""
+        maps = None if noise_of is None else latent_file(noise_of).noise
+        if maps:
+            dev = G.w_avg.device
+            with torch.no_grad():
+                image = to_uint8(synthesis_with_noise(
+                    G, ws.to(dev), {k: torch.from_numpy(v).to(dev) for k, v in maps.items()}))[0]
+        else:
+            image = render(G, ws)[0]
         if paste_into is not None:
             job = job_or_404(paste_into)
             folder = store.result_folder(job)
@@ -347,13 +361,14 @@ def create_app(G, data: str | Path | None = None, workers: int = 1,
     def edit_morph(r: MorphRequest) -> Response:
         if not 0 <= r.t <= 1:
             raise HTTPException(400, "t must be in [0, 1]")
-        return png(morph(latent_of(r.a), latent_of(r.b), r.t)[None], r.a if r.paste else None)
+        return png(morph(latent_of(r.a), latent_of(r.b), r.t)[None], r.a if r.paste else None,
+                   noise_of=r.a)
 
     @app.post("/api/edit/crossover", response_class=Response)
     def edit_crossover(r: CrossoverRequest) -> Response:
         layers = None if r.layers is None else parse_layers(r.layers, G.num_ws)
         return png(crossover(latent_of(r.content), latent_of(r.style), layers)[None],
-                   r.content if r.paste else None)
+                   r.content if r.paste else None, noise_of=r.content)
 
     @app.post("/api/edit/expression", response_class=Response)
     def edit_expression(r: ExpressionRequest) -> Response:
@@ -362,7 +377,7 @@ def create_app(G, data: str | Path | None = None, workers: int = 1,
         res = transfer_expression(latent_of(r.target), latent_of(r.neutral),
                                   latent_of(r.expressive), r.strength, threshold=r.threshold,
                                   normalise=r.normalise)
-        out = png(res.latent[None], r.target if r.paste else None)
+        out = png(res.latent[None], r.target if r.paste else None, noise_of=r.target)
         out.headers["X-I2S-Kept-Layers"] = ",".join(map(str, res.kept_layers))
         return out
 
@@ -371,7 +386,7 @@ def create_app(G, data: str | Path | None = None, workers: int = 1,
         d = resolve_direction(G, r.direction)
         layers = d.layers if r.layers is None else parse_layers(r.layers, G.num_ws)
         return png(apply_direction(latent_of(r.latent), d.vector, r.strength, layers)[None],
-                   r.latent if r.paste else None)
+                   r.latent if r.paste else None, noise_of=r.latent)
 
     return app
 
