@@ -12,6 +12,7 @@ tetrahedra, rasterisation + texture MLP + to_rgb.
 
     python benchmarks/get3d_step.py                   # CPU
     python benchmarks/get3d_step.py --device cuda     # GPU (nvdiffrast when installed)
+    python benchmarks/get3d_step.py --raster-ab       # CPU: compiled z-buffer vs PyTorch's
 """
 
 from __future__ import annotations
@@ -45,6 +46,23 @@ def timed(device, fn):
     return out, time.perf_counter() - t
 
 
+def raster_ab(device: torch.device, step, steps: int) -> dict[str, list[float]]:
+    """Seconds per step with the compiled z-buffer kernel and without it (the PyTorch
+    search), taking turns ``steps`` times."""
+    from i2s.get3d import raster
+
+    real = raster.load_raster_kernel
+    out: dict[str, list[float]] = {"compiled": [], "pytorch": []}
+    try:
+        for _ in range(steps):
+            for name, loader in (("compiled", real), ("pytorch", lambda: None)):
+                raster.load_raster_kernel = loader
+                out[name].append(timed(device, step)[1])
+    finally:
+        raster.load_raster_kernel = real
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu")
@@ -53,6 +71,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--official-grid", default=None)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--raster-ab", action="store_true",
+                    help="also time steps with the compiled CPU z-buffer and with the PyTorch "
+                         "search, alternating in this process")
     args = ap.parse_args()
     device = torch.device(args.device)
     torch.manual_seed(0)
@@ -76,6 +97,7 @@ def main() -> None:
         peak = torch.cuda.max_memory_allocated() / 2**20
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    ab = raster_ab(device, step, args.steps) if args.raster_ab else None
     # The forward parts, one by one.
     with torch.no_grad():
         planes, t_planes = timed(device, lambda: G.planes(ws_geo, ws_tex))
@@ -90,7 +112,8 @@ def main() -> None:
            "grid_vertices": grid.num_vertices, "grid_tets": grid.num_tets,
            "mesh_vertices": len(v), "mesh_faces": len(f),
            "forward_split_seconds": {"tri_plane": t_planes, "sdf_deformation_mlps": t_geo,
-                                     "marching_tets": t_mt, "raster_texture_rgb": t_render}}
+                                     "marching_tets": t_mt, "raster_texture_rgb": t_render},
+           "raster_ab_seconds": ab}
     print(f"machine: {describe_machine(device)}")
     print(f"GET3D released config, {grid.num_vertices} grid vertices, mesh {len(v)} vertices / "
           f"{len(f)} faces, {args.views} views at {args.resolution} px")
@@ -98,6 +121,10 @@ def main() -> None:
           f"({', '.join(f'{t:.2f}' for t in times)}), peak {peak:.0f} MiB")
     print("forward split: " + ", ".join(f"{k} {t:.2f} s" for k, t in
                                         row["forward_split_seconds"].items()))
+    if ab is not None:
+        print("z-buffer A/B, seconds per step: " + ", ".join(
+            f"{k} {statistics.median(v):.2f} ({', '.join(f'{t:.2f}' for t in v)})"
+            for k, v in ab.items()))
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({**run_record(device=device), **row}, fh, indent=2)
