@@ -135,16 +135,18 @@ def create_app(G, data: str | Path | None = None, workers: int = 1,
             raise HTTPException(409, f"job {job_id} has no latent (status {job.status})")
         return load_latent(folder / "latent.npz")
 
+    def code(lat: LatentFile) -> torch.Tensor:
+        return torch.from_numpy(lat.w).to(G.w_avg.device)
+
     def latent_of(job_id: str) -> torch.Tensor:
-        return torch.from_numpy(latent_file(job_id).w).to(G.w_avg.device)
+        return code(latent_file(job_id))
 
     def png(ws: torch.Tensor, paste_into: str | None = None,
-            noise_of: str | None = None) -> Response:
-        """The image of ``ws`` [1, num_ws, w_dim], rendered with the fitted noise maps of job
-        ``noise_of`` when its latent has them (recipes i2s++, projector; as the CLI's edits
-        do), else the model's; with ``paste_into`` (an aligned job) pasted back into that
-        job's original photo (face and hair, multi-band blending)."""
-        maps = None if noise_of is None else latent_file(noise_of).noise
+            maps: dict[str, np.ndarray] | None = None) -> Response:
+        """The image of ``ws`` [1, num_ws, w_dim], rendered with ``maps`` (the first input's
+        fitted noise maps, recipes i2s++ and projector, as the CLI's edits do) when given,
+        else with the model's noise; with ``paste_into`` (an aligned job) pasted back into
+        that job's original photo (face and hair, multi-band blending)."""
         if maps:
             dev = G.w_avg.device
             with torch.no_grad():
@@ -361,23 +363,26 @@ def create_app(G, data: str | Path | None = None, workers: int = 1,
     def edit_morph(r: MorphRequest) -> Response:
         if not 0 <= r.t <= 1:
             raise HTTPException(400, "t must be in [0, 1]")
-        return png(morph(latent_of(r.a), latent_of(r.b), r.t)[None], r.a if r.paste else None,
-                   noise_of=r.a)
+        a = latent_file(r.a)
+        return png(morph(code(a), latent_of(r.b), r.t)[None], r.a if r.paste else None,
+                   a.noise)
 
     @app.post("/api/edit/crossover", response_class=Response)
     def edit_crossover(r: CrossoverRequest) -> Response:
         layers = None if r.layers is None else parse_layers(r.layers, G.num_ws)
-        return png(crossover(latent_of(r.content), latent_of(r.style), layers)[None],
-                   r.content if r.paste else None, noise_of=r.content)
+        content = latent_file(r.content)
+        return png(crossover(code(content), latent_of(r.style), layers)[None],
+                   r.content if r.paste else None, content.noise)
 
     @app.post("/api/edit/expression", response_class=Response)
     def edit_expression(r: ExpressionRequest) -> Response:
         """The target with the neutral → expressive difference added; the header
         ``X-I2S-Kept-Layers`` lists the layers kept after cleaning (empty: nothing moved)."""
-        res = transfer_expression(latent_of(r.target), latent_of(r.neutral),
+        target = latent_file(r.target)
+        res = transfer_expression(code(target), latent_of(r.neutral),
                                   latent_of(r.expressive), r.strength, threshold=r.threshold,
                                   normalise=r.normalise)
-        out = png(res.latent[None], r.target if r.paste else None, noise_of=r.target)
+        out = png(res.latent[None], r.target if r.paste else None, target.noise)
         out.headers["X-I2S-Kept-Layers"] = ",".join(map(str, res.kept_layers))
         return out
 
@@ -385,8 +390,9 @@ def create_app(G, data: str | Path | None = None, workers: int = 1,
     def edit_direction(r: DirectionRequest) -> Response:
         d = resolve_direction(G, r.direction)
         layers = d.layers if r.layers is None else parse_layers(r.layers, G.num_ws)
-        return png(apply_direction(latent_of(r.latent), d.vector, r.strength, layers)[None],
-                   r.latent if r.paste else None, noise_of=r.latent)
+        lat = latent_file(r.latent)
+        return png(apply_direction(code(lat), d.vector, r.strength, layers)[None],
+                   r.latent if r.paste else None, lat.noise)
 
     return app
 
