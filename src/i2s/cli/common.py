@@ -149,6 +149,11 @@ def stop_exit_code(e: KeyboardInterrupt) -> int:
     return EXIT_TERMINATED if isinstance(e, Terminated) else EXIT_INTERRUPTED
 
 
+def stop_word(e: KeyboardInterrupt) -> str:
+    """How a stop by ``e`` is told: "terminated (SIGTERM)" or "interrupted" (Ctrl-C)."""
+    return "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted"
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM (``kill``, a job scheduler) raised where Ctrl-C raises KeyboardInterrupt, so that
     the same clean-up runs (see :func:`stop_signals`)."""

@@ -7,12 +7,12 @@ import click
 from i2s.cli.common import (
     StepBar,
     StopPoints,
-    Terminated,
     ensure_writable_dir,
     load_2d_generator,
     pick_device,
     stop_exit_code,
     stop_signals,
+    stop_word,
 )
 from i2s.cli.messages import info, report_error
 from i2s.cli.options import device_option, embedding_options, model_option, pop_embedding_args
@@ -66,8 +66,7 @@ def embed_command(images, model, out, device, mask, video, upscale, save_every, 
             return _embed(images, model, out_dir, device, mask, video, quiet, args,
                           save_every or None, resume, upscale, stops)
         except KeyboardInterrupt as e:
-            what = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted"
-            info(f"{what}: the run is saved in {out_dir}; the same command with --resume "
+            info(f"{stop_word(e)}: the run is saved in {out_dir}; the same command with --resume "
                  "continues it")
             return stop_exit_code(e)   # said once: no second "aborted" line from click
 

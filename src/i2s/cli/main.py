@@ -10,7 +10,7 @@ import warnings
 import click
 
 from i2s._version import __version__
-from i2s.cli.common import Terminated, stop_exit_code
+from i2s.cli.common import stop_exit_code, stop_word
 from i2s.cli.messages import clear_notes, one_line
 from i2s.errors import I2SError
 
@@ -135,9 +135,7 @@ def main(argv: list[str] | None = None) -> None:
         rc = cli.main(args=argv, prog_name="i2s", standalone_mode=False)
     except click.exceptions.Abort as e:   # click's wrapping of a KeyboardInterrupt
         stop = e.__cause__ if isinstance(e.__cause__, KeyboardInterrupt) else None
-        click.echo("aborted" if stop is None else
-                   "terminated (SIGTERM)" if isinstance(stop, Terminated) else "interrupted",
-                   err=True)
+        click.echo("aborted" if stop is None else stop_word(stop), err=True)
         sys.exit(130 if stop is None else stop_exit_code(stop))
     except click.UsageError as e:
         click.echo(f"error: {one_line(_usage_line(e))}", err=True)
@@ -149,8 +147,7 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(f"error: {one_line(str(e))}", err=True)
         sys.exit(1)
     except KeyboardInterrupt as e:
-        click.echo("terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted",
-                   err=True)
+        click.echo(stop_word(e), err=True)
         sys.exit(stop_exit_code(e))
     except MemoryError:
         click.echo("error: out of memory", err=True)
