@@ -22,7 +22,7 @@ from i2s.embedding.stages import total_steps
 from i2s.media.images import save_image
 from tests.cli_run import run
 from tests.conftest import make_generator
-from tests.test_recipes import lpips_model, own_image, stylegan1
+from tests.test_recipes import lpips_model, own_image, recipe_case
 
 pytestmark = [pytest.mark.cuda,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")]
@@ -35,10 +35,7 @@ def on_cuda(G):
 @pytest.mark.parametrize("arch", ["stylegan2", "stylegan1"])
 @pytest.mark.parametrize("recipe", sorted(RECIPES))
 def test_every_recipe_on_cuda_follows_the_cpu_run(arch, recipe, tmp_path):
-    G = make_generator(noise_strength=0.5) if arch == "stylegan2" else stylegan1()
-    G.sha256 = "ab" * 32
-    x = own_image(G)
-    cfg = i2s.EmbedConfig(recipe=recipe, loss="mse", steps=4, noise_steps=3, tune_steps=3)
+    G, x, cfg = recipe_case(arch, recipe)
     cpu = i2s.embed(G, x, cfg)
     Gc = on_cuda(G)
     gpu = i2s.embed(Gc, x, cfg)

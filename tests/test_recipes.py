@@ -467,13 +467,19 @@ def test_pti_tunes_a_copy_and_the_tuned_file_round_trips(tmp_path):
         apply_tuned(G, tmp_path / "bad.safetensors")
 
 
+def recipe_case(arch: str, recipe: str):
+    """A tiny model of ``arch``, one of its own images and ``recipe`` shortened to a few steps
+    of each stage: (G, image [1, 3, 16, 16], config)."""
+    G = make_generator(noise_strength=0.5) if arch == "stylegan2" else stylegan1()
+    G.sha256 = "ab" * 32
+    cfg = i2s.EmbedConfig(recipe=recipe, loss="mse", steps=4, noise_steps=3, tune_steps=3)
+    return G, own_image(G), cfg
+
+
 @pytest.mark.parametrize("arch", ["stylegan2", "stylegan1"])
 @pytest.mark.parametrize("recipe", sorted(RECIPES))
 def test_every_recipe_runs_on_both_architectures(arch, recipe, tmp_path):
-    G = make_generator(noise_strength=0.5) if arch == "stylegan2" else stylegan1()
-    G.sha256 = "ab" * 32
-    x = own_image(G)
-    cfg = i2s.EmbedConfig(recipe=recipe, loss="mse", steps=4, noise_steps=3, tune_steps=3)
+    G, x, cfg = recipe_case(arch, recipe)
     r = i2s.embed(G, x, cfg)
     stages = [s.name for s in plan(cfg)]
     assert [s["name"] for s in r.record["stages"]] == stages
